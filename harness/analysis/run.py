@@ -1,0 +1,46 @@
+"""The analysis runner: DuckDB over the run's Parquet, one ``.sql`` file per output table.
+
+Views available to every query: ``generations`` and ``batches`` (replay parts, with ``arm`` from the
+path), ``signals`` (one row per request, arm and metric) and ``metrics`` (the metric catalog).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+
+from harness.store import RunDir
+
+SQL_DIR = Path(__file__).parent
+TABLES = ("summary", "changed_pairs", "throughput", "requests")
+
+
+def _quote(path: str) -> str:
+    return "'" + path.replace("'", "''") + "'"
+
+
+def connect(run: RunDir):  # type: ignore[no-untyped-def]
+    """A DuckDB connection with the run's views (``signals``/``metrics`` once they are written)."""
+    import duckdb
+
+    con = duckdb.connect()
+    for table in ("generations", "batches"):
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({_quote(run.glob(table))}, "
+                    "hive_partitioning = true)")
+    for table in ("signals", "metrics"):
+        if run.table_path(table).exists():
+            con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({_quote(str(run.table_path(table)))})")
+    return con
+
+
+def analyze(run: RunDir) -> dict[str, pa.Table]:
+    """Run every analysis query and write its table next to the run's other Parquet files."""
+    con = connect(run)
+    out = {}
+    for name in TABLES:
+        table = con.sql((SQL_DIR / f"{name}.sql").read_text()).to_arrow_table()
+        run.write_table(name, table)
+        out[name] = table
+    con.close()
+    return out

@@ -1,0 +1,139 @@
+"""Command entry points: config -> plain function calls, nothing else.
+
+    python -m harness replay [experiment=NAME] [key=value ...]   replay + gate (exit code = verdict)
+    python -m harness report RUN_DIR                              rebuild verdict and report from files
+    python -m harness zoo [--force]                               build the fixture checkpoints
+    python -m harness traffic [--out PATH] [--n N]                 write the sample traffic
+    python -m harness import-openai IN.jsonl OUT.parquet          convert OpenAI chat logs to traffic
+
+Exit codes: verdicts per ``harness.gate.VERDICT_CODES`` (PASS 0, INVESTIGATE 10, ROLLBACK 11,
+HOLD_FOR_SIGNOFF 12, INSUFFICIENT_DATA 13); 2 = bad input or config (message says how to fix);
+1 = unexpected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
+EXIT_BAD_INPUT = 2
+log = logging.getLogger("harness")
+
+
+def _print_result(run_path: Path, verdict: str, code: int) -> None:
+    print(f"verdict: {verdict} (exit code {code})")
+    print(f"report:  {run_path / 'report.md'}")
+    print(f"verdict: {run_path / 'verdict.json'}")
+
+
+def _replay(argv: list[str]) -> int:
+    import hydra
+    from omegaconf import DictConfig, OmegaConf
+
+    from harness.config import ExperimentConfig, register
+
+    register()
+    result: dict[str, int] = {}
+
+    @hydra.main(version_base=None, config_path=CONFIG_DIR, config_name="config")
+    def main(dcfg: DictConfig) -> None:
+        from harness.gate import Threshold
+        from harness.run import run_experiment
+
+        from harness.engines.base import EngineError
+        from harness.traffic import TrafficError
+
+        result["code"] = 1  # composed: from here on a failure is the run's, not the config's
+        cfg: ExperimentConfig = OmegaConf.to_object(dcfg)  # type: ignore[assignment]
+        try:
+            run, verdict = run_experiment(
+                name=cfg.name, traffic_path=cfg.traffic.path, limit=cfg.traffic.limit,
+                arms={"baseline": cfg.baseline, "candidate": cfg.candidate},
+                thresholds={k: Threshold(v.absolute, v.relative) for k, v in cfg.gate.thresholds.items()},
+                min_requests=cfg.gate.min_requests, output_dir=cfg.output_dir, run_id=cfg.run_id,
+                resolved_config=OmegaConf.to_container(dcfg, resolve=True),  # type: ignore[arg-type]
+                top_pairs=cfg.report.top_pairs, max_chars=cfg.report.max_chars)
+        except (TrafficError, EngineError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            result["code"] = EXIT_BAD_INPUT
+            return
+        result["code"] = verdict.exit_code
+        _print_result(run.path, verdict.verdict, verdict.exit_code)
+
+    sys.argv = [sys.argv[0], *argv]
+    try:
+        main()
+    except SystemExit as e:
+        if "code" not in result:  # Hydra exits before the task runs: the config did not compose
+            return EXIT_BAD_INPUT
+        return e.code if isinstance(e.code, int) else 1
+    return result.get("code", EXIT_BAD_INPUT)
+
+
+def _report(argv: list[str]) -> int:
+    from harness.run import evaluate
+    from harness.store import RunDir
+
+    p = argparse.ArgumentParser(prog="python -m harness report", description="Rebuild verdict and report.")
+    p.add_argument("run_dir", type=Path)
+    a = p.parse_args(argv)
+    if not (a.run_dir / "manifest.json").exists():
+        raise FileNotFoundError(f"{a.run_dir} has no manifest.json: not a run directory. "
+                                "Fix: pass reports/<experiment>/<run_id> (or .../latest).")
+    run_dir = a.run_dir.resolve()
+    verdict = evaluate(RunDir(run_dir.parent.parent, run_dir.parent.name, run_dir.name))
+    _print_result(run_dir, verdict.verdict, verdict.exit_code)
+    return verdict.exit_code
+
+
+def _zoo(argv: list[str]) -> int:
+    from harness.zoo.build import DEFAULT_ZOO_DIR, build_zoo
+
+    p = argparse.ArgumentParser(prog="python -m harness zoo", description="Build the fixture checkpoints.")
+    p.add_argument("--dir", type=Path, default=DEFAULT_ZOO_DIR)
+    p.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    a = p.parse_args(argv)
+    print(f"zoo ready in {build_zoo(a.dir, force=a.force)}")
+    return 0
+
+
+def _traffic(argv: list[str]) -> int:
+    from harness.zoo.traffic import DEFAULT_SAMPLE, write_sample_traffic
+
+    p = argparse.ArgumentParser(prog="python -m harness traffic", description="Write the zoo's sample traffic.")
+    p.add_argument("--out", type=Path, default=DEFAULT_SAMPLE)
+    p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=7)
+    a = p.parse_args(argv)
+    write_sample_traffic(a.out, a.n, a.seed)
+    print(f"wrote {a.n} requests to {a.out}")
+    return 0
+
+
+def _import_openai(argv: list[str]) -> int:
+    from harness.traffic.openai_import import main as import_main
+
+    return import_main(argv)
+
+
+COMMANDS = {"replay": _replay, "report": _report, "zoo": _zoo, "traffic": _traffic, "import-openai": _import_openai}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch ``python -m harness COMMAND ...``; bad input exits 2 with the fix, not a traceback."""
+    from harness.engines.base import EngineError
+    from harness.traffic import TrafficError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        print(__doc__, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[argv[0]](argv[1:])
+    except (TrafficError, EngineError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT

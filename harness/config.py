@@ -1,0 +1,107 @@
+"""Typed schemas of every config group, registered with Hydra's ConfigStore.
+
+YAML under ``configs/`` only sets values: a typo in a key fails at composition, a required value left
+unset (``MISSING``) fails before any model loads. Stages never see these objects: ``cli.py`` turns
+them into plain arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional  # noqa: UP035  (OmegaConf needs typing generics)
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class TrafficConfig:
+    """Which captured traffic to replay."""
+
+    path: str = MISSING
+    limit: Optional[int] = None  # noqa: UP045  replay only the first N requests
+
+
+@dataclass
+class EngineConfig:
+    """How an arm is served. ``backend`` names an engine in ``harness.engines.ENGINES``."""
+
+    backend: str = "vllm"
+    dtype: str = "float32"
+    quantization: Optional[str] = None  # noqa: UP045
+    max_model_len: int = 256
+    gpu_memory_utilization: float = 0.1  # on CPU: share of host memory for the KV cache
+    enforce_eager: bool = True
+    structured_output: bool = False  # constrain outputs to the request's response_schema
+    batch_size: int = 256  # requests per replay batch (one Parquet part each)
+    seed: int = 0
+    extra: Dict[str, Any] = field(default_factory=dict)  # noqa: UP006  more engine keyword arguments
+
+
+@dataclass
+class SamplingConfig:
+    """Sampling for an arm; ``None`` means "as captured in the traffic", else the default."""
+
+    temperature: Optional[float] = None  # noqa: UP045  default 0 (greedy)
+    top_p: Optional[float] = None  # noqa: UP045  default 1
+    max_tokens: Optional[int] = None  # noqa: UP045  default 128
+    seed: int = 0
+
+
+@dataclass
+class ArmConfig:
+    """One side of the comparison: a checkpoint served one way, or outputs imported from a file."""
+
+    checkpoint: Optional[str] = None  # noqa: UP045  local path or hub id
+    imported: Optional[str] = None  # noqa: UP045  Parquet/JSONL of outputs keyed by request_id
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    system_prompt: Optional[str] = None  # noqa: UP045  replaces/sets the system message
+    prompt_template: Optional[str] = None  # noqa: UP045  applied to the last user message, e.g. "{prompt}"
+
+
+@dataclass
+class ThresholdConfig:
+    """A breach margin for one metric: absolute (rates, in [0, 1]) or relative (means)."""
+
+    absolute: Optional[float] = None  # noqa: UP045
+    relative: Optional[float] = None  # noqa: UP045
+
+
+@dataclass
+class GateConfig:
+    """Gate v1: a metric breaches when its change in the worse direction exceeds its threshold and
+    the change is significant (its 95% confidence interval excludes zero)."""
+
+    thresholds: Dict[str, ThresholdConfig] = field(default_factory=dict)  # noqa: UP006
+    min_requests: int = 30  # fewer applicable requests than this: the metric is not gated
+
+
+@dataclass
+class ReportConfig:
+    """What the report shows."""
+
+    top_pairs: int = 5
+    max_chars: int = 600  # longer texts are cut in the report
+
+
+@dataclass
+class ExperimentConfig:
+    """The root config: one experiment = traffic + two arms + gate policy."""
+
+    name: str = MISSING
+    traffic: TrafficConfig = field(default_factory=TrafficConfig)
+    baseline: ArmConfig = field(default_factory=ArmConfig)
+    candidate: ArmConfig = field(default_factory=ArmConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    output_dir: str = "reports"
+    run_id: Optional[str] = None  # noqa: UP045  default: a timestamp
+
+
+def register() -> None:
+    """Register the schemas so YAML files can name them in their defaults lists."""
+    cs = ConfigStore.instance()
+    cs.store(name="experiment_schema", node=ExperimentConfig)
+    cs.store(group="arm", name="arm_schema", node=ArmConfig)
+    cs.store(group="gate", name="gate_schema", node=GateConfig)

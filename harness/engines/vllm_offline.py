@@ -1,0 +1,103 @@
+"""The vLLM offline engine (``vllm.LLM``): the CPU build on dev machines, upstream vLLM on GPU boxes.
+
+Prompts are tokenized here (chat template applied once) so that prompt length is checked before the
+engine sees a request: a prompt that does not fit ``max_model_len`` becomes an error row and the run
+goes on, and ``max_tokens`` is clamped to the room left.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from harness.engines.base import EngineError, Generation, PreparedRequest
+from harness.engines.checkpoints import resolve_checkpoint
+
+if TYPE_CHECKING:
+    from harness.config import ArmConfig
+
+log = logging.getLogger(__name__)
+
+
+class VLLMEngine:
+    """One ``vllm.LLM`` serving one arm."""
+
+    def __init__(self, arm: ArmConfig) -> None:
+        try:
+            from vllm import LLM
+        except ImportError as e:
+            raise EngineError("vLLM is not installed. Fix: `make setup` (CPU build, extra `cpu`) or "
+                              "`make setup GPU=1` (extra `gpu`) on a GPU box.") from e
+        if not arm.checkpoint:
+            raise EngineError("arm has no checkpoint. Fix: set `checkpoint` (a local path or hub id) or `imported`.")
+        e = arm.engine
+        self.max_model_len = e.max_model_len
+        self.structured_output = e.structured_output
+        kwargs: dict[str, Any] = dict(
+            model=resolve_checkpoint(arm.checkpoint), dtype=e.dtype, max_model_len=e.max_model_len,
+            enforce_eager=e.enforce_eager, gpu_memory_utilization=e.gpu_memory_utilization, seed=e.seed)
+        if e.quantization:
+            kwargs["quantization"] = e.quantization
+        kwargs.update(e.extra)
+        try:
+            self.llm = LLM(**kwargs)
+        except Exception as exc:  # vLLM raises many types; keep its message, add the fix
+            raise EngineError(f"vLLM could not load checkpoint {arm.checkpoint!r}: {exc}. Fix: check that it is "
+                              "a causal LM directory (config.json, weights, tokenizer) or a reachable hub id, "
+                              "and the engine options.") from exc
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def _prompt_ids(self, r: PreparedRequest) -> list[int]:
+        if r.messages is not None:
+            if not getattr(self.tokenizer, "chat_template", None):
+                raise EngineError("the checkpoint's tokenizer has no chat template but the traffic has chat "
+                                  "messages. Fix: use a chat/instruct checkpoint, or traffic with a plain `prompt`.")
+            text = self.tokenizer.apply_chat_template(list(r.messages), add_generation_prompt=True, tokenize=False)
+            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return list(self.tokenizer(r.prompt)["input_ids"])
+
+    def _sampling(self, r: PreparedRequest, room: int) -> Any:
+        from vllm import SamplingParams
+
+        extra: dict[str, Any] = {}
+        if self.structured_output and r.response_schema is not None:
+            from vllm.sampling_params import StructuredOutputsParams
+
+            extra["structured_outputs"] = StructuredOutputsParams(json=r.response_schema)
+        return SamplingParams(temperature=r.temperature, top_p=r.top_p, max_tokens=min(r.max_tokens, room),
+                              seed=r.seed, **extra)
+
+    def generate(self, requests: Sequence[PreparedRequest]) -> list[Generation]:
+        """Answer the batch with one ``LLM.generate`` call; unservable requests become error rows."""
+        from vllm import TokensPrompt
+
+        results: list[Generation | None] = [None] * len(requests)
+        prompts, params, index = [], [], []
+        for i, r in enumerate(requests):
+            ids = self._prompt_ids(r)
+            room = self.max_model_len - len(ids)
+            if room < 1:
+                results[i] = Generation(r.request_id, "", len(ids), 0, None,
+                                        f"prompt_too_long: {len(ids)} tokens, max_model_len {self.max_model_len}")
+                continue
+            prompts.append(TokensPrompt(prompt_token_ids=ids))
+            params.append(self._sampling(r, room))
+            index.append(i)
+        if prompts:
+            outs = self.llm.generate(prompts, params, use_tqdm=False)
+            for i, out in zip(index, outs, strict=True):
+                c = out.outputs[0]
+                results[i] = Generation(requests[i].request_id, c.text, len(out.prompt_token_ids or []),
+                                        len(c.token_ids), c.finish_reason)
+        return [g for g in results if g is not None]
+
+    def close(self) -> None:
+        """Shut the engine core down and drop the model so the next arm gets the memory."""
+        try:
+            self.llm.llm_engine.engine_core.shutdown()
+        except Exception as exc:  # best effort: the process may already be gone
+            log.debug("engine shutdown: %s", exc)
+        del self.llm
+        gc.collect()

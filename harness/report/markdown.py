@@ -1,0 +1,80 @@
+"""``report.md``: verdict and reasons, signal and segment tables, throughput, figures, changed pairs.
+
+Prompts and outputs are untrusted: they appear only inside fenced code blocks whose fence is longer
+than any backtick run in the text, cut to ``max_chars``, so nothing in them renders as Markdown/HTML.
+Table cells are escaped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from harness.gate import Verdict
+
+
+def fence(text: str, max_chars: int) -> str:
+    """``text`` as an inert fenced block (fence longer than any backtick run inside)."""
+    if len(text) > max_chars:
+        text = text[:max_chars] + f"... [{len(text) - max_chars} more chars]"
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    ticks = "`" * max(3, longest + 1)
+    return f"{ticks}text\n{text}\n{ticks}"
+
+
+def cell(value: Any) -> str:
+    """A Markdown table cell: numbers formatted, text escaped and kept on one line."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    text = str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return re.sub(r"([<>`*_\[\]])", r"\\\1", text)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _segment_table(metrics: Sequence[str], summary: Sequence[Mapping[str, Any]]) -> str:
+    """One row per segment, one column per metric: ``baseline -> candidate`` (blank: not applicable)."""
+    values = {(r["segment"], r["metric"]): f"{r['baseline']:.3g} -> {r['candidate']:.3g}"
+              for r in summary if r["segment"] is not None}
+    segments = sorted({r["segment"] for r in summary if r["segment"] is not None})
+    used = [m for m in metrics if any((s, m) in values for s in segments)]
+    return _table(["segment", *used], [[s, *(values.get((s, m)) for m in used)] for s in segments])
+
+
+def render(*, experiment: str, run_id: str, verdict: Verdict, summary: Sequence[Mapping[str, Any]],
+           throughput: Sequence[Mapping[str, Any]], pairs: Sequence[Mapping[str, Any]],
+           prompts: Mapping[str, str], arms: Mapping[str, str], figures: Sequence[str], max_chars: int) -> str:
+    """The whole report as Markdown."""
+    out = [f"# Upgrade gate {cell(experiment)}: **{verdict.verdict}**", "",
+           f"Run {cell(run_id)}. Baseline: {cell(arms['baseline'])}. Candidate: {cell(arms['candidate'])}.", "",
+           "## Reasons", ""]
+    out += [f"- {cell(c.reason)}" for c in verdict.breaches] or ["- No gated metric breached its threshold."]
+    out += ["", "## Signals (all requests)", "",
+            _table(["metric", "n", "baseline", "candidate", "delta", "95% CI", "threshold", "status"],
+                   [[c.metric, c.n, c.baseline, c.candidate, c.delta, f"[{c.ci_low:+.3g}, {c.ci_high:+.3g}]",
+                     c.threshold, c.status] for c in verdict.checks]), ""]
+    out += ["## Segments", "", "Gated metrics per segment, baseline -> candidate (reported, not gated in v1).", "",
+            _segment_table([c.metric for c in verdict.checks], summary), ""]
+    out += ["## Throughput (engine time, load excluded)", "",
+            _table(["arm", "requests", "output tokens", "seconds", "requests/s", "output tokens/s"],
+                   [[t["arm"], t["requests"], t["output_tokens"], t["seconds"], t["requests_per_s"],
+                     t["output_tokens_per_s"]] for t in throughput]), ""]
+    out += ["## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]
+    out += ["## Most changed pairs", ""]
+    if not pairs:
+        out += ["No output changed.", ""]
+    for p in pairs:
+        out += [f"### {cell(p['request_id'])} ({cell(p['segment'])}, {p['chars_delta']:+d} chars)", "",
+                "Prompt:", fence(prompts.get(p["request_id"], ""), max_chars), "",
+                "Baseline:", fence(p["baseline_output"] or "", max_chars), "",
+                "Candidate:", fence(p["candidate_output"] or "", max_chars), ""]
+    out += ["## Files", "", "`verdict.json` (verdict, breaches, manifest), `summary.parquet`, `signals.parquet`, "
+            "`generations/`, `batches/`, `manifest.json`.", ""]
+    return "\n".join(out)

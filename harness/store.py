@@ -1,0 +1,113 @@
+"""The run directory: the Parquet tables that are the contracts between stages, and the manifest.
+
+Layout of ``reports/<experiment>/<run_id>/``::
+
+    generations/arm=<arm>/part-<batch>.parquet   one row per request and arm (replay)
+    batches/arm=<arm>/part-<batch>.parquet       one row per replay batch: counts and seconds
+    signals.parquet                              one row per request, arm and metric
+    metrics.parquet                              the metric catalog (direction, kind, family)
+    summary.parquet, segments.parquet, ...       analysis tables (DuckDB)
+    manifest.json, verdict.json, report.md, *.png
+
+Every write is atomic (temporary file + rename), so a crash never leaves half a file, and a replay
+part that exists is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+GENERATION_SCHEMA = pa.schema([
+    ("request_id", pa.string()),
+    ("segment", pa.string()),
+    ("batch", pa.int32()),
+    ("output_text", pa.string()),
+    ("prompt_tokens", pa.int64()),
+    ("output_tokens", pa.int64()),
+    ("finish_reason", pa.string()),
+    ("error", pa.string()),
+])
+
+BATCH_SCHEMA = pa.schema([
+    ("batch", pa.int32()),
+    ("requests", pa.int64()),
+    ("prompt_tokens", pa.int64()),
+    ("output_tokens", pa.int64()),
+    ("seconds", pa.float64()),
+])
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class RunDir:
+    """One run's directory under ``<output_dir>/<experiment>/<run_id>``."""
+
+    def __init__(self, output_dir: str | Path, experiment: str, run_id: str) -> None:
+        self.experiment_dir = Path(output_dir) / experiment
+        self.path = self.experiment_dir / run_id
+        self.run_id = run_id
+
+    def part_path(self, table: str, arm: str, batch: int) -> Path:
+        return self.path / table / f"arm={arm}" / f"part-{batch:05d}.parquet"
+
+    def write_part(self, table: str, arm: str, batch: int, data: pa.Table) -> None:
+        """Write one replay batch of ``table`` for ``arm``."""
+        _atomic_write(self.part_path(table, arm, batch), lambda p: pq.write_table(data, p))
+
+    def has_part(self, table: str, arm: str, batch: int) -> bool:
+        return self.part_path(table, arm, batch).exists()
+
+    def glob(self, table: str) -> str:
+        """The Parquet glob DuckDB reads a partitioned table from (``arm`` comes from the path)."""
+        return str(self.path / table / "*" / "*.parquet")
+
+    def table_path(self, name: str) -> Path:
+        return self.path / f"{name}.parquet"
+
+    def write_table(self, name: str, data: pa.Table) -> Path:
+        path = self.table_path(name)
+        _atomic_write(path, lambda p: pq.write_table(data, p))
+        return path
+
+    def read_table(self, name: str) -> pa.Table:
+        return pq.read_table(self.table_path(name))
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        path = self.path / name
+        text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+        _atomic_write(path, lambda p: Path(p).write_text(text))
+        return path
+
+    def read_json(self, name: str) -> Any:
+        return json.loads((self.path / name).read_text())
+
+    def write_text(self, name: str, text: str) -> Path:
+        path = self.path / name
+        _atomic_write(path, lambda p: Path(p).write_text(text))
+        return path
+
+    def point_latest(self) -> None:
+        """Make ``<experiment>/latest`` a symlink to this run."""
+        link = self.experiment_dir / "latest"
+        tmp = self.experiment_dir / f".latest.{os.getpid()}"
+        if tmp.is_symlink():
+            tmp.unlink()
+        tmp.symlink_to(self.run_id)
+        os.replace(tmp, link)

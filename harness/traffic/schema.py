@@ -1,0 +1,408 @@
+"""The captured-traffic Parquet schema, the `Request` record, and its validation and loading.
+
+One row per captured request. `docs/traffic.md` has the column table and the validation rules; every problem is
+reported as `<file>: row <i> (request_id=<id>), column <col>: expected <...>, found <...>. Fix: <how>.`
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+logger = logging.getLogger(__name__)
+
+ROLES = ("system", "user", "assistant")
+MAX_LISTED = 20
+MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.string())])
+TRAFFIC_SCHEMA = pa.schema([
+    pa.field("request_id", pa.string(), nullable=False),
+    pa.field("timestamp", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("segment", pa.string(), nullable=False),
+    pa.field("messages", pa.list_(MESSAGE_TYPE)),
+    pa.field("prompt", pa.string()),
+    pa.field("temperature", pa.float64()),
+    pa.field("top_p", pa.float64()),
+    pa.field("max_tokens", pa.int64()),
+    pa.field("response_schema", pa.string()),
+    pa.field("response", pa.string()),
+    pa.field("metadata", pa.string()),
+])
+REQUIRED_COLUMNS = ("request_id", "timestamp", "segment")
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat message: `role` is system, user or assistant."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class Request:
+    """One captured request, validated; see docs/traffic.md for each field's meaning."""
+
+    request_id: str
+    timestamp: dt.datetime  # tz-aware UTC
+    segment: str
+    messages: tuple[Message, ...] | None
+    prompt: str | None
+    temperature: float | None
+    top_p: float | None
+    max_tokens: int | None
+    response_schema: dict | None = field(hash=False)  # parsed JSON
+    response: str | None
+    metadata: dict | None = field(hash=False)  # parsed JSON
+
+
+class TrafficError(ValueError):
+    """Every problem found in a traffic file, one per line (the first 20 in the message, all in `problems`)."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        lines = self.problems[:MAX_LISTED]
+        if len(self.problems) > MAX_LISTED:
+            lines.append(f"... and {len(self.problems) - MAX_LISTED} more")
+        super().__init__("\n".join(lines))
+
+
+class Issue(NamedTuple):
+    """One problem with one value; the caller says where it is (a row of a file, a line of a log)."""
+
+    column: str
+    expected: str
+    found: str
+    fix: str
+
+    def describe(self, file: str, at: str | None = None, kind: str = "column") -> str:
+        """Formats the problem as `<file>: <at>, <kind> <column>: expected ..., found .... Fix: ....`."""
+        parts = [p for p in (at, f"{kind} {self.column}" if self.column else None) if p]
+        return f"{file}: {', '.join(parts)}: expected {self.expected}, found {self.found}. Fix: {self.fix}."
+
+
+def _show(value: Any) -> str:
+    text = "null" if value is None else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# ---- columns ---------------------------------------------------------------------------------------------------
+
+def _is_str(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _is_number(t: pa.DataType) -> bool:
+    return pa.types.is_floating(t) or pa.types.is_integer(t)
+
+
+def _is_messages(t: pa.DataType) -> bool:
+    if not (pa.types.is_list(t) or pa.types.is_large_list(t)) or not pa.types.is_struct(t.value_type):
+        return False
+    item = t.value_type
+    names = {item.field(i).name: item.field(i).type for i in range(item.num_fields)}
+    return all(k in names and _is_str(names[k]) for k in ("role", "content"))
+
+
+_COLUMN_TYPES: dict[str, tuple[str, Callable[[pa.DataType], bool]]] = {
+    "request_id": ("string", _is_str),
+    "timestamp": ("timestamp", pa.types.is_timestamp),
+    "segment": ("string", _is_str),
+    "messages": ("list<struct<role: string, content: string>>", _is_messages),
+    "prompt": ("string", _is_str),
+    "temperature": ("double (or an integer type)", _is_number),
+    "top_p": ("double (or an integer type)", _is_number),
+    "max_tokens": ("an integer type (int64)", pa.types.is_integer),
+    "response_schema": ("string (JSON text)", _is_str),
+    "response": ("string", _is_str),
+    "metadata": ("string (JSON text)", _is_str),
+}
+
+
+def _check_columns(schema: pa.Schema) -> tuple[list[Issue], list[str]]:
+    """Returns the column-level issues and the known columns whose type is usable."""
+    issues, usable = [], []
+    for name in dict.fromkeys(schema.names):
+        if name not in _COLUMN_TYPES:
+            logger.warning("ignoring unknown traffic column %r", name)
+    for name, (expected, ok) in _COLUMN_TYPES.items():
+        count = len(schema.get_all_field_indices(name))
+        if count == 0 and name in REQUIRED_COLUMNS:
+            issues.append(Issue(name, f"a {expected} column", "no such column", f"add a '{name}' column"))
+        elif count > 1:
+            issues.append(Issue(name, "one column", f"{count} columns", f"keep one column named '{name}'"))
+        elif count == 1:
+            t = schema.field(name).type
+            if ok(t) or (name not in REQUIRED_COLUMNS and pa.types.is_null(t)):
+                usable.append(name)
+            else:
+                issues.append(Issue(name, expected, f"type {t}", f"cast the column to {expected}"))
+    if "messages" not in schema.names and "prompt" not in schema.names:
+        issues.append(Issue("messages/prompt", "a messages column (chat) or a prompt column (completion)",
+                            "neither", "add the column holding the request's input"))
+    return issues, usable
+
+
+# ---- rows ------------------------------------------------------------------------------------------------------
+
+def _text(issues: list[Issue], name: str, value: Any, required: bool, fix: str) -> None:
+    if value is None and not required:
+        return
+    if not isinstance(value, str) or not value.strip():
+        issues.append(Issue(name, "a non-empty string", _show(value), fix))
+
+
+def _number(issues: list[Issue], name: str, value: Any, expected: str, ok: Callable[[float], bool]) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not ok(value)):
+        issues.append(Issue(name, expected, _show(value), "fix the captured value or leave it null"))
+
+
+def _json_object(issues: list[Issue], name: str, value: Any) -> dict | None:
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value) if isinstance(value, str) else value
+    except json.JSONDecodeError as err:
+        issues.append(Issue(name, "JSON object text", f"invalid JSON ({err.msg} at char {err.pos})",
+                            "store the object as JSON text, e.g. json.dumps(obj)"))
+        return None
+    if not isinstance(parsed, dict):
+        issues.append(Issue(name, "a JSON object", _show(parsed), "store a JSON object ({...}) as text"))
+        return None
+    return parsed
+
+
+def _check_messages(issues: list[Issue], messages: Any) -> None:
+    if not isinstance(messages, list) or not messages:
+        issues.append(Issue("messages", "a non-empty list of messages", _show(messages), "add the chat messages"))
+        return
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            issues.append(Issue(f"messages[{i}]", "a {role, content} message", _show(message), "drop the entry"))
+            continue
+        role = message.get("role")
+        if role not in ROLES:
+            issues.append(Issue(f"messages[{i}].role", "one of system, user, assistant", _show(role),
+                                "map other roles to these ('developer' is 'system'); tool turns are not replayed"))
+        elif role == "system" and i > 0:
+            issues.append(Issue(f"messages[{i}].role", "system only as the first message", f"system at {i}",
+                                "move the system message to the front or merge it into the first one"))
+        _text(issues, f"messages[{i}].content", message.get("content"), True, "drop empty messages or fill them")
+    last = messages[-1].get("role") if isinstance(messages[-1], dict) else None
+    if last != "user":
+        issues.append(Issue(f"messages[{len(messages) - 1}].role", "the last message to be from the user",
+                            _show(last), "end with the user turn to replay (keep the reply in 'response')"))
+
+
+def _check_input(issues: list[Issue], messages: Any, prompt: Any) -> None:
+    if messages is None and prompt is None:
+        issues.append(Issue("messages/prompt", "exactly one of messages and prompt", "both null",
+                            "set messages for a chat request or prompt for a completion request"))
+    elif messages is not None and prompt is not None:
+        issues.append(Issue("messages/prompt", "exactly one of messages and prompt", "both set",
+                            "keep only one of them in this row"))
+    elif messages is not None:
+        _check_messages(issues, messages)
+    else:
+        _text(issues, "prompt", prompt, True, "fill in the prompt or drop the row")
+
+
+def validate_row(row: Mapping[str, Any]) -> tuple[Request | None, list[Issue]]:
+    """Checks one row of plain Python values (as `pyarrow.Table.to_pylist` gives them) and builds its `Request`.
+
+    Args:
+        row: column name -> value; absent columns count as null. JSON columns may be text or already a dict.
+
+    Returns:
+        The request (None when there are issues) and the issues found, each naming its column.
+    """
+    issues: list[Issue] = []
+    _text(issues, "request_id", row.get("request_id"), True, "give every request a non-empty id")
+    timestamp = row.get("timestamp")
+    if not isinstance(timestamp, dt.datetime):
+        issues.append(Issue("timestamp", "a capture time", _show(timestamp), "fill in when the request was made"))
+    _text(issues, "segment", row.get("segment"), True, "set a route or task tag, e.g. 'default'")
+    _check_input(issues, row.get("messages"), row.get("prompt"))
+    _number(issues, "temperature", row.get("temperature"), "a number in [0, 2]", lambda t: 0 <= t <= 2)
+    _number(issues, "top_p", row.get("top_p"), "a number in (0, 1]", lambda p: 0 < p <= 1)
+    max_tokens = row.get("max_tokens")
+    _number(issues, "max_tokens", max_tokens, "an integer >= 1", lambda n: isinstance(n, int) and n >= 1)
+    if row.get("response") is not None and not isinstance(row.get("response"), str):
+        issues.append(Issue("response", "a string", _show(row.get("response")), "store the response text"))
+    response_schema = _json_object(issues, "response_schema", row.get("response_schema"))
+    metadata = _json_object(issues, "metadata", row.get("metadata"))
+    if issues:
+        return None, issues
+    messages = row.get("messages")
+    return Request(
+        request_id=row["request_id"],
+        timestamp=_utc(row["timestamp"]),
+        segment=row["segment"],
+        messages=None if messages is None else tuple(Message(m["role"], m["content"]) for m in messages),
+        prompt=row.get("prompt"),
+        temperature=None if row.get("temperature") is None else float(row["temperature"]),
+        top_p=None if row.get("top_p") is None else float(row["top_p"]),
+        max_tokens=max_tokens,
+        response_schema=response_schema,
+        response=row.get("response"),
+        metadata=metadata,
+    ), []
+
+
+def _utc(timestamp: dt.datetime) -> dt.datetime:
+    if timestamp.tzinfo is None:
+        return timestamp.replace(tzinfo=dt.UTC)
+    return timestamp.astimezone(dt.UTC)
+
+
+# ---- files -----------------------------------------------------------------------------------------------------
+
+def _open(path: Path) -> pq.ParquetFile:
+    if not path.is_file():
+        raise TrafficError([f"{path}: file not found. Fix: check `traffic.path` (relative paths start at the "
+                            f"directory the command runs in: {Path.cwd()})."])
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as err:
+        raise TrafficError([f"{path}: is not a Parquet file ({err}). Fix: convert it, e.g. from OpenAI JSONL with "
+                            "`python -m harness import-openai IN.jsonl OUT.parquet`."]) from err
+
+
+def _read(parquet: pq.ParquetFile, columns: list[str], limit: int | None) -> pa.Table:
+    if limit is None:
+        table = parquet.read(columns=columns)
+    else:
+        batches, rows = [], 0
+        for batch in parquet.iter_batches(batch_size=min(limit, 65_536), columns=columns):
+            batches.append(batch)
+            rows += batch.num_rows
+            if rows >= limit:
+                break
+        schema = pa.schema([parquet.schema_arrow.field(c) for c in columns])
+        table = pa.Table.from_batches(batches, schema=schema).slice(0, limit)
+    if "timestamp" in columns:  # naive means UTC; any unit becomes microseconds
+        index = table.schema.get_field_index("timestamp")
+        utc = table.column(index).cast(pa.timestamp("us", tz="UTC"), safe=False)
+        table = table.set_column(index, "timestamp", utc)
+    return table
+
+
+def _check_rows(rows: list[dict[str, Any]], file: str, skip: set[str]) -> tuple[list[Request], list[str]]:
+    requests: list[Request] = []
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        request, issues = validate_row(row)
+        request_id = row.get("request_id")
+        if isinstance(request_id, str) and request_id in seen:
+            issues.append(Issue("request_id", "a unique id", f"the same id as row {seen[request_id]}",
+                                "make every request_id unique, e.g. append the row number"))
+        elif isinstance(request_id, str):
+            seen[request_id] = i
+        at = f"row {i} (request_id={request_id})"
+        kept = [x for x in issues if not skip & set(re.split(r"[\[.]", x.column)[0].split("/"))]
+        problems += [x.describe(file, at) for x in kept]
+        if request is not None and not kept:
+            requests.append(request)
+    return requests, problems
+
+
+def load_traffic(path: str | Path, limit: int | None = None) -> list[Request]:
+    """Reads and validates a traffic Parquet file.
+
+    Args:
+        path: the Parquet file (see docs/traffic.md for its columns).
+        limit: read and validate only the first `limit` rows.
+
+    Returns:
+        One `Request` per row, in file order.
+
+    Raises:
+        TrafficError: listing every problem found: missing or mistyped columns, then bad rows.
+    """
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be None or >= 1, got {limit}")
+    path = Path(path)
+    parquet = _open(path)
+    column_issues, usable = _check_columns(parquet.schema_arrow)
+    try:
+        rows = _read(parquet, usable, limit).to_pylist()
+    except (pa.ArrowException, OSError, ValueError) as err:
+        raise TrafficError([f"{path}: could not read the rows ({err}). Fix: rewrite the file."]) from err
+    problems = [x.describe(str(path)) for x in column_issues]
+    requests, row_problems = _check_rows(rows, str(path), set(_COLUMN_TYPES) - set(usable))
+    problems += row_problems
+    if not problems and not rows:
+        problems.append(f"{path}: expected at least one row, found 0 rows. Fix: point `traffic.path` at captured "
+                        "traffic.")
+    if problems:
+        raise TrafficError(problems)
+    return requests
+
+
+def requests_to_table(requests: Sequence[Request]) -> pa.Table:
+    """Converts requests to a table in `TRAFFIC_SCHEMA`; the inverse of `load_traffic`.
+
+    Args:
+        requests: the requests; JSON fields are dumped with sorted keys.
+
+    Returns:
+        The table, timestamps as `timestamp('us', tz='UTC')`.
+    """
+    def dump(value: dict | None) -> str | None:
+        return None if value is None else json.dumps(value, sort_keys=True)
+
+    rows = [{
+        "request_id": r.request_id,
+        "timestamp": _utc(r.timestamp),
+        "segment": r.segment,
+        "messages": None if r.messages is None else [{"role": m.role, "content": m.content} for m in r.messages],
+        "prompt": r.prompt,
+        "temperature": r.temperature,
+        "top_p": r.top_p,
+        "max_tokens": r.max_tokens,
+        "response_schema": dump(r.response_schema),
+        "response": r.response,
+        "metadata": dump(r.metadata),
+    } for r in requests]
+    return pa.Table.from_pylist(rows, schema=TRAFFIC_SCHEMA)
+
+
+def write_traffic(requests: Sequence[Request], path: str | Path) -> None:
+    """Writes requests to a traffic Parquet file, creating its directory.
+
+    Args:
+        requests: the requests to write.
+        path: the Parquet file to write.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(requests_to_table(requests), path)
+
+
+def traffic_fingerprint(path: str | Path) -> str:
+    """Returns the sha256 hex digest of a traffic file's bytes, read in chunks.
+
+    Args:
+        path: the traffic file.
+
+    Raises:
+        TrafficError: when the file does not exist.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise TrafficError([f"{path}: file not found. Fix: check `traffic.path`."])
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

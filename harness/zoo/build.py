@@ -1,0 +1,186 @@
+"""Build the fixture zoo: tiny Llama checkpoints that vLLM (CPU build) can serve.
+
+``python -m harness zoo`` (or ``make zoo``) trains a shared tokenizer, the ``baseline`` from scratch,
+then each candidate by fine-tuning the baseline on references changed in one way
+(``harness.zoo.tasks.STYLES``). Deterministic for a given machine and torch build; cached: a
+checkpoint whose ``zoo.json`` carries the current build key is not rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.zoo import tasks
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ZOO_DIR = Path(__file__).resolve().parent / "checkpoints"
+ZOO_VERSION = 1
+"""Bump when the training code changes what it produces: the build key changes and the zoo rebuilds."""
+SPECIAL = ["<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class ZooSpec:
+    """Sizes and schedule of the zoo; part of the build key."""
+
+    vocab_size: int = 1024
+    hidden_size: int = 128
+    intermediate_size: int = 384
+    num_layers: int = 3
+    num_heads: int = 2  # head_dim 64: the smallest the CPU attention accepts
+    max_len: int = 256
+    batch_size: int = 32
+    base_steps: int = 1800
+    base_lr: float = 3e-3
+    finetune_steps: int = 250
+    finetune_lr: float = 1e-3
+    train_examples: int = 12000
+    seed: int = 1234
+
+
+def build_key(spec: ZooSpec) -> str:
+    """Hash of the spec, the task definitions and ``ZOO_VERSION``; a change to any rebuilds the zoo."""
+    h = hashlib.sha256(json.dumps({**asdict(spec), "zoo_version": ZOO_VERSION}, sort_keys=True).encode())
+    h.update((Path(__file__).parent / "tasks.py").read_bytes())
+    return h.hexdigest()[:16]
+
+
+def is_built(zoo_dir: Path, spec: ZooSpec = ZooSpec()) -> bool:
+    """True when every checkpoint of the zoo exists with the current build key."""
+    for style in tasks.STYLES:
+        meta = zoo_dir / style / "zoo.json"
+        if not meta.exists() or json.loads(meta.read_text()).get("build_key") != build_key(spec):
+            return False
+    return True
+
+
+def _train_tokenizer(texts: list[str], spec: ZooSpec) -> Any:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    # Digits one per token: copying an order number is then the same operation for every digit.
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                 pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=spec.vocab_size, special_tokens=SPECIAL,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(texts, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|pad|>", eos_token="<|end|>",
+                                   model_max_length=spec.max_len)
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def _chat(ex: tasks.Example) -> list[dict[str, str]]:
+    return [{"role": r, "content": c} for r, c in ex.messages]
+
+
+def _encode(tok: Any, exs: list[tasks.Example], style: str) -> list[tuple[list[int], int]]:
+    """Token ids of prompt + reference + end, with the prompt length (loss is on the answer only)."""
+    out = []
+    for ex in exs:
+        prompt = tok.apply_chat_template(_chat(ex), add_generation_prompt=True, tokenize=False)
+        p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+        a_ids = tok(tasks.reference(ex, style), add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        out.append((p_ids + a_ids, len(p_ids)))
+    return out
+
+
+def _train(model: Any, data: list[tuple[list[int], int]], steps: int, lr: float, seed: int, bs: int,
+           pad_id: int) -> float:
+    import torch
+
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    warmup = max(1, steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    model.train()
+    loss_ema = float("nan")
+    for step in range(steps):
+        batch = rng.sample(data, bs)
+        width = max(len(ids) for ids, _ in batch)
+        inp = torch.full((bs, width), pad_id)
+        labels = torch.full((bs, width), -100)
+        mask = torch.zeros((bs, width), dtype=torch.long)
+        for i, (ids, plen) in enumerate(batch):
+            inp[i, : len(ids)] = torch.tensor(ids)
+            labels[i, plen: len(ids)] = torch.tensor(ids[plen:])
+            mask[i, : len(ids)] = 1
+        loss = model(input_ids=inp, attention_mask=mask, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        loss_ema = loss.item() if math.isnan(loss_ema) else 0.95 * loss_ema + 0.05 * loss.item()
+        if step % 250 == 0 or step == steps - 1:
+            log.info("  step %d/%d loss %.4f", step, steps, loss_ema)
+    model.eval()
+    return loss_ema
+
+
+def _save(model: Any, tok: Any, out: Path, meta: dict[str, Any]) -> None:
+    from transformers import GenerationConfig
+
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    GenerationConfig(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                     do_sample=False).save_pretrained(out)
+    (out / "zoo.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def build_zoo(zoo_dir: Path = DEFAULT_ZOO_DIR, spec: ZooSpec = ZooSpec(), force: bool = False) -> Path:
+    """Build (or reuse) every zoo checkpoint under ``zoo_dir``; returns ``zoo_dir``."""
+    if not force and is_built(zoo_dir, spec):
+        log.info("zoo is up to date in %s", zoo_dir)
+        return zoo_dir
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    key = build_key(spec)
+    train = tasks.examples(spec.seed, spec.train_examples)
+    texts = [c for ex in train for _, c in ex.messages]
+    texts += [tasks.reference(ex, s) for ex in train[:3000] for s in tasks.STYLES]
+    tok = _train_tokenizer(texts, spec)
+    config = LlamaConfig(
+        vocab_size=len(tok), hidden_size=spec.hidden_size, intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_layers, num_attention_heads=spec.num_heads, num_key_value_heads=1,
+        max_position_embeddings=spec.max_len, tie_word_embeddings=True, pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id, bos_token_id=tok.eos_token_id, torch_dtype="float32")
+    torch.manual_seed(spec.seed)
+    base = LlamaForCausalLM(config)
+    t0 = time.perf_counter()
+    log.info("zoo: training baseline (%d parameters)", sum(p.numel() for p in base.parameters()))
+    loss = _train(base, _encode(tok, train, "baseline"), spec.base_steps, spec.base_lr, spec.seed,
+                  spec.batch_size, tok.pad_token_id)
+    meta = {"build_key": key, "spec": asdict(spec), "parent": None}
+    _save(base, tok, zoo_dir / "baseline", {**meta, "style": "baseline", "final_loss": loss,
+                                            "train_seconds": time.perf_counter() - t0})
+    base_state = {k: v.clone() for k, v in base.state_dict().items()}
+    for i, style in enumerate(s for s in tasks.STYLES if s != "baseline"):
+        t0 = time.perf_counter()
+        log.info("zoo: fine-tuning %s", style)
+        base.load_state_dict(base_state)
+        loss = _train(base, _encode(tok, train, "baseline" if style == "benign" else style),
+                      spec.finetune_steps, spec.finetune_lr, spec.seed + 1 + i, spec.batch_size, tok.pad_token_id)
+        _save(base, tok, zoo_dir / style, {**meta, "style": style, "parent": "baseline", "final_loss": loss,
+                                           "train_seconds": time.perf_counter() - t0})
+    return zoo_dir
