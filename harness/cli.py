@@ -40,10 +40,9 @@ def _replay(argv: list[str]) -> int:
 
     @hydra.main(version_base=None, config_path=CONFIG_DIR, config_name="config")
     def main(dcfg: DictConfig) -> None:
+        from harness.engines.base import EngineError
         from harness.gate import Threshold
         from harness.run import run_experiment
-
-        from harness.engines.base import EngineError
         from harness.traffic import TrafficError
 
         result["code"] = 1  # composed: from here on a failure is the run's, not the config's

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from harness.analysis.run import analyze, connect
 from harness.config import ArmConfig
-from harness.engines.base import backend_name
+from harness.engines.base import EngineError, backend_name
 from harness.engines.checkpoints import fingerprint
 from harness.gate import Threshold, Verdict, decide
 from harness.replay import replay_arm
@@ -46,9 +46,13 @@ def _versions() -> dict[str, str]:
 
 
 def _arm_manifest(arm: ArmConfig) -> dict[str, Any]:
-    source = arm.imported or arm.checkpoint or ""
-    fp = fingerprint(arm.checkpoint) if arm.checkpoint and not arm.imported else f"file:{source}"
-    return {"source": source, "backend": backend_name(arm), "fingerprint": fp, "config": asdict(arm)}
+    source = arm.imported or arm.checkpoint
+    if not source:
+        raise EngineError("an arm has neither `checkpoint` nor `imported`. Fix: set one of them.")
+    if arm.imported and not Path(arm.imported).is_file():
+        raise EngineError(f"imported outputs file {arm.imported} does not exist. Fix: set the arm's `imported` path.")
+    return {"source": source, "backend": backend_name(arm), "fingerprint": fingerprint(source),
+            "config": asdict(arm)}
 
 
 def run_experiment(*, name: str, traffic_path: str, limit: int | None, arms: dict[str, ArmConfig],

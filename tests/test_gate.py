@@ -59,4 +59,5 @@ def test_segment_rows_and_ungated_metrics_are_ignored() -> None:
 
 def test_reason_names_metric_and_numbers() -> None:
     v = decide([row("json_valid", -0.2)], T, 30)
-    assert "json_valid" in v.breaches[0].reason and "-0.2" in v.breaches[0].reason and "abs 0.05" in v.breaches[0].reason
+    reason = v.breaches[0].reason
+    assert "json_valid" in reason and "-0.2" in reason and "abs 0.05" in reason

@@ -41,16 +41,26 @@ def resolve_checkpoint(checkpoint: str) -> str:
                       "a hub id like org/name, or zoo:NAME.")
 
 
-def fingerprint(checkpoint: str) -> str:
-    """sha256 over a local checkpoint's config and weight files; for a hub id, the id itself."""
-    path = Path(resolve_checkpoint(checkpoint))
-    if not path.is_dir():
-        return f"hub:{checkpoint}"
+def _sha256(files: list[Path]) -> str:
     h = hashlib.sha256()
-    for f in sorted(path.iterdir()):
-        if f.suffix in {".safetensors", ".bin", ".json"} and f.name != "zoo.json":
-            h.update(f.name.encode())
-            with f.open("rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
+    for f in files:
+        h.update(f.name.encode())
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
     return f"sha256:{h.hexdigest()}"
+
+
+def fingerprint(source: str) -> str:
+    """sha256 of what an arm serves: a checkpoint's config and weight files, or an imported outputs file.
+
+    A hub id is fingerprinted by its name only (``hub:org/name``): pin a revision or use a local path
+    when the fingerprint must identify the weights.
+    """
+    if Path(source).is_file():
+        return _sha256([Path(source)])
+    path = Path(resolve_checkpoint(source))
+    if not path.is_dir():
+        return f"hub:{source}"
+    return _sha256([f for f in sorted(path.iterdir())
+                    if f.suffix in {".safetensors", ".bin", ".json"} and f.name != "zoo.json"])

@@ -32,22 +32,22 @@ class VLLMEngine:
                               "`make setup GPU=1` (extra `gpu`) on a GPU box.") from e
         if not arm.checkpoint:
             raise EngineError("arm has no checkpoint. Fix: set `checkpoint` (a local path or hub id) or `imported`.")
-        e = arm.engine
-        self.max_model_len = e.max_model_len
-        self.structured_output = e.structured_output
+        opts = arm.engine
+        self.max_model_len = opts.max_model_len
+        self.structured_output = opts.structured_output
         kwargs: dict[str, Any] = dict(
-            model=resolve_checkpoint(arm.checkpoint), dtype=e.dtype, max_model_len=e.max_model_len,
-            enforce_eager=e.enforce_eager, gpu_memory_utilization=e.gpu_memory_utilization, seed=e.seed)
-        if e.quantization:
-            kwargs["quantization"] = e.quantization
-        kwargs.update(e.extra)
+            model=resolve_checkpoint(arm.checkpoint), dtype=opts.dtype, max_model_len=opts.max_model_len,
+            enforce_eager=opts.enforce_eager, gpu_memory_utilization=opts.gpu_memory_utilization, seed=opts.seed)
+        if opts.quantization:
+            kwargs["quantization"] = opts.quantization
+        kwargs.update(opts.extra)
         try:
             self.llm = LLM(**kwargs)
         except Exception as exc:  # vLLM raises many types; keep its message, add the fix
             raise EngineError(f"vLLM could not load checkpoint {arm.checkpoint!r}: {exc}. Fix: check that it is "
                               "a causal LM directory (config.json, weights, tokenizer) or a reachable hub id, "
                               "and the engine options.") from exc
-        self.tokenizer = self.llm.get_tokenizer()
+        self.tokenizer: Any = self.llm.get_tokenizer()
 
     def _prompt_ids(self, r: PreparedRequest) -> list[int]:
         if r.messages is not None:

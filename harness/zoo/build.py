@@ -164,7 +164,7 @@ def build_zoo(zoo_dir: Path = DEFAULT_ZOO_DIR, spec: ZooSpec = ZooSpec(), force:
         vocab_size=len(tok), hidden_size=spec.hidden_size, intermediate_size=spec.intermediate_size,
         num_hidden_layers=spec.num_layers, num_attention_heads=spec.num_heads, num_key_value_heads=1,
         max_position_embeddings=spec.max_len, tie_word_embeddings=True, pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id, bos_token_id=tok.eos_token_id, torch_dtype="float32")
+        eos_token_id=tok.eos_token_id, bos_token_id=tok.eos_token_id, torch_dtype="float32")  # type: ignore[call-arg]
     torch.manual_seed(spec.seed)
     base = LlamaForCausalLM(config)
     t0 = time.perf_counter()

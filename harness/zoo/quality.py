@@ -50,7 +50,8 @@ def evaluate_checkpoint(path: str, n: int) -> dict[str, Any]:
     style = style if style in tasks.STYLES else "baseline"
     exs = tasks.examples(HELD_OUT_SEED, n)
     llm = LLM(model=path, dtype="float32", max_model_len=256, enforce_eager=True, gpu_memory_utilization=0.1)
-    outs = llm.chat([[{"role": r, "content": c} for r, c in ex.messages] for ex in exs],
+    chats: list[Any] = [[{"role": r, "content": c} for r, c in ex.messages] for ex in exs]
+    outs = llm.chat(chats,
                     SamplingParams(temperature=0.0, max_tokens=96), use_tqdm=False)
     sums: dict[str, list[float]] = {}
     for ex, o in zip(exs, outs, strict=True):

@@ -1,0 +1,37 @@
+"""Untrusted text in report.md stays inert (pure logic)."""
+
+from __future__ import annotations
+
+import re
+
+from harness.gate import Verdict
+from harness.report.markdown import cell, fence, render
+
+
+def test_fence_outlasts_backticks_in_text() -> None:
+    text = "before ```` not closed\n```\n<script>alert(1)</script>"
+    block = fence(text, 10_000)
+    first = block.splitlines()[0]
+    assert first == "`````text" and block.endswith("\n`````") and text in block
+
+
+def test_fence_cuts_long_text() -> None:
+    assert "[90 more chars]" in fence("x" * 100, 10)
+
+
+def test_cell_escapes_table_and_html() -> None:
+    out = cell("a|b\n<img src=x onerror=alert(1)>")
+    assert "\n" not in out and "\\|" in out
+    assert re.search(r"(?<!\\)[<>|]", out) is None  # every <, > and | is backslash-escaped
+
+
+def test_render_keeps_outputs_inside_fences() -> None:
+    evil = "</pre><script>alert('x')</script>\n| fake | row |"
+    md = render(experiment="e", run_id="r", verdict=Verdict("PASS", (), ()), summary=[], throughput=[],
+                pairs=[{"request_id": "q<1>", "segment": "s", "chars_delta": 3, "baseline_output": evil,
+                        "candidate_output": "ok"}],
+                prompts={"q<1>": "hi"}, arms={"baseline": "a", "candidate": "b"}, figures=[], max_chars=500)
+    lines = md.splitlines()
+    i = lines.index("</pre><script>alert('x')</script>")
+    assert lines[i - 1].startswith("```") and lines[i + 2].startswith("```")
+    assert "q\\<1\\>" in md

@@ -1,0 +1,31 @@
+"""Bad input and config exit with code 2 and a message that says how to fix it (no model loaded)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from helpers import run_harness
+
+
+def test_missing_traffic_file(tmp_path: Path) -> None:
+    proc = run_harness("replay", f"traffic.path={tmp_path / 'nope.parquet'}", f"output_dir={tmp_path}")
+    assert proc.returncode == 2
+    assert "nope.parquet" in proc.stderr and "traffic.path" in proc.stderr
+
+
+def test_config_typo(tmp_path: Path) -> None:
+    proc = run_harness("replay", "candidate.enigne.dtype=bfloat16", f"output_dir={tmp_path}")
+    assert proc.returncode == 2
+    assert "enigne" in proc.stderr
+
+
+def test_missing_checkpoint_fails_before_any_engine_starts(tmp_path: Path) -> None:
+    proc = run_harness("replay", "candidate.checkpoint=/no/such/model", "traffic.limit=5", f"output_dir={tmp_path}")
+    assert proc.returncode == 2
+    assert "/no/such/model" in proc.stderr and "does not exist" in proc.stderr
+    assert "engine ready" not in proc.stderr
+
+
+def test_unknown_command() -> None:
+    proc = run_harness("frobnicate")
+    assert proc.returncode == 2 and "python -m harness replay" in proc.stderr

