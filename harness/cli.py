@@ -54,7 +54,7 @@ def _replay(argv: list[str]) -> int:
                 thresholds={k: Threshold(v.absolute, v.relative) for k, v in cfg.gate.thresholds.items()},
                 min_requests=cfg.gate.min_requests, output_dir=cfg.output_dir, run_id=cfg.run_id,
                 resolved_config=OmegaConf.to_container(dcfg, resolve=True),  # type: ignore[arg-type]
-                top_pairs=cfg.report.top_pairs, max_chars=cfg.report.max_chars)
+                top_pairs=cfg.report.top_pairs, max_chars=cfg.report.max_chars, redact=cfg.report.redact)
         except (TrafficError, EngineError) as e:
             print(f"error: {e}", file=sys.stderr)
             result["code"] = EXIT_BAD_INPUT

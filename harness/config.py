@@ -83,6 +83,7 @@ class ReportConfig:
 
     top_pairs: int = 5
     max_chars: int = 600  # longer texts are cut in the report
+    redact: bool = False  # show prompts and outputs as sha256 prefix + length (no production text)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from harness.engines.base import EngineError, backend_name
 from harness.engines.checkpoints import fingerprint
 from harness.gate import Threshold, Verdict, decide
 from harness.replay import replay_arm
-from harness.report import markdown, plots
+from harness.report import html, markdown, plots
 from harness.signals.base import make_signal, metric_catalog
 from harness.store import RunDir
 from harness.traffic import load_traffic, traffic_fingerprint
@@ -57,7 +57,8 @@ def _arm_manifest(arm: ArmConfig) -> dict[str, Any]:
 
 def run_experiment(*, name: str, traffic_path: str, limit: int | None, arms: dict[str, ArmConfig],
                    thresholds: dict[str, Threshold], min_requests: int, output_dir: str, run_id: str | None,
-                   resolved_config: dict[str, Any], top_pairs: int = 5, max_chars: int = 600) -> tuple[RunDir, Verdict]:
+                   resolved_config: dict[str, Any], top_pairs: int = 5, max_chars: int = 600,
+                   redact: bool = False) -> tuple[RunDir, Verdict]:
     """Replay ``traffic_path`` through both arms and gate the candidate against the baseline."""
     requests = load_traffic(traffic_path, limit=limit)
     run_id = run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -68,7 +69,7 @@ def run_experiment(*, name: str, traffic_path: str, limit: int | None, arms: dic
                     "requests": len(requests), "limit": limit},
         "arms": {a: _arm_manifest(arms[a]) for a in ARMS}, "config": resolved_config, "versions": _versions(),
         "gate": {"thresholds": {k: asdict(v) for k, v in thresholds.items()}, "min_requests": min_requests},
-        "report": {"top_pairs": top_pairs, "max_chars": max_chars},
+        "report": {"top_pairs": top_pairs, "max_chars": max_chars, "redact": redact},
     }
     run.write_json("manifest.json", manifest)
     log.info("run directory %s: %d requests", run.path, len(requests))
@@ -117,13 +118,16 @@ def _prompt_text(r: Any) -> str:
 def _report(run: RunDir, manifest: dict[str, Any], verdict: Verdict, tables: dict[str, Any],
             requests: dict[str, Any]) -> Path:
     opts = manifest["report"]
-    figures = [plots.length_distributions(run.read_table("signals"), run.path / "length_distributions.png").name,
-               plots.signal_deltas(verdict.checks, run.path / "signal_deltas.png").name]
+    paths = [plots.length_distributions(run.read_table("signals"), run.path / "length_distributions.png"),
+             plots.signal_deltas(verdict.checks, run.path / "signal_deltas.png")]
     pairs = tables["changed_pairs"].to_pylist()[: opts["top_pairs"]]
-    text = markdown.render(
+    common: dict[str, Any] = dict(
         experiment=manifest["experiment"], run_id=manifest["run_id"], verdict=verdict,
         summary=tables["summary"].to_pylist(), throughput=tables["throughput"].to_pylist(), pairs=pairs,
         prompts={p["request_id"]: _prompt_text(requests[p["request_id"]]) for p in pairs},
-        arms={a: manifest["arms"][a]["source"] for a in ARMS}, figures=figures, max_chars=opts["max_chars"])
+        arms={a: manifest["arms"][a]["source"] for a in ARMS}, max_chars=opts["max_chars"])
+    run.write_text("report.html", html.render_html(**common, figures=paths, manifest=manifest,
+                                                   redact=opts["redact"]))
+    text = markdown.render(**common, figures=[p.name for p in paths], redact=opts["redact"])
     return run.write_text("report.md", text)
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.gate import Verdict
+from harness.report.html import redacted
 
 
 def fence(text: str, max_chars: int) -> str:
@@ -50,8 +51,13 @@ def _segment_table(metrics: Sequence[str], summary: Sequence[Mapping[str, Any]])
 
 def render(*, experiment: str, run_id: str, verdict: Verdict, summary: Sequence[Mapping[str, Any]],
            throughput: Sequence[Mapping[str, Any]], pairs: Sequence[Mapping[str, Any]],
-           prompts: Mapping[str, str], arms: Mapping[str, str], figures: Sequence[str], max_chars: int) -> str:
-    """The whole report as Markdown."""
+           prompts: Mapping[str, str], arms: Mapping[str, str], figures: Sequence[str], max_chars: int,
+           redact: bool = False) -> str:
+    """The whole report as Markdown; ``redact`` shows prompts and outputs as sha256 prefix + length."""
+
+    def block(text: str) -> str:
+        return fence(redacted(text) if redact else text, max_chars)
+
     out = [f"# Upgrade gate {cell(experiment)}: **{verdict.verdict}**", "",
            f"Run {cell(run_id)}. Baseline: {cell(arms['baseline'])}. Candidate: {cell(arms['candidate'])}.", "",
            "## Reasons", ""]
@@ -72,9 +78,10 @@ def render(*, experiment: str, run_id: str, verdict: Verdict, summary: Sequence[
         out += ["No output changed.", ""]
     for p in pairs:
         out += [f"### {cell(p['request_id'])} ({cell(p['segment'])}, {p['chars_delta']:+d} chars)", "",
-                "Prompt:", fence(prompts.get(p["request_id"], ""), max_chars), "",
-                "Baseline:", fence(p["baseline_output"] or "", max_chars), "",
-                "Candidate:", fence(p["candidate_output"] or "", max_chars), ""]
-    out += ["## Files", "", "`verdict.json` (verdict, breaches, manifest), `summary.parquet`, `signals.parquet`, "
+                "Prompt:", block(prompts.get(p["request_id"], "")), "",
+                "Baseline:", block(p["baseline_output"] or ""), "",
+                "Candidate:", block(p["candidate_output"] or ""), ""]
+    out += ["## Files", "", "`report.html` (this report, self-contained, with word-level diffs and the manifest), "
+            "`verdict.json` (verdict, breaches, manifest), `summary.parquet`, `signals.parquet`, "
             "`generations/`, `batches/`, `manifest.json`.", ""]
     return "\n".join(out)

@@ -35,3 +35,12 @@ def test_render_keeps_outputs_inside_fences() -> None:
     i = lines.index("</pre><script>alert('x')</script>")
     assert lines[i - 1].startswith("```") and lines[i + 2].startswith("```")
     assert "q\\<1\\>" in md
+
+
+def test_redact_hides_prompts_and_outputs() -> None:
+    md = render(experiment="e", run_id="r", verdict=Verdict("PASS", (), ()), summary=[], throughput=[],
+                pairs=[{"request_id": "q1", "segment": "s", "chars_delta": 3, "baseline_output": "secret answer",
+                        "candidate_output": "other secret"}],
+                prompts={"q1": "customer email alice@example.com"}, arms={"baseline": "a", "candidate": "b"},
+                figures=[], max_chars=500, redact=True)
+    assert "secret" not in md and "alice@example.com" not in md and "sha256:" in md
