@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import platform
+import secrets
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
@@ -61,7 +62,7 @@ def run_experiment(*, name: str, traffic_path: str, limit: int | None, arms: dic
                    redact: bool = False) -> tuple[RunDir, Verdict]:
     """Replay ``traffic_path`` through both arms and gate the candidate against the baseline."""
     requests = load_traffic(traffic_path, limit=limit)
-    run_id = run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_id = run_id or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
     run = RunDir(output_dir, name, run_id)
     manifest = {
         "experiment": name, "run_id": run_id, "created_at": dt.datetime.now(dt.UTC).isoformat(),
