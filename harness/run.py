@@ -27,7 +27,7 @@ from harness.replay import replay_arm
 from harness.report import html, markdown, plots
 from harness.signals.base import make_signal, metric_catalog
 from harness.store import RunDir
-from harness.traffic import load_traffic, traffic_fingerprint
+from harness.traffic import TrafficError, load_traffic, traffic_fingerprint
 
 log = logging.getLogger(__name__)
 ARMS = ("baseline", "candidate")
@@ -66,7 +66,7 @@ def run_experiment(*, name: str, traffic_path: str, limit: int | None, arms: dic
     run = RunDir(output_dir, name, run_id)
     manifest = {
         "experiment": name, "run_id": run_id, "created_at": dt.datetime.now(dt.UTC).isoformat(),
-        "traffic": {"path": str(traffic_path), "sha256": traffic_fingerprint(traffic_path),
+        "traffic": {"path": str(Path(traffic_path).resolve()), "sha256": traffic_fingerprint(traffic_path),
                     "requests": len(requests), "limit": limit},
         "arms": {a: _arm_manifest(arms[a]) for a in ARMS}, "config": resolved_config, "versions": _versions(),
         "gate": {"thresholds": {k: asdict(v) for k, v in thresholds.items()}, "min_requests": min_requests},
@@ -85,7 +85,11 @@ def run_experiment(*, name: str, traffic_path: str, limit: int | None, arms: dic
 def evaluate(run: RunDir) -> Verdict:
     """Score, analyze, gate and report a replayed run from its files (and its traffic file)."""
     manifest = run.read_json("manifest.json")
-    requests = {r.request_id: r for r in load_traffic(manifest["traffic"]["path"], limit=manifest["traffic"]["limit"])}
+    traffic = manifest["traffic"]
+    if traffic_fingerprint(traffic["path"]) != traffic["sha256"]:
+        raise TrafficError([f"{traffic['path']}: changed since run {manifest['run_id']} replayed it (sha256 differs). "
+                            "Fix: restore the file the run used, or replay again."])
+    requests = {r.request_id: r for r in load_traffic(traffic["path"], limit=traffic["limit"])}
     signals = [make_signal("stats")]
     con = connect(run)
     generations = con.sql("SELECT * FROM generations ORDER BY arm, request_id").to_arrow_table()
@@ -130,5 +134,8 @@ def _report(run: RunDir, manifest: dict[str, Any], verdict: Verdict, tables: dic
     run.write_text("report.html", html.render_html(**common, figures=paths, manifest=manifest,
                                                    redact=opts["redact"]))
     text = markdown.render(**common, figures=[p.name for p in paths], redact=opts["redact"])
+    run.write_text("ticket.md", markdown.render_ticket(
+        experiment=manifest["experiment"], run_id=manifest["run_id"], verdict=verdict, arms=common["arms"],
+        attachments=["report.html", "verdict.json", "report.md"]))
     return run.write_text("report.md", text)
 

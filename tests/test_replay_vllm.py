@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from helpers import SAMPLE, run_harness
+from helpers import CHROMIUM, SAMPLE, chromium, console_errors, run_harness
 
 from harness.traffic import Message, Request, load_traffic, write_traffic
 
@@ -93,3 +93,17 @@ def test_aa_passes_with_identical_outputs(zoo: Path, tmp_path: Path) -> None:
     for r in rows:
         by_arm.setdefault(r["arm"], {})[r["request_id"]] = r["output_text"]
     assert by_arm["baseline"] == by_arm["candidate"] and len(by_arm["baseline"]) == 120
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium: apt-get install -y chromium")
+def test_zoo_report_renders_in_chromium(terse_run: tuple[Path, object], tmp_path: Path) -> None:
+    run, _ = terse_run
+    dom = chromium(tmp_path / "profile", "--dump-dom", (run / "report.html").as_uri())
+    assert "<script" not in dom.stdout and console_errors(dom.stderr) == []
+    assert "Upgrade gate zoo_terse" in dom.stdout and "structure_ok" in dom.stdout
+    assert dom.stdout.count('src="data:image/png;base64,') == 2
+    shot = tmp_path / "shot.png"
+    taken = chromium(tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,2000",
+                     (run / "report.html").as_uri())
+    assert shot.read_bytes().startswith(b"\x89PNG") and console_errors(taken.stderr) == []

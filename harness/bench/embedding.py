@@ -96,8 +96,9 @@ def run(n: int, tokens: int, paths: list[str], model: str, device: str | None, b
 def print_table(records: list[dict[str, Any]]) -> None:
     """A short human-readable summary of ``records``."""
     first = records[0]
-    print(f"{first['date']}  {first['gpu'] or 'CPU'}  {first['device']}/{first['dtype']}  "
-          f"torch {first['torch']}  cpus {first['cpu_count']}  n={first['n']}  tokens~{first['tokens_mean']:.0f}")
+    print(f"{first['date']}  {first['gpu'] or 'CPU'}  {first['device']}/{first['dtype']}  torch {first['torch']} "
+          f"({first['torch_threads']} threads)  cpus {first['cpu_count']}  n={first['n']}  "
+          f"tokens~{first['tokens_mean']:.0f}")
     print(f"{'path':<6} {'batch':>6} {'workers':>8} {'best s':>8} {'sentences/s':>12}")
     for r in records:
         print(f"{r['path']:<6} {r['batch_size']:>6} {r['tokenize_workers']:>8} {min(r['seconds']):>8.3f} "

@@ -85,3 +85,16 @@ def render(*, experiment: str, run_id: str, verdict: Verdict, summary: Sequence[
             "`verdict.json` (verdict, breaches, manifest), `summary.parquet`, `signals.parquet`, "
             "`generations/`, `batches/`, `manifest.json`.", ""]
     return "\n".join(out)
+
+
+def render_ticket(*, experiment: str, run_id: str, verdict: Verdict, arms: Mapping[str, str],
+                  attachments: Sequence[str], max_reasons: int = 5) -> str:
+    """A summary sized for a ticket comment: verdict, the top reasons, the files to attach."""
+    reasons = [f"- {cell(c.reason)}" for c in verdict.breaches[:max_reasons]]
+    if len(verdict.breaches) > max_reasons:
+        reasons.append(f"- ... and {len(verdict.breaches) - max_reasons} more in report.html")
+    return "\n".join([
+        f"**Model upgrade gate: {verdict.verdict}** ({cell(experiment)}, run {cell(run_id)})", "",
+        f"Baseline {cell(arms['baseline'])} vs candidate {cell(arms['candidate'])}.", "",
+        *(reasons or ["- No gated metric breached its threshold."]), "",
+        "Attached: " + ", ".join(cell(a) for a in attachments), ""])

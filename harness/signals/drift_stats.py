@@ -96,8 +96,11 @@ def paired_permutation_test(x: np.ndarray, y: np.ndarray, n_perm: int = 500, see
     """Paired two-sample test: row ``i`` of ``x`` and of ``y`` are the old and new outputs for the same request.
 
     H0: within each pair, old and new are exchangeable. Each permutation swaps ``x[i]`` and ``y[i]`` with probability
-    1/2, independently per pair; the statistic, kernel, bandwidth and p-value are those of ``mmd_permutation_test``.
-    Pairs are subsampled jointly to ``max_n``.
+    1/2, independently per pair; kernel, bandwidth and p-value are those of ``mmd_permutation_test``. The statistic is
+    the paired unbiased MMD^2, ``1/(n(n-1)) sum_{i != j} k(x_i,x_j) + k(y_i,y_j) - k(x_i,y_j) - k(x_j,y_i)``: it leaves
+    out the within-pair terms ``k(x_i, y_i)``, which are large for paired outputs and would bias the level downwards.
+    Those terms do not change under swaps, so the p-value equals the one with the unpaired formula. Pairs are
+    subsampled jointly to ``max_n``.
 
     Returns:
         ``{"statistic", "p_value", "n_x", "n_y", "n_perm", "bandwidth"}``.
@@ -112,13 +115,14 @@ def paired_permutation_test(x: np.ndarray, y: np.ndarray, n_perm: int = 500, see
     n = len(x)
     swap = np.hstack([np.zeros((n, 1)), rng.random((n, n_perm)) < 0.5])  # column 0: the observed labelling
     labels = np.vstack([1.0 - swap, swap])  # pooled row i is x[i], row n + i is y[i]
-    return _test(np.vstack([x, y]), labels, n, n, n_perm)
+    return _test(np.vstack([x, y]), labels, n, n, n_perm, paired=True)
 
 
-def _test(z: np.ndarray, labels: np.ndarray, n: int, m: int, n_perm: int) -> dict[str, Any]:
+def _test(z: np.ndarray, labels: np.ndarray, n: int, m: int, n_perm: int, paired: bool = False) -> dict[str, Any]:
     """MMD^2 of every labelling (column 0 observed, the rest permutations) on the pooled kernel matrix."""
     kernel, bandwidth = _kernel(z)
-    stats = _mmd2_unbiased(kernel, labels, n, m)
+    within = float(np.trace(kernel[:n, n:])) if paired else None  # sum_i k(x_i, y_i), the same for every swap
+    stats = _mmd2_unbiased(kernel, labels, n, m, within)
     observed = stats[0]
     tol = 1e-12 * max(1.0, abs(observed))  # ties up to float round-off count as "as extreme"
     exceed = int(np.count_nonzero(stats[1:] >= observed - tol))
@@ -137,14 +141,19 @@ def _kernel(z: np.ndarray) -> tuple[np.ndarray, float]:
     return kernel, bandwidth
 
 
-def _mmd2_unbiased(kernel: np.ndarray, labels: np.ndarray, n: int, m: int) -> np.ndarray:
-    """Unbiased MMD^2 for each column of ``labels`` (1 = first sample, 0 = second), one matrix product for all."""
+def _mmd2_unbiased(kernel: np.ndarray, labels: np.ndarray, n: int, m: int, within: float | None) -> np.ndarray:
+    """Unbiased MMD^2 for each column of ``labels`` (1 = first sample, 0 = second), one matrix product for all.
+
+    ``within`` (paired samples, n == m): the within-pair kernel sum, left out of the cross term (paired U-statistic).
+    """
     k_labels = kernel @ labels
     row_sums = kernel.sum(axis=1)
     s_xx = np.einsum("ip,ip->p", labels, k_labels)
     s_x_all = labels.T @ row_sums
     s_xy = s_x_all - s_xx
     s_yy = row_sums.sum() - 2.0 * s_x_all + s_xx
+    if within is not None:
+        return (s_xx + s_yy - 2.0 * (s_xy - within)) / (n * (n - 1))
     return s_xx / (n * (n - 1)) + s_yy / (m * (m - 1)) - 2.0 * s_xy / (n * m)
 
 

@@ -90,7 +90,10 @@ class Embedder:
         self._st.eval()
         self.dtype = "float16" if on_cuda else "float32"
         dim_of = getattr(self._st, "get_embedding_dimension", None) or self._st.get_sentence_embedding_dimension
-        self.dim = int(dim_of())
+        dim = dim_of()
+        if dim is None:
+            raise ValueError(f"{model!r} does not report an embedding width")
+        self.dim = int(dim)
         supported = _mean_pooling_encoder(self._st)
         if fast and not supported:
             raise ValueError(f"the fast path needs a Transformer + mean Pooling (+ Normalize) model; {model!r} is not")
@@ -122,7 +125,7 @@ class Embedder:
     def _encode_fast(self, texts: list[str]) -> np.ndarray:
         import torch
 
-        first = self._st[0]
+        first: Any = self._st[0]
         model = first.auto_model if hasattr(first, "auto_model") else first.model
         max_len, on_cuda = self._st.max_seq_length, self.device.startswith("cuda")
         local = threading.local()

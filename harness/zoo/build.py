@@ -47,24 +47,44 @@ class ZooSpec:
     base_lr: float = 3e-3
     finetune_steps: int = 250
     finetune_lr: float = 1e-3
+    # Candidates whose change is harder to learn get more steps. json_drift must decide at the first token
+    # whether to wrap the JSON in prose; 250 steps taught it the missing field but not the prose.
+    finetune_steps_by_style: tuple[tuple[str, int], ...] = (("json_drift", 1000),)
     train_examples: int = 12000
     seed: int = 1234
 
+    def steps(self, style: str) -> int:
+        """Fine-tuning steps of candidate ``style``."""
+        return dict(self.finetune_steps_by_style).get(style, self.finetune_steps)
 
-def build_key(spec: ZooSpec) -> str:
-    """Hash of the spec, the task definitions and ``ZOO_VERSION``; a change to any rebuilds the zoo."""
-    h = hashlib.sha256(json.dumps({**asdict(spec), "zoo_version": ZOO_VERSION}, sort_keys=True).encode())
+
+FINETUNE_FIELDS = ("finetune_steps", "finetune_lr", "finetune_steps_by_style")
+
+
+def build_key(spec: ZooSpec, style: str = "baseline") -> str:
+    """The key of one checkpoint: the baseline's covers the base spec, the task definitions and
+    ``ZOO_VERSION``; a candidate's adds its own fine-tuning. A changed key rebuilds that checkpoint."""
+    base = {k: v for k, v in asdict(spec).items() if k not in FINETUNE_FIELDS}
+    h = hashlib.sha256(json.dumps({**base, "zoo_version": ZOO_VERSION}, sort_keys=True).encode())
     h.update((Path(__file__).parent / "tasks.py").read_bytes())
+    if style != "baseline":
+        h.update(json.dumps([style, spec.finetune_lr, spec.steps(style)]).encode())
     return h.hexdigest()[:16]
 
 
-def is_built(zoo_dir: Path, spec: ZooSpec = ZooSpec()) -> bool:
-    """True when every checkpoint of the zoo exists with the current build key."""
+def stale(zoo_dir: Path, spec: ZooSpec = ZooSpec()) -> list[str]:
+    """The checkpoints that are missing or were built with another key."""
+    out = []
     for style in tasks.STYLES:
         meta = zoo_dir / style / "zoo.json"
-        if not meta.exists() or json.loads(meta.read_text()).get("build_key") != build_key(spec):
-            return False
-    return True
+        if not meta.exists() or json.loads(meta.read_text()).get("build_key") != build_key(spec, style):
+            out.append(style)
+    return out
+
+
+def is_built(zoo_dir: Path, spec: ZooSpec = ZooSpec()) -> bool:
+    """True when every checkpoint of the zoo exists with its current build key."""
+    return not stale(zoo_dir, spec)
 
 
 def _train_tokenizer(texts: list[str], spec: ZooSpec) -> Any:
@@ -146,17 +166,10 @@ def _save(model: Any, tok: Any, out: Path, meta: dict[str, Any]) -> None:
     (out / "zoo.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
-def build_zoo(zoo_dir: Path = DEFAULT_ZOO_DIR, spec: ZooSpec = ZooSpec(), force: bool = False) -> Path:
-    """Build (or reuse) every zoo checkpoint under ``zoo_dir``; returns ``zoo_dir``."""
-    if not force and is_built(zoo_dir, spec):
-        log.info("zoo is up to date in %s", zoo_dir)
-        return zoo_dir
+def _train_baseline(zoo_dir: Path, spec: ZooSpec, train: list[tasks.Example]) -> tuple[Any, Any]:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    key = build_key(spec)
-    train = tasks.examples(spec.seed, spec.train_examples)
     texts = [c for ex in train for _, c in ex.messages]
     texts += [tasks.reference(ex, s) for ex in train[:3000] for s in tasks.STYLES]
     tok = _train_tokenizer(texts, spec)
@@ -171,16 +184,38 @@ def build_zoo(zoo_dir: Path = DEFAULT_ZOO_DIR, spec: ZooSpec = ZooSpec(), force:
     log.info("zoo: training baseline (%d parameters)", sum(p.numel() for p in base.parameters()))
     loss = _train(base, _encode(tok, train, "baseline"), spec.base_steps, spec.base_lr, spec.seed,
                   spec.batch_size, tok.pad_token_id)
-    meta = {"build_key": key, "spec": asdict(spec), "parent": None}
-    _save(base, tok, zoo_dir / "baseline", {**meta, "style": "baseline", "final_loss": loss,
+    _save(base, tok, zoo_dir / "baseline", {"build_key": build_key(spec), "spec": asdict(spec), "parent": None,
+                                            "style": "baseline", "steps": spec.base_steps, "final_loss": loss,
                                             "train_seconds": time.perf_counter() - t0})
+    return base, tok
+
+
+def build_zoo(zoo_dir: Path = DEFAULT_ZOO_DIR, spec: ZooSpec = ZooSpec(), force: bool = False) -> Path:
+    """Build the missing or outdated zoo checkpoints under ``zoo_dir`` (all with ``force``)."""
+    todo = list(tasks.STYLES) if force else stale(zoo_dir, spec)
+    if not todo:
+        log.info("zoo is up to date in %s", zoo_dir)
+        return zoo_dir
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+    log.info("zoo: building %s in %s (minutes on a 2-core CPU)", ", ".join(todo), zoo_dir)
+    train = tasks.examples(spec.seed, spec.train_examples)
+    if "baseline" in todo:
+        base, tok = _train_baseline(zoo_dir, spec, train)
+        todo = [s for s in tasks.STYLES if s != "baseline"]  # every candidate starts from the new baseline
+    else:
+        base = AutoModelForCausalLM.from_pretrained(zoo_dir / "baseline")
+        tok = PreTrainedTokenizerFast.from_pretrained(zoo_dir / "baseline")
     base_state = {k: v.clone() for k, v in base.state_dict().items()}
     for i, style in enumerate(s for s in tasks.STYLES if s != "baseline"):
+        if style not in todo:
+            continue
         t0 = time.perf_counter()
-        log.info("zoo: fine-tuning %s", style)
+        log.info("zoo: fine-tuning %s (%d steps)", style, spec.steps(style))
         base.load_state_dict(base_state)
         loss = _train(base, _encode(tok, train, "baseline" if style == "benign" else style),
-                      spec.finetune_steps, spec.finetune_lr, spec.seed + 1 + i, spec.batch_size, tok.pad_token_id)
-        _save(base, tok, zoo_dir / style, {**meta, "style": style, "parent": "baseline", "final_loss": loss,
-                                           "train_seconds": time.perf_counter() - t0})
+                      spec.steps(style), spec.finetune_lr, spec.seed + 1 + i, spec.batch_size, tok.pad_token_id)
+        _save(base, tok, zoo_dir / style, {"build_key": build_key(spec, style), "spec": asdict(spec),
+                                           "parent": "baseline", "style": style, "steps": spec.steps(style),
+                                           "final_loss": loss, "train_seconds": time.perf_counter() - t0})
     return zoo_dir

@@ -7,18 +7,17 @@ import html
 import os
 import re
 import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import CHROMIUM, chromium, console_errors
 
 from harness.gate import Threshold, Verdict, decide
 from harness.report.html import CSP, VERDICT_COLORS, redacted, render_html, word_diff
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
 SCRIPT = "<script>alert(1)</script>"
 IMG = "<img src=x onerror=alert(1)>"
 LINK = '<a href="javascript:alert(1)">x</a>'
@@ -136,36 +135,23 @@ def test_banner_colour_follows_verdict(verdict: str) -> None:
     assert f"background: {VERDICT_COLORS[verdict]}" in page and f"Upgrade gate e: {verdict}" in page
 
 
-def _chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=True)
-
-
-def _console_errors(stderr: str) -> list[str]:
-    """Console messages: script errors, CSP refusals (Chromium 156 says "violates ... Content Security Policy")."""
-    return [line for line in stderr.splitlines()
-            if ":CONSOLE" in line or "Uncaught" in line or "Refused to" in line or "Content Security Policy" in line]
-
-
 @pytest.mark.browser
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium: apt-get install -y chromium")
-def test_report_in_headless_chromium(tmp_path: Path) -> None:
+def test_report_in_headlesschromium(tmp_path: Path) -> None:
     page_path = tmp_path / "report.html"
     page_path.write_text(_report(tmp_path), encoding="utf-8")
     pre_css = re.search(r"\bpre \{[^}]*\}", page_path.read_text())
     assert pre_css and "overflow-wrap: anywhere" in pre_css.group(0) and "pre-wrap" in pre_css.group(0)
     assert '<meta name="viewport"' in page_path.read_text()
 
-    dom = _chromium(tmp_path / "profile", "--dump-dom", page_path.as_uri())
+    dom = chromium(tmp_path / "profile", "--dump-dom", page_path.as_uri())
     assert "<h1>owned</h1>" not in dom.stdout and "<script" not in dom.stdout
     _assert_inert(dom.stdout)
     assert "Upgrade gate" in dom.stdout and "INVESTIGATE" in dom.stdout and "chars_mean: 120 -&gt; 180" in dom.stdout
 
     shot = tmp_path / "shot.png"
-    taken = _chromium(tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,2000", page_path.as_uri())
+    taken = chromium(tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,2000", page_path.as_uri())
     assert shot.stat().st_size > 0 and shot.read_bytes().startswith(b"\x89PNG")
-    assert _console_errors(dom.stderr) == [] and _console_errors(taken.stderr) == []
+    assert console_errors(dom.stderr) == [] and console_errors(taken.stderr) == []
     if os.environ.get("SAVE_SCREENSHOT") == "1":
         shutil.copyfile(shot, REPO / "docs" / "report_screenshot_test.png")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from harness.gate import Verdict
-from harness.report.markdown import cell, fence, render
+from harness.gate import Threshold, Verdict, decide
+from harness.report.markdown import cell, fence, render, render_ticket
 
 
 def test_fence_outlasts_backticks_in_text() -> None:
@@ -44,3 +44,14 @@ def test_redact_hides_prompts_and_outputs() -> None:
                 prompts={"q1": "customer email alice@example.com"}, arms={"baseline": "a", "candidate": "b"},
                 figures=[], max_chars=500, redact=True)
     assert "secret" not in md and "alice@example.com" not in md and "sha256:" in md
+
+
+def test_ticket_summary_is_short_and_names_reasons_and_files() -> None:
+    v = decide([{"metric": m, "family": "stats", "segment": None, "n": 500, "baseline": 0.5, "candidate": 0.1,
+                 "delta": -0.4, "ci_low": -0.45, "ci_high": -0.35, "rel_delta": -0.8, "higher_is_better": True}
+                for m in ("a", "b", "c", "d", "e", "f", "g")], {m: Threshold(absolute=0.05) for m in "abcdefg"}, 30)
+    text = render_ticket(experiment="exp", run_id="r1", verdict=v, arms={"baseline": "old", "candidate": "new"},
+                         attachments=["report.html", "verdict.json"])
+    assert text.startswith("**Model upgrade gate: ROLLBACK**")
+    assert text.count("\n- ") == 6 and "... and 2 more in report.html" in text
+    assert "Attached: report.html, verdict.json" in text and len(text) < 1500

@@ -100,9 +100,26 @@ def test_paired_detects_a_shift() -> None:
     assert paired_permutation_test(*pairs(3, shift=1.0), n_perm=N_PERM, seed=0)["p_value"] < 0.01
 
 
+def test_statistics_match_the_textbook_sums() -> None:
+    x, y = pairs(8, n=12, shift=0.5)
+    paired, unpaired = paired_permutation_test(x, y, n_perm=10), mmd_permutation_test(x, y, n_perm=10)
+
+    def k(a: np.ndarray, b: np.ndarray, s: float) -> float:
+        return math.exp(-float(np.sum((a - b) ** 2)) / (2 * s * s))
+
+    n, s = len(x), paired["bandwidth"]
+    off = [(i, j) for i in range(n) for j in range(n) if i != j]
+    u_paired = sum(k(x[i], x[j], s) + k(y[i], y[j], s) - k(x[i], y[j], s) - k(x[j], y[i], s) for i, j in off)
+    assert paired["statistic"] == pytest.approx(u_paired / (n * (n - 1)), rel=1e-9)
+    within = sum(k(x[i], x[j], s) + k(y[i], y[j], s) for i, j in off) / (n * (n - 1))
+    cross = sum(k(x[i], y[j], s) for i in range(n) for j in range(n)) / n**2
+    assert unpaired["statistic"] == pytest.approx(within - 2 * cross, rel=1e-9)
+
+
 def test_identical_arms_never_fire() -> None:
     x = blob(5, n=50)
-    assert paired_permutation_test(x, x, n_perm=N_PERM)["p_value"] == 1.0
+    same = paired_permutation_test(x, x, n_perm=N_PERM)
+    assert same["p_value"] == 1.0 and abs(same["statistic"]) < 1e-12
     assert mmd_permutation_test(x, x, n_perm=N_PERM)["p_value"] > 0.5
 
 
