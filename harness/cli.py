@@ -32,6 +32,7 @@ def _print_result(run_path: Path, verdict: str, code: int) -> None:
 def _replay(argv: list[str]) -> int:
     import hydra
     from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
     from harness.config import ExperimentConfig, register
 
@@ -48,14 +49,18 @@ def _replay(argv: list[str]) -> int:
         result["code"] = 1  # composed: from here on a failure is the run's, not the config's
         cfg: ExperimentConfig = OmegaConf.to_object(dcfg)  # type: ignore[assignment]
         try:
+            arms = {"baseline": cfg.baseline, "candidate": cfg.candidate}
+            if cfg.drift.enabled and cfg.drift.aa_perturbation:
+                perturbation = OmegaConf.from_dotlist(list(cfg.drift.aa_perturbation))
+                arms["aa"] = OmegaConf.to_object(OmegaConf.merge(dcfg.baseline, perturbation))  # type: ignore
             run, verdict = run_experiment(
                 name=cfg.name, traffic_path=cfg.traffic.path, limit=cfg.traffic.limit,
-                arms={"baseline": cfg.baseline, "candidate": cfg.candidate},
+                arms=arms, drift=cfg.drift,
                 thresholds={k: Threshold(v.absolute, v.relative) for k, v in cfg.gate.thresholds.items()},
                 min_requests=cfg.gate.min_requests, output_dir=cfg.output_dir, run_id=cfg.run_id,
                 resolved_config=OmegaConf.to_container(dcfg, resolve=True),  # type: ignore[arg-type]
                 top_pairs=cfg.report.top_pairs, max_chars=cfg.report.max_chars, redact=cfg.report.redact)
-        except (TrafficError, EngineError) as e:
+        except (TrafficError, EngineError, OmegaConfBaseException) as e:
             print(f"error: {e}", file=sys.stderr)
             result["code"] = EXIT_BAD_INPUT
             return

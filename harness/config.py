@@ -8,7 +8,7 @@ them into plain arguments.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional  # noqa: UP035  (OmegaConf needs typing generics)
+from typing import Any, Dict, List, Optional  # noqa: UP035  (OmegaConf needs typing generics)
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -78,6 +78,22 @@ class GateConfig:
 
 
 @dataclass
+class DriftConfig:
+    """Embedding drift: old vs new output similarity per request, read against an A/A noise floor.
+
+    The A/A arm is the baseline replayed once more with ``aa_perturbation`` applied: overrides of an arm,
+    e.g. ``["engine.dtype=bfloat16"]`` when greedy, ``["sampling.seed=1"]`` when sampling; ``[]``: no A/A arm.
+    """
+
+    enabled: bool = True
+    model: str = "packaged:all-MiniLM-L6-v2"  # sentence-transformers model: packaged:NAME, local path or hub id
+    device: Optional[str] = None  # noqa: UP045  default: cuda when available, else cpu
+    aa_perturbation: List[str] = field(default_factory=list)  # noqa: UP006  dotlist, e.g. ["engine.dtype=bfloat16"]
+    aa_quantile: float = 0.05  # the floor is this quantile of A/A similarity
+    n_perm: int = 500  # permutations of the paired MMD test
+
+
+@dataclass
 class ReportConfig:
     """What the report shows."""
 
@@ -95,6 +111,7 @@ class ExperimentConfig:
     baseline: ArmConfig = field(default_factory=ArmConfig)
     candidate: ArmConfig = field(default_factory=ArmConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     output_dir: str = "reports"
     run_id: Optional[str] = None  # noqa: UP045  default: a timestamp

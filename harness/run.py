@@ -19,13 +19,14 @@ from typing import Any
 import pyarrow as pa
 
 from harness.analysis.run import analyze, connect
-from harness.config import ArmConfig
+from harness.config import ArmConfig, DriftConfig
 from harness.engines.base import EngineError, backend_name
 from harness.engines.checkpoints import fingerprint
 from harness.gate import Threshold, Verdict, decide
 from harness.replay import replay_arm
 from harness.report import html, markdown, plots
 from harness.signals.base import make_signal, metric_catalog
+from harness.signals.drift import run_drift
 from harness.store import RunDir
 from harness.traffic import TrafficError, load_traffic, traffic_fingerprint
 
@@ -56,11 +57,11 @@ def _arm_manifest(arm: ArmConfig) -> dict[str, Any]:
             "config": asdict(arm)}
 
 
-def run_experiment(*, name: str, traffic_path: str, limit: int | None, arms: dict[str, ArmConfig],
+def run_experiment(*, name: str, traffic_path: str, limit: int | None, arms: dict[str, ArmConfig], drift: DriftConfig,
                    thresholds: dict[str, Threshold], min_requests: int, output_dir: str, run_id: str | None,
                    resolved_config: dict[str, Any], top_pairs: int = 5, max_chars: int = 600,
                    redact: bool = False) -> tuple[RunDir, Verdict]:
-    """Replay ``traffic_path`` through both arms and gate the candidate against the baseline."""
+    """Replay ``traffic_path`` through the arms (baseline, candidate, optional A/A) and gate the candidate."""
     requests = load_traffic(traffic_path, limit=limit)
     run_id = run_id or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
     run = RunDir(output_dir, name, run_id)
@@ -68,13 +69,14 @@ def run_experiment(*, name: str, traffic_path: str, limit: int | None, arms: dic
         "experiment": name, "run_id": run_id, "created_at": dt.datetime.now(dt.UTC).isoformat(),
         "traffic": {"path": str(Path(traffic_path).resolve()), "sha256": traffic_fingerprint(traffic_path),
                     "requests": len(requests), "limit": limit},
-        "arms": {a: _arm_manifest(arms[a]) for a in ARMS}, "config": resolved_config, "versions": _versions(),
+        "arms": {a: _arm_manifest(arm) for a, arm in arms.items()}, "config": resolved_config,
+        "versions": _versions(), "drift": asdict(drift),
         "gate": {"thresholds": {k: asdict(v) for k, v in thresholds.items()}, "min_requests": min_requests},
         "report": {"top_pairs": top_pairs, "max_chars": max_chars, "redact": redact},
     }
     run.write_json("manifest.json", manifest)
     log.info("run directory %s: %d requests", run.path, len(requests))
-    timings = [replay_arm(a, arms[a], requests, run) for a in ARMS]
+    timings = [replay_arm(a, arm, requests, run) for a, arm in arms.items()]
     manifest["load_seconds"] = {t.arm: t.load_seconds for t in timings}
     run.write_json("manifest.json", manifest)
     verdict = evaluate(run)
@@ -97,20 +99,23 @@ def evaluate(run: RunDir) -> Verdict:
     run.write_table("signals", pa.concat_tables([s.score(requests, generations) for s in signals]))
     run.write_table("metrics", metric_catalog(signals))
     tables = analyze(run)
+    d = manifest["drift"]
+    divergence = run_drift(run, generations, d["model"], d["device"], d["aa_quantile"], d["n_perm"]) \
+        if d["enabled"] else None
     gate_cfg = manifest["gate"]
     thresholds = {k: Threshold(**v) for k, v in gate_cfg["thresholds"].items()}
     verdict = decide(tables["summary"].to_pylist(), thresholds, gate_cfg["min_requests"])
-    run.write_json("verdict.json", verdict_document(verdict, manifest))
-    _report(run, manifest, verdict, tables, requests)
+    run.write_json("verdict.json", verdict_document(verdict, manifest, divergence))
+    _report(run, manifest, verdict, tables, requests, divergence)
     return verdict
 
 
-def verdict_document(verdict: Verdict, manifest: dict[str, Any]) -> dict[str, Any]:
+def verdict_document(verdict: Verdict, manifest: dict[str, Any], divergence: dict[str, Any] | None) -> dict[str, Any]:
     """The ``verdict.json`` object (schema documented in the README)."""
     return {
         "schema_version": VERDICT_SCHEMA_VERSION, "verdict": verdict.verdict, "exit_code": verdict.exit_code,
         "breaches": [asdict(c) for c in verdict.breaches], "checks": [asdict(c) for c in verdict.checks],
-        "manifest": manifest,
+        "divergence": divergence, "manifest": manifest,
     }
 
 
@@ -121,16 +126,19 @@ def _prompt_text(r: Any) -> str:
 
 
 def _report(run: RunDir, manifest: dict[str, Any], verdict: Verdict, tables: dict[str, Any],
-            requests: dict[str, Any]) -> Path:
+            requests: dict[str, Any], divergence: dict[str, Any] | None) -> Path:
     opts = manifest["report"]
     paths = [plots.length_distributions(run.read_table("signals"), run.path / "length_distributions.png"),
              plots.signal_deltas(verdict.checks, run.path / "signal_deltas.png")]
+    if divergence is not None:
+        paths.append(plots.similarity_histogram(run.read_table("drift"), divergence["aa_floor"],
+                                                run.path / "similarity.png"))
     pairs = tables["changed_pairs"].to_pylist()[: opts["top_pairs"]]
     common: dict[str, Any] = dict(
         experiment=manifest["experiment"], run_id=manifest["run_id"], verdict=verdict,
         summary=tables["summary"].to_pylist(), throughput=tables["throughput"].to_pylist(), pairs=pairs,
         prompts={p["request_id"]: _prompt_text(requests[p["request_id"]]) for p in pairs},
-        arms={a: manifest["arms"][a]["source"] for a in ARMS}, max_chars=opts["max_chars"])
+        arms={a: manifest["arms"][a]["source"] for a in ARMS}, max_chars=opts["max_chars"], divergence=divergence)
     run.write_text("report.html", html.render_html(**common, figures=paths, manifest=manifest,
                                                    redact=opts["redact"]))
     text = markdown.render(**common, figures=[p.name for p in paths], redact=opts["redact"])

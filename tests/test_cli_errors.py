@@ -29,3 +29,9 @@ def test_missing_checkpoint_fails_before_any_engine_starts(tmp_path: Path) -> No
 def test_unknown_command() -> None:
     proc = run_harness("frobnicate")
     assert proc.returncode == 2 and "python -m harness replay" in proc.stderr
+
+
+def test_bad_aa_perturbation(tmp_path: Path) -> None:
+    proc = run_harness("replay", 'drift.aa_perturbation=["engine.dtyp=bfloat16"]', f"output_dir={tmp_path}")
+    assert proc.returncode == 2
+    assert "dtyp" in proc.stderr

@@ -57,6 +57,21 @@ def test_overlong_prompt_is_an_error_row_and_the_run_goes_on(terse_run: tuple[Pa
     assert all(r["output_tokens"] > 0 and r["finish_reason"] in ("stop", "length") for r in served)
 
 
+def test_embedding_drift_against_the_aa_floor(terse_run: tuple[Path, object]) -> None:
+    run, _ = terse_run
+    div = json.loads((run / "verdict.json").read_text())["divergence"]
+    overall = {r["arm"]: r for r in div["rows"] if r["segment"] is None}
+    assert set(overall) == {"aa", "candidate"} and overall["candidate"]["n"] == 150  # the overlong request: no output
+    assert div["aa_floor"] is not None and overall["aa"]["share_below"] <= 0.05 + 1e-9
+    assert overall["candidate"]["below_ci_low"] > overall["aa"]["below_ci_high"]  # clearly above the floor
+    assert overall["candidate"]["mean_cosine"] < overall["aa"]["mean_cosine"]
+    assert div["mmd_paired"]["candidate"]["p_value"] < 0.01
+    emb = duckdb.sql(f"SELECT arm, count(*) AS n FROM '{run / 'embeddings.parquet'}' GROUP BY arm").fetchall()
+    assert dict(emb) == {"baseline": 150, "candidate": 150, "aa": 150}
+    assert "## Divergence (embedding drift)" in (run / "report.md").read_text()
+    assert (run / "similarity.png").exists()
+
+
 def test_outputs_contract(terse_run: tuple[Path, object]) -> None:
     run, _ = terse_run
     assert (run.parent / "latest").resolve() == run.resolve()
@@ -85,7 +100,8 @@ def test_report_rebuilds_from_the_run_directory(terse_run: tuple[Path, object]) 
 
 
 def test_aa_passes_with_identical_outputs(zoo: Path, tmp_path: Path) -> None:
-    proc = run_harness("replay", "experiment=zoo_aa", "traffic.limit=120", f"output_dir={tmp_path}", "run_id=aa")
+    proc = run_harness("replay", "experiment=zoo_aa", "traffic.limit=120", f"output_dir={tmp_path}", "run_id=aa",
+                       "drift.aa_perturbation=[]")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "verdict: PASS (exit code 0)" in proc.stdout
     rows = _generations(tmp_path / "zoo_aa" / "aa")
@@ -93,6 +109,9 @@ def test_aa_passes_with_identical_outputs(zoo: Path, tmp_path: Path) -> None:
     for r in rows:
         by_arm.setdefault(r["arm"], {})[r["request_id"]] = r["output_text"]
     assert by_arm["baseline"] == by_arm["candidate"] and len(by_arm["baseline"]) == 120
+    div = json.loads((tmp_path / "zoo_aa" / "aa" / "verdict.json").read_text())["divergence"]
+    overall = next(r for r in div["rows"] if r["segment"] is None)
+    assert div["aa_floor"] is None and overall["mean_cosine"] > 0.9999 and overall["p05_cosine"] > 0.9999
 
 
 @pytest.mark.browser

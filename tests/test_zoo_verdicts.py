@@ -25,7 +25,7 @@ CASES = {
 def test_zoo_experiment_verdict(experiment: str, zoo: Path, tmp_path: Path) -> None:
     must_breach, verdicts = CASES[experiment]
     proc = run_harness("replay", f"experiment={experiment}", "traffic.limit=400", f"output_dir={tmp_path}",
-                       "run_id=t")
+                       "run_id=t", "drift.aa_perturbation=[]")  # the A/A arm is covered in test_replay_vllm.py
     verdict = json.loads((tmp_path / experiment / "t" / "verdict.json").read_text())
     assert verdict["verdict"] in verdicts, (verdict["verdict"], [b["reason"] for b in verdict["breaches"]])
     assert proc.returncode == verdict["exit_code"], proc.stderr[-2000:]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.gate import Verdict
+from harness.report import divergence as div
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 VERDICT_COLORS = {"PASS": "#1e7b34", "INVESTIGATE": "#a86400", "ROLLBACK": "#b3261e",
@@ -181,7 +182,8 @@ def _manifest(manifest: Mapping[str, Any]) -> str:
 def render_html(*, experiment: str, run_id: str, verdict: Verdict, summary: Sequence[Mapping[str, Any]],
                 throughput: Sequence[Mapping[str, Any]], pairs: Sequence[Mapping[str, Any]],
                 prompts: Mapping[str, str], arms: Mapping[str, str], figures: Sequence[Path],
-                manifest: Mapping[str, Any], max_chars: int, redact: bool = False) -> str:
+                manifest: Mapping[str, Any], max_chars: int, redact: bool = False,
+                divergence: Mapping[str, Any] | None = None) -> str:
     """The whole report as one self-contained HTML page (no script, no external resource, strict CSP).
 
     Args:
@@ -197,6 +199,7 @@ def render_html(*, experiment: str, run_id: str, verdict: Verdict, summary: Sequ
         manifest: The run manifest (``manifest.json``).
         max_chars: Prompts and outputs are cut to this many characters.
         redact: Show prompts and outputs only as sha256 prefix and length.
+        divergence: The embedding-drift summary (``harness.signals.drift``), or None.
 
     Returns:
         The HTML document.
@@ -206,6 +209,9 @@ def render_html(*, experiment: str, run_id: str, verdict: Verdict, summary: Sequ
             "<h2>Signals (all requests)</h2>", _signal_table(verdict),
             "<h2>Segments</h2><p>Gated metrics per segment, baseline -> candidate (reported, not gated).</p>",
             _segment_table(metrics, summary),
+            *([] if divergence is None else
+              ["<h2>Divergence (embedding drift)</h2>", f"<p>{esc(div.summary(divergence))}</p>",
+               f"<p>{esc(div.NOTE)}</p>", _table(div.HEADER, div.rows(divergence))]),
             "<h2>Throughput (engine time, load excluded)</h2>", _throughput_table(throughput),
             "<h2>Figures</h2>", *(_figure(f) for f in figures),
             "<h2>Most changed pairs</h2>" + ("<p>Prompts and outputs redacted.</p>" if redact else ""),

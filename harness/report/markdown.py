@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.gate import Verdict
+from harness.report import divergence as div
 from harness.report.html import redacted
 
 
@@ -52,7 +53,7 @@ def _segment_table(metrics: Sequence[str], summary: Sequence[Mapping[str, Any]])
 def render(*, experiment: str, run_id: str, verdict: Verdict, summary: Sequence[Mapping[str, Any]],
            throughput: Sequence[Mapping[str, Any]], pairs: Sequence[Mapping[str, Any]],
            prompts: Mapping[str, str], arms: Mapping[str, str], figures: Sequence[str], max_chars: int,
-           redact: bool = False) -> str:
+           redact: bool = False, divergence: Mapping[str, Any] | None = None) -> str:
     """The whole report as Markdown; ``redact`` shows prompts and outputs as sha256 prefix + length."""
 
     def block(text: str) -> str:
@@ -68,6 +69,9 @@ def render(*, experiment: str, run_id: str, verdict: Verdict, summary: Sequence[
                      c.threshold, c.status] for c in verdict.checks]), ""]
     out += ["## Segments", "", "Gated metrics per segment, baseline -> candidate (reported, not gated in v1).", "",
             _segment_table([c.metric for c in verdict.checks], summary), ""]
+    if divergence is not None:
+        out += ["## Divergence (embedding drift)", "", cell(div.summary(divergence)), "", div.NOTE, "",
+                _table(div.HEADER, div.rows(divergence)), ""]
     out += ["## Throughput (engine time, load excluded)", "",
             _table(["arm", "requests", "output tokens", "seconds", "requests/s", "output tokens/s"],
                    [[t["arm"], t["requests"], t["output_tokens"], t["seconds"], t["requests_per_s"],

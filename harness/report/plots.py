@@ -65,3 +65,27 @@ def signal_deltas(checks: Sequence[Check], path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def similarity_histogram(drift: pa.Table, floor: float | None, path: Path) -> Path:
+    """Old-vs-new output similarity per request, with the A/A similarity and its floor for reference."""
+    plt = _pyplot()
+    rows = drift.to_pylist()
+    fig, ax = plt.subplots(figsize=(6.4, 3.0))
+    bins = [i / 50 for i in range(51)]
+    for arm, color, label in (("aa", "#8C8C8C", "A/A (baseline vs itself, perturbed)"),
+                              ("candidate", ARM_COLORS["candidate"], "candidate vs baseline")):
+        vals = [min(max(r["cosine"], 0.0), 1.0) for r in rows if r["arm"] == arm]
+        if vals:
+            ax.hist(vals, bins=bins, alpha=0.6, color=color, label=f"{label} (n={len(vals)})")
+    if floor is not None:
+        ax.axvspan(floor, 1.0, color="#8C8C8C", alpha=0.15, label=f"A/A band (>= floor {floor:.3f})")
+    ax.set_yscale("log")
+    ax.set_xlabel("cosine similarity to the baseline's output", fontsize=8)
+    ax.set_ylabel("requests (log)", fontsize=8)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title("Embedding drift per request", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
