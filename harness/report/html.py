@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import difflib
-import hashlib
 import html
 import json
 import re
@@ -21,6 +20,7 @@ from typing import Any
 
 from harness.gate import Verdict
 from harness.report import divergence as div
+from harness.report.common import cut, redacted, segment_rows
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 VERDICT_COLORS = {"PASS": "#1e7b34", "INVESTIGATE": "#a86400", "ROLLBACK": "#b3261e",
@@ -54,18 +54,6 @@ def esc(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return html.escape(str(value), quote=True)
-
-
-def cut(text: str, max_chars: int) -> tuple[str, str]:
-    """``text`` cut to ``max_chars`` and the marker to show after it ("" when nothing was cut)."""
-    if len(text) <= max_chars:
-        return text, ""
-    return text[:max_chars], f"... [{len(text) - max_chars} more chars]"
-
-
-def redacted(text: str) -> str:
-    """What a redacted report shows instead of ``text``: its sha256 prefix and its length."""
-    return f"sha256:{hashlib.sha256(text.encode()).hexdigest()[:12]} ({len(text)} chars)"
 
 
 def word_diff(old: str, new: str) -> tuple[str, str]:
@@ -125,18 +113,6 @@ def _signal_table(verdict: Verdict) -> str:
              c.threshold, c.status] for c in verdict.checks]
     header = ["metric", "n", "baseline", "candidate", "delta", "95% CI", "threshold", "status"]
     return _table(header, rows, ["breach" if c.status == "breach" else "" for c in verdict.checks])
-
-
-def _arrow(row: Mapping[str, Any]) -> str:
-    base, cand = row["baseline"], row["candidate"]
-    return f"{base:.3g} -> {cand:.3g}" if base is not None and cand is not None else ""
-
-
-def _segment_table(metrics: Sequence[str], summary: Sequence[Mapping[str, Any]]) -> str:
-    values = {(r["segment"], r["metric"]): _arrow(r) for r in summary if r["segment"] is not None}
-    segments = sorted({r["segment"] for r in summary if r["segment"] is not None})
-    used = [m for m in metrics if any((s, m) in values for s in segments)]
-    return _table(["segment", *used], [[s, *(values.get((s, m)) for m in used)] for s in segments])
 
 
 def _throughput_table(throughput: Sequence[Mapping[str, Any]]) -> str:
@@ -208,7 +184,7 @@ def render_html(*, experiment: str, run_id: str, verdict: Verdict, summary: Sequ
     body = [_banner(experiment, run_id, verdict, arms),
             "<h2>Signals (all requests)</h2>", _signal_table(verdict),
             "<h2>Segments</h2><p>Gated metrics per segment, baseline -> candidate (reported, not gated).</p>",
-            _segment_table(metrics, summary),
+            _table(*segment_rows(metrics, summary)),
             *([] if divergence is None else
               ["<h2>Divergence (embedding drift)</h2>", f"<p>{esc(div.summary(divergence))}</p>",
                f"<p>{esc(div.NOTE)}</p>", _table(div.HEADER, div.rows(divergence))]),

@@ -13,13 +13,13 @@ from typing import Any
 
 from harness.gate import Verdict
 from harness.report import divergence as div
-from harness.report.html import redacted
+from harness.report.common import cut, redacted, segment_rows
 
 
 def fence(text: str, max_chars: int) -> str:
     """``text`` as an inert fenced block (fence longer than any backtick run inside)."""
-    if len(text) > max_chars:
-        text = text[:max_chars] + f"... [{len(text) - max_chars} more chars]"
+    shown, more = cut(text, max_chars)
+    text = shown + more
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     ticks = "`" * max(3, longest + 1)
     return f"{ticks}text\n{text}\n{ticks}"
@@ -41,15 +41,6 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _segment_table(metrics: Sequence[str], summary: Sequence[Mapping[str, Any]]) -> str:
-    """One row per segment, one column per metric: ``baseline -> candidate`` (blank: not applicable)."""
-    values = {(r["segment"], r["metric"]): f"{r['baseline']:.3g} -> {r['candidate']:.3g}"
-              for r in summary if r["segment"] is not None}
-    segments = sorted({r["segment"] for r in summary if r["segment"] is not None})
-    used = [m for m in metrics if any((s, m) in values for s in segments)]
-    return _table(["segment", *used], [[s, *(values.get((s, m)) for m in used)] for s in segments])
-
-
 def render(*, experiment: str, run_id: str, verdict: Verdict, summary: Sequence[Mapping[str, Any]],
            throughput: Sequence[Mapping[str, Any]], pairs: Sequence[Mapping[str, Any]],
            prompts: Mapping[str, str], arms: Mapping[str, str], figures: Sequence[str], max_chars: int,
@@ -68,7 +59,7 @@ def render(*, experiment: str, run_id: str, verdict: Verdict, summary: Sequence[
                    [[c.metric, c.n, c.baseline, c.candidate, c.delta, f"[{c.ci_low:+.3g}, {c.ci_high:+.3g}]",
                      c.threshold, c.status] for c in verdict.checks]), ""]
     out += ["## Segments", "", "Gated metrics per segment, baseline -> candidate (reported, not gated in v1).", "",
-            _segment_table([c.metric for c in verdict.checks], summary), ""]
+            _table(*segment_rows([c.metric for c in verdict.checks], summary)), ""]
     if divergence is not None:
         out += ["## Divergence (embedding drift)", "", cell(div.summary(divergence)), "", div.NOTE, "",
                 _table(div.HEADER, div.rows(divergence)), ""]
