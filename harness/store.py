@@ -9,8 +9,10 @@ Layout of ``reports/<experiment>/<run_id>/``::
     summary.parquet, segments.parquet, ...       analysis tables (DuckDB)
     manifest.json, verdict.json, report.md, *.png
 
-Every write is atomic (temporary file + rename), so a crash never leaves half a file, and a replay
-part that exists is complete.
+Every write is atomic and durable (temporary file in the same directory, fsync, rename, fsync of the
+directory), so a crash never leaves half a file, and a replay part that exists is complete. A replay
+batch writes its ``batches`` part first and its ``generations`` part last: the generations part is the
+batch's commit record.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ GENERATION_SCHEMA = pa.schema([
     ("error", pa.string()),
 ])
 
+TMP_SUFFIX = ".tmp"
+
 BATCH_SCHEMA = pa.schema([
     ("batch", pa.int32()),
     ("requests", pa.int64()),
@@ -44,13 +48,32 @@ BATCH_SCHEMA = pa.schema([
 ])
 
 
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _atomic_write(path: Path, write: Any) -> None:
+    """Write ``path`` durably: a temporary file in the same directory, fsync, rename, fsync the directory.
+
+    A crash (kill -9, power loss) leaves either the old file or the complete new one, never half of one;
+    a stale ``.<name>.*.tmp`` may stay behind and is removed by ``RunDir.remove_stale_temporaries``.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     os.close(fd)
     try:
         write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -73,6 +96,19 @@ class RunDir:
 
     def has_part(self, table: str, arm: str, batch: int) -> bool:
         return self.part_path(table, arm, batch).exists()
+
+    def part_request_ids(self, arm: str, batch: int) -> list[str]:
+        """The request ids of one replayed batch, in order (its ``generations`` part)."""
+        ids = pq.read_table(self.part_path("generations", arm, batch), columns=["request_id"]).column(0)
+        return [str(x) for x in ids.to_pylist()]
+
+    def remove_stale_temporaries(self, arm: str) -> int:
+        """Delete the temporary files a killed replay of ``arm`` left behind; returns how many."""
+        stale = [p for table in ("generations", "batches")
+                 for p in (self.path / table / f"arm={arm}").glob(f".*{TMP_SUFFIX}")]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return len(stale)
 
     def glob(self, table: str) -> str:
         """The Parquet glob DuckDB reads a partitioned table from (``arm`` comes from the path)."""

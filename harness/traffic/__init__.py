@@ -1,16 +1,15 @@
-"""Captured traffic: the Parquet schema, the `Request` record, loading and validation, importers."""
+"""Captured traffic: the Parquet schema, the `Request` record, streamed validation and reading, importers."""
 
 from typing import Any
 
+from harness.traffic.reader import Traffic, TrafficBatch, load_traffic, open_traffic, traffic_fingerprint
 from harness.traffic.schema import (
     TRAFFIC_SCHEMA,
     Issue,
     Message,
     Request,
     TrafficError,
-    load_traffic,
     requests_to_table,
-    traffic_fingerprint,
     validate_row,
     write_traffic,
 )
@@ -20,9 +19,12 @@ __all__ = [
     "Issue",
     "Message",
     "Request",
+    "Traffic",
+    "TrafficBatch",
     "TrafficError",
     "import_openai_jsonl",
     "load_traffic",
+    "open_traffic",
     "requests_to_table",
     "traffic_fingerprint",
     "validate_row",

@@ -1,17 +1,16 @@
-"""The captured-traffic Parquet schema, the `Request` record, and its validation and loading.
+"""The captured-traffic Parquet schema, the `Request` record, its column and row checks, and writing it.
 
 One row per captured request. `docs/traffic.md` has the column table and the validation rules; every problem is
 reported as `<file>: row <i> (request_id=<id>), column <col>: expected <...>, found <...>. Fix: <how>.`
+Reading a file (streamed, in bounded memory) is `harness.traffic.reader`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -38,6 +37,7 @@ TRAFFIC_SCHEMA = pa.schema([
     pa.field("metadata", pa.string()),
 ])
 REQUIRED_COLUMNS = ("request_id", "timestamp", "segment")
+ROW_GROUP_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -66,13 +66,20 @@ class Request:
 
 
 class TrafficError(ValueError):
-    """Every problem found in a traffic file, one per line (the first 20 in the message, all in `problems`)."""
+    """Every problem found in a traffic file, one per line.
 
-    def __init__(self, problems: Sequence[str]) -> None:
+    The message lists the first 20; `problems` keeps the first `MAX_KEPT` (a file where every row is bad does not
+    fill memory with messages) and `total` counts them all.
+    """
+
+    MAX_KEPT = 1000
+
+    def __init__(self, problems: Sequence[str], total: int | None = None) -> None:
         self.problems = list(problems)
+        self.total = max(total or 0, len(self.problems))
         lines = self.problems[:MAX_LISTED]
-        if len(self.problems) > MAX_LISTED:
-            lines.append(f"... and {len(self.problems) - MAX_LISTED} more")
+        if self.total > MAX_LISTED:
+            lines.append(f"... and {self.total - MAX_LISTED} more")
         super().__init__("\n".join(lines))
 
 
@@ -113,7 +120,7 @@ def _is_messages(t: pa.DataType) -> bool:
     return all(k in names and _is_str(names[k]) for k in ("role", "content"))
 
 
-_COLUMN_TYPES: dict[str, tuple[str, Callable[[pa.DataType], bool]]] = {
+COLUMN_TYPES: dict[str, tuple[str, Callable[[pa.DataType], bool]]] = {
     "request_id": ("string", _is_str),
     "timestamp": ("timestamp", pa.types.is_timestamp),
     "segment": ("string", _is_str),
@@ -128,13 +135,13 @@ _COLUMN_TYPES: dict[str, tuple[str, Callable[[pa.DataType], bool]]] = {
 }
 
 
-def _check_columns(schema: pa.Schema) -> tuple[list[Issue], list[str]]:
+def check_columns(schema: pa.Schema) -> tuple[list[Issue], list[str]]:
     """Returns the column-level issues and the known columns whose type is usable."""
     issues, usable = [], []
     for name in dict.fromkeys(schema.names):
-        if name not in _COLUMN_TYPES:
+        if name not in COLUMN_TYPES:
             logger.warning("ignoring unknown traffic column %r", name)
-    for name, (expected, ok) in _COLUMN_TYPES.items():
+    for name, (expected, ok) in COLUMN_TYPES.items():
         count = len(schema.get_all_field_indices(name))
         if count == 0 and name in REQUIRED_COLUMNS:
             issues.append(Issue(name, f"a {expected} column", "no such column", f"add a '{name}' column"))
@@ -264,90 +271,7 @@ def _utc(timestamp: dt.datetime) -> dt.datetime:
     return timestamp.astimezone(dt.UTC)
 
 
-# ---- files -----------------------------------------------------------------------------------------------------
-
-def _open(path: Path) -> pq.ParquetFile:
-    if not path.is_file():
-        raise TrafficError([f"{path}: file not found. Fix: check `traffic.path` (relative paths start at the "
-                            f"directory the command runs in: {Path.cwd()})."])
-    try:
-        return pq.ParquetFile(path)
-    except (pa.ArrowException, OSError) as err:
-        raise TrafficError([f"{path}: is not a Parquet file ({err}). Fix: convert it, e.g. from OpenAI JSONL with "
-                            "`python -m harness import-openai IN.jsonl OUT.parquet`."]) from err
-
-
-def _read(parquet: pq.ParquetFile, columns: list[str], limit: int | None) -> pa.Table:
-    if limit is None:
-        table = parquet.read(columns=columns)
-    else:
-        batches, rows = [], 0
-        for batch in parquet.iter_batches(batch_size=min(limit, 65_536), columns=columns):
-            batches.append(batch)
-            rows += batch.num_rows
-            if rows >= limit:
-                break
-        schema = pa.schema([parquet.schema_arrow.field(c) for c in columns])
-        table = pa.Table.from_batches(batches, schema=schema).slice(0, limit)
-    if "timestamp" in columns:  # naive means UTC; any unit becomes microseconds
-        index = table.schema.get_field_index("timestamp")
-        utc = table.column(index).cast(pa.timestamp("us", tz="UTC"), safe=False)
-        table = table.set_column(index, "timestamp", utc)
-    return table
-
-
-def _check_rows(rows: list[dict[str, Any]], file: str, skip: set[str]) -> tuple[list[Request], list[str]]:
-    requests: list[Request] = []
-    problems: list[str] = []
-    seen: dict[str, int] = {}
-    for i, row in enumerate(rows):
-        request, issues = validate_row(row)
-        request_id = row.get("request_id")
-        if isinstance(request_id, str) and request_id in seen:
-            issues.append(Issue("request_id", "a unique id", f"the same id as row {seen[request_id]}",
-                                "make every request_id unique, e.g. append the row number"))
-        elif isinstance(request_id, str):
-            seen[request_id] = i
-        at = f"row {i} (request_id={request_id})"
-        kept = [x for x in issues if not skip & set(re.split(r"[\[.]", x.column)[0].split("/"))]
-        problems += [x.describe(file, at) for x in kept]
-        if request is not None and not kept:
-            requests.append(request)
-    return requests, problems
-
-
-def load_traffic(path: str | Path, limit: int | None = None) -> list[Request]:
-    """Reads and validates a traffic Parquet file.
-
-    Args:
-        path: the Parquet file (see docs/traffic.md for its columns).
-        limit: read and validate only the first `limit` rows.
-
-    Returns:
-        One `Request` per row, in file order.
-
-    Raises:
-        TrafficError: listing every problem found: missing or mistyped columns, then bad rows.
-    """
-    if limit is not None and limit < 1:
-        raise ValueError(f"limit must be None or >= 1, got {limit}")
-    path = Path(path)
-    parquet = _open(path)
-    column_issues, usable = _check_columns(parquet.schema_arrow)
-    try:
-        rows = _read(parquet, usable, limit).to_pylist()
-    except (pa.ArrowException, OSError, ValueError) as err:
-        raise TrafficError([f"{path}: could not read the rows ({err}). Fix: rewrite the file."]) from err
-    problems = [x.describe(str(path)) for x in column_issues]
-    requests, row_problems = _check_rows(rows, str(path), set(_COLUMN_TYPES) - set(usable))
-    problems += row_problems
-    if not problems and not rows:
-        problems.append(f"{path}: expected at least one row, found 0 rows. Fix: point `traffic.path` at captured "
-                        "traffic.")
-    if problems:
-        raise TrafficError(problems)
-    return requests
-
+# ---- writing ---------------------------------------------------------------------------------------------------
 
 def requests_to_table(requests: Sequence[Request]) -> pa.Table:
     """Converts requests to a table in `TRAFFIC_SCHEMA`; the inverse of `load_traffic`.
@@ -377,32 +301,35 @@ def requests_to_table(requests: Sequence[Request]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=TRAFFIC_SCHEMA)
 
 
-def write_traffic(requests: Sequence[Request], path: str | Path) -> None:
-    """Writes requests to a traffic Parquet file, creating its directory.
+def write_traffic(requests: Iterable[Request], path: str | Path, row_group_rows: int = ROW_GROUP_ROWS) -> int:
+    """Writes requests to a traffic Parquet file, creating its directory, `row_group_rows` requests at a time.
 
     Args:
-        requests: the requests to write.
+        requests: the requests to write (any iterable: a generator keeps memory bounded).
         path: the Parquet file to write.
+        row_group_rows: requests per Parquet row group (readers stream the file a row group at a time).
+
+    Returns:
+        The number of requests written.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(requests_to_table(requests), path)
+    written = 0
+    with pq.ParquetWriter(path, TRAFFIC_SCHEMA) as writer:
+        for chunk in _chunked(requests, row_group_rows):
+            writer.write_table(requests_to_table(chunk), row_group_size=row_group_rows)
+            written += len(chunk)
+        if not written:
+            writer.write_table(requests_to_table([]))
+    return written
 
 
-def traffic_fingerprint(path: str | Path) -> str:
-    """Returns the sha256 hex digest of a traffic file's bytes, read in chunks.
-
-    Args:
-        path: the traffic file.
-
-    Raises:
-        TrafficError: when the file does not exist.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise TrafficError([f"{path}: file not found. Fix: check `traffic.path`."])
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _chunked(items: Iterable[Request], size: int) -> Iterator[list[Request]]:
+    chunk: list[Request] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
