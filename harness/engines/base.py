@@ -61,6 +61,7 @@ class Engine(Protocol):
 ENGINES: dict[str, str] = {
     "vllm": "harness.engines.vllm_offline:VLLMEngine",
     "imported": "harness.engines.imported:ImportedOutputs",
+    "transformers": "harness.engines.hf:TransformersEngine",
 }
 """Engine name -> "module:class"; imported lazily so heavy packages load only when used."""
 
