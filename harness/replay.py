@@ -1,15 +1,21 @@
 """Replay: arms x traffic -> generations, in batches, one Parquet part per batch.
 
-An arm is replayed batch by batch; a batch whose part already exists in the run directory is
-skipped, so re-running the same command with the same ``run_id`` resumes an interrupted replay.
+An arm is replayed batch by batch, reading one batch of traffic at a time; each batch is committed by
+writing its generations part (atomic and durable, see ``harness.store``). A batch whose part already
+exists in the run directory is skipped, so re-running the same command with the same ``run_id``
+resumes an interrupted replay (even after kill -9): nothing written is generated again, nothing is
+lost or duplicated. ``check_resume`` refuses a resume whose traffic or arm settings changed.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
@@ -19,13 +25,15 @@ from harness.engines.base import (
     DEFAULT_TEMPERATURE,
     DEFAULT_TOP_P,
     Engine,
+    EngineError,
     Generation,
     PreparedRequest,
     make_engine,
     request_seed,
 )
+from harness.engines.checkpoints import has_chat_template
 from harness.store import BATCH_SCHEMA, GENERATION_SCHEMA, RunDir
-from harness.traffic import Request
+from harness.traffic import Request, Traffic
 
 log = logging.getLogger(__name__)
 
@@ -82,27 +90,147 @@ def _batch_table(batch: int, gens: Sequence[Generation], seconds: float) -> pa.T
         "output_tokens": sum(g.output_tokens or 0 for g in served), "seconds": seconds}], schema=BATCH_SCHEMA)
 
 
-def replay_arm(name: str, arm: ArmConfig, requests: Sequence[Request], run: RunDir) -> ArmTiming:
-    """Replay ``requests`` through ``arm``, writing generation and batch parts under ``run``."""
+class ResumeError(EngineError):
+    """The run directory holds a replay made with other traffic or other arm settings."""
+
+
+def replay_arm(name: str, arm: ArmConfig, traffic: Traffic, run: RunDir) -> ArmTiming:
+    """Replay ``traffic`` through ``arm`` batch by batch, writing one generations and one batches part per batch.
+
+    A batch whose generations part exists is skipped (its request ids are checked against the traffic), so
+    re-running after a crash regenerates nothing that was written and loses nothing that was not. The engine
+    starts only when some batch is left to replay. Only one batch of requests is held in memory at a time.
+
+    Raises:
+        ResumeError: a part exists whose request ids are not the traffic's batch with that index.
+    """
     size = arm.engine.batch_size
-    batches = [requests[i: i + size] for i in range(0, len(requests), size)]
-    todo = [b for b in range(len(batches)) if not run.has_part("generations", name, b)]
-    if not todo:
-        log.info("arm %s: all %d batches already replayed", name, len(batches))
-        return ArmTiming(name, 0.0, 0, len(batches))
-    t0 = time.perf_counter()
-    engine: Engine = make_engine(arm)
-    load_seconds = time.perf_counter() - t0
-    log.info("arm %s: engine ready in %.1f s; %d of %d batches to replay", name, load_seconds, len(todo), len(batches))
+    total = math.ceil(traffic.requests / size)
+    done = {b for b in range(total) if run.has_part("generations", name, b)}
+    stale = run.remove_stale_temporaries(name)
+    if stale:
+        log.info("arm %s: removed %d temporary files left by an interrupted replay", name, stale)
+    if done and len(done) == total:
+        log.info("arm %s: all %d batches already replayed, skipped", name, total)
+    elif done:
+        log.info("arm %s: resuming: %d of %d batches already replayed, skipped; %d to replay", name, len(done),
+                 total, total - len(done))
+    engine: Engine | None = None
+    load_seconds = 0.0
     try:
-        for b in todo:
-            prepared = [prepare(r, arm) for r in batches[b]]
-            t = time.perf_counter()
-            gens = engine.generate(prepared)
-            seconds = time.perf_counter() - t
-            run.write_part("batches", name, b, _batch_table(b, gens, seconds))
-            run.write_part("generations", name, b, _generation_table(b, batches[b], gens))
-            log.info("arm %s: batch %d/%d, %d requests in %.2f s", name, b + 1, len(batches), len(gens), seconds)
+        for batch in traffic.batches(size, wanted=lambda b: b not in done):
+            if batch.requests is None:
+                _check_part(run, name, batch.index, batch.request_ids)
+                continue
+            if engine is None:
+                t0 = time.perf_counter()
+                engine = make_engine(arm)
+                load_seconds = time.perf_counter() - t0
+                log.info("arm %s: engine ready in %.1f s; %d of %d batches to replay", name, load_seconds,
+                         total - len(done), total)
+            _replay_batch(name, arm, engine, batch.index, batch.requests, run)
+            log.info("arm %s: batch %d/%d done", name, batch.index + 1, total)
     finally:
-        engine.close()
-    return ArmTiming(name, load_seconds, len(todo), len(batches) - len(todo))
+        if engine is not None:
+            engine.close()
+    return ArmTiming(name, load_seconds, total - len(done), len(done))
+
+
+def _replay_batch(name: str, arm: ArmConfig, engine: Engine, b: int, requests: Sequence[Request], run: RunDir) -> None:
+    prepared = [prepare(r, arm) for r in requests]
+    t = time.perf_counter()
+    gens = engine.generate(prepared)
+    seconds = time.perf_counter() - t
+    if [g.request_id for g in gens] != [r.request_id for r in requests]:
+        raise EngineError(f"arm {name}: the engine answered batch {b} with other request ids than it was given. "
+                          "Fix: an engine must return one generation per request, in order (a bug in the engine).")
+    run.write_part("batches", name, b, _batch_table(b, gens, seconds))
+    run.write_part("generations", name, b, _generation_table(b, requests, gens))  # last: it marks the batch done
+
+
+def _check_part(run: RunDir, name: str, b: int, request_ids: list[str]) -> None:
+    found = run.part_request_ids(name, b)
+    if found != request_ids:
+        raise ResumeError(
+            f"{run.part_path('generations', name, b)}: expected the {len(request_ids)} requests of traffic batch {b} "
+            f"({_span(request_ids)}), found {len(found)} others ({_span(found)}): the run was replayed with other "
+            "traffic, limit or engine.batch_size. Fix: resume with the settings in its manifest.json, or use a new "
+            "run_id.")
+
+
+def _span(ids: list[str]) -> str:
+    return "none" if not ids else f"{ids[0]} .. {ids[-1]}"
+
+
+def check_resume(previous: dict[str, Any], current: dict[str, Any], replayed: set[str]) -> None:
+    """Refuses to resume a run whose traffic or replayed arms were set up differently.
+
+    Args:
+        previous: the run's manifest.json as written by the interrupted invocation.
+        current: the manifest this invocation would write.
+        replayed: the arms that already have generations parts.
+
+    Raises:
+        ResumeError: naming the first difference and the fix.
+    """
+    fix = "Fix: run the same command again (see the run's manifest.json), or use a new run_id."
+    for key in ("sha256", "limit"):
+        was, now = previous["traffic"].get(key), current["traffic"].get(key)
+        if was != now:
+            raise ResumeError(f"run {current['run_id']} replayed traffic with {key} {was}, this command has {now}. "
+                              + fix)
+    for arm in sorted(replayed & set(current["arms"])):
+        was, now = previous["arms"].get(arm), current["arms"][arm]
+        if was != now:
+            diff = _first_difference(was or {}, now)
+            raise ResumeError(f"run {current['run_id']}: arm {arm} was replayed with {diff[0]} = {diff[1]!r}, this "
+                              f"command has {diff[2]!r}. " + fix)
+
+
+def _first_difference(was: dict[str, Any], now: dict[str, Any], prefix: str = "") -> tuple[str, Any, Any]:
+    for key in sorted(set(was) | set(now)):
+        a, b = was.get(key), now.get(key)
+        if isinstance(a, dict) and isinstance(b, dict) and a != b:
+            return _first_difference(a, b, f"{prefix}{key}.")
+        if a != b:
+            return f"{prefix}{key}", a, b
+    return prefix.rstrip(".") or "(nothing)", was, now
+
+
+def preflight(arms: dict[str, ArmConfig], traffic: Traffic) -> None:
+    """What can be checked before any engine starts: a chat template where the traffic has chat requests.
+
+    Raises:
+        EngineError: naming the arm, the checkpoint, the first chat request and the fix.
+    """
+    if not traffic.chat_requests:
+        return
+    for name, arm in arms.items():
+        if arm.imported or not arm.checkpoint or has_chat_template(arm.checkpoint) is not False:
+            continue
+        raise EngineError(
+            f"arm {name}: checkpoint {arm.checkpoint!r} has no chat template (no chat_template.jinja, no "
+            f"chat_template in tokenizer_config.json), but {traffic.chat_requests} of the {traffic.requests} requests "
+            f"in {traffic.path} are chat messages (the first: request_id={traffic.first_chat}). Fix: use a chat/"
+            "instruct checkpoint or add a chat template to its tokenizer, or replay traffic with a plain `prompt`.")
+
+
+def determinism(arms: dict[str, ArmConfig]) -> dict[str, Any]:
+    """What decides whether replaying again gives the same generations, per arm, for the manifest.
+
+    Greedy decoding with the same checkpoint, dtype, batch size, seeds and engine build gives identical outputs on
+    one machine (tests/test_reproducible.py). ``VLLM_BATCH_INVARIANT=1`` makes vLLM's kernels independent of the
+    batch composition on supported GPUs (NVIDIA compute capability >= 9.0 per vLLM 0.32's envs.py); on the CPU
+    build it changes no kernel.
+    """
+    out: dict[str, Any] = {"VLLM_BATCH_INVARIANT": os.environ.get("VLLM_BATCH_INVARIANT", "0"),
+                           "CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG"), "arms": {}}
+    for name, arm in arms.items():
+        e, s = arm.engine, arm.sampling
+        out["arms"][name] = {
+            "backend": "imported" if arm.imported else e.backend, "engine_seed": e.seed, "sampling_seed": s.seed,
+            "batch_size": e.batch_size, "dtype": e.dtype, "quantization": e.quantization,
+            "max_model_len": e.max_model_len, "enforce_eager": e.enforce_eager,
+            "temperature": "as captured" if s.temperature is None else s.temperature,
+            "extra": dict(e.extra)}
+    return out

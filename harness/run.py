@@ -61,23 +61,42 @@ def run_experiment(*, name: str, traffic_path: str, limit: int | None, arms: dic
                    thresholds: dict[str, Threshold], min_requests: int, output_dir: str, run_id: str | None,
                    resolved_config: dict[str, Any], top_pairs: int = 5, max_chars: int = 600,
                    redact: bool = False) -> tuple[RunDir, Verdict]:
-    """Replay ``traffic_path`` through the arms (baseline, candidate, optional A/A) and gate the candidate."""
-    requests = load_traffic(traffic_path, limit=limit)
+    """Replay ``traffic_path`` through the arms (baseline, candidate, optional A/A) and gate the candidate.
+
+    The traffic is validated in one streamed pass and replayed batch by batch (bounded memory); with the
+    ``run_id`` of an interrupted run, the replay resumes (``harness.replay.check_resume`` refuses other settings).
+    """
+    from harness.engines.imported import imported_coverage
+    from harness.replay import check_resume, determinism, preflight
+    from harness.traffic import open_traffic
+
+    traffic = open_traffic(traffic_path, limit=limit)
+    preflight(arms, traffic)
     run_id = run_id or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
     run = RunDir(output_dir, name, run_id)
-    manifest = {
+    manifest: dict[str, Any] = {
         "experiment": name, "run_id": run_id, "created_at": dt.datetime.now(dt.UTC).isoformat(),
         "traffic": {"path": str(Path(traffic_path).resolve()), "sha256": traffic_fingerprint(traffic_path),
-                    "requests": len(requests), "limit": limit},
+                    "requests": traffic.requests, "limit": limit},
         "arms": {a: _arm_manifest(arm) for a, arm in arms.items()}, "config": resolved_config,
-        "versions": _versions(), "drift": asdict(drift),
+        "versions": _versions(), "drift": asdict(drift), "determinism": determinism(arms),
         "gate": {"thresholds": {k: asdict(v) for k, v in thresholds.items()}, "min_requests": min_requests},
         "report": {"top_pairs": top_pairs, "max_chars": max_chars, "redact": redact},
     }
+    for a, arm in arms.items():
+        if arm.imported:
+            manifest["arms"][a]["imported"] = imported_coverage(arm.imported, traffic)
+    if (run.path / "manifest.json").exists():  # resuming an interrupted run
+        previous = run.read_json("manifest.json")
+        check_resume(previous, manifest, replayed={a for a in arms if run.has_parts(a)})
+        manifest["created_at"] = previous["created_at"]
+        manifest["resumed_at"] = [*previous.get("resumed_at", []), dt.datetime.now(dt.UTC).isoformat()]
     run.write_json("manifest.json", manifest)
-    log.info("run directory %s: %d requests", run.path, len(requests))
-    timings = [replay_arm(a, arm, requests, run) for a, arm in arms.items()]
+    log.info("run directory %s: %d requests", run.path, traffic.requests)
+    timings = [replay_arm(a, arm, traffic, run) for a, arm in arms.items()]
     manifest["load_seconds"] = {t.arm: t.load_seconds for t in timings}
+    manifest["replay"] = {t.arm: {"batches_run": t.batches_run, "batches_skipped": t.batches_skipped}
+                          for t in timings}
     run.write_json("manifest.json", manifest)
     verdict = evaluate(run)
     run.point_latest()

@@ -97,6 +97,10 @@ class RunDir:
     def has_part(self, table: str, arm: str, batch: int) -> bool:
         return self.part_path(table, arm, batch).exists()
 
+    def has_parts(self, arm: str) -> bool:
+        """Whether any batch of ``arm`` was replayed into this run."""
+        return any((self.path / "generations" / f"arm={arm}").glob("part-*.parquet"))
+
     def part_request_ids(self, arm: str, batch: int) -> list[str]:
         """The request ids of one replayed batch, in order (its ``generations`` part)."""
         ids = pq.read_table(self.part_path("generations", arm, batch), columns=["request_id"]).column(0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -10,6 +11,13 @@ from harness.engines.base import EngineError
 
 ZOO_PREFIX = "zoo:"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_NOT_GENERATIVE_HEADS = ("ForMaskedLM", "ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering",
+                         "ForMultipleChoice", "ForNextSentencePrediction", "ForPreTraining", "ForImageClassification",
+                         "ForAudioClassification", "ForRewardModeling", "BertModel", "RobertaModel", "EncoderModel")
+_GENERATIVE_HEADS = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
+_ENCODER_TYPES = {"bert", "roberta", "xlm-roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2",
+                  "mpnet", "camembert", "modernbert", "nomic_bert", "longformer", "big_bird", "convbert", "ernie",
+                  "clip", "siglip", "vit"}
 
 
 def resolve_checkpoint(checkpoint: str) -> str:
@@ -31,14 +39,71 @@ def resolve_checkpoint(checkpoint: str) -> str:
         return str(path)
     path = Path(checkpoint).expanduser()
     if path.exists():
-        if not (path / "config.json").exists():
+        if not (path / "config.json").is_file():
             raise EngineError(f"checkpoint {checkpoint!r} has no config.json: it is not a Hugging Face model "
                               "directory. Fix: point `checkpoint` at the directory holding config.json and weights.")
+        check_causal_lm(path)
         return str(path)
     if _HUB_ID.match(checkpoint) and not checkpoint.startswith((".", "/", "~")):
         return checkpoint  # a hub id: vLLM resolves it (from the local hub cache when offline)
     raise EngineError(f"checkpoint path {checkpoint!r} does not exist. Fix: give an existing model directory, "
                       "a hub id like org/name, or zoo:NAME.")
+
+
+def check_causal_lm(path: Path) -> None:
+    """Refuses a model directory that cannot generate text (an encoder, a classifier, an embedding model).
+
+    Decided from ``config.json`` alone, before any engine loads: ``architectures`` that are all encoder or
+    classifier heads, or an encoder ``model_type`` without a causal-LM head. An unknown architecture passes
+    (the engine decides).
+
+    Raises:
+        EngineError: naming the file, the field, what was found and the fix.
+    """
+    config_file = path / "config.json"
+    if (path / "modules.json").is_file() or (path / "config_sentence_transformers.json").is_file():
+        raise EngineError(f"checkpoint {str(path)!r}: {path / 'modules.json'}: expected a causal LM, found a "
+                          "sentence-transformers embedding model. Fix: point `checkpoint` at a generative model "
+                          "(e.g. a *ForCausalLM directory); embedding models belong in `drift.model`.")
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise EngineError(f"checkpoint {str(path)!r}: {config_file}: expected a JSON object, could not read it "
+                          f"({err}). Fix: restore the checkpoint's config.json.") from err
+    archs = config.get("architectures") if isinstance(config, dict) else None
+    archs = [a for a in archs if isinstance(a, str)] if isinstance(archs, list) else []
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    generative_head = any(a.endswith(_GENERATIVE_HEADS) for a in archs)
+    if archs and all(a.endswith(_NOT_GENERATIVE_HEADS) for a in archs):
+        found = f"architectures {archs}"
+    elif model_type in _ENCODER_TYPES and not generative_head:
+        found = f"architectures {archs} of model_type {model_type!r} (an encoder)"
+    else:
+        return
+    raise EngineError(f"checkpoint {str(path)!r}: {config_file}, field architectures: expected a causal LM (e.g. "
+                      f"LlamaForCausalLM), found {found}. Fix: point `checkpoint` at a generative model; embedding "
+                      "models belong in `drift.model`.")
+
+
+def has_chat_template(checkpoint: str) -> bool | None:
+    """Whether a checkpoint's tokenizer has a chat template; None when it cannot be told without loading (hub ids).
+
+    Looks for ``chat_template.jinja`` / ``chat_template.json`` (transformers >= 4.43 saves it there) and
+    ``chat_template`` in ``tokenizer_config.json``.
+    """
+    try:
+        path = Path(resolve_checkpoint(checkpoint))
+    except EngineError:
+        return None
+    if not path.is_dir():
+        return None
+    if (path / "chat_template.jinja").is_file() or (path / "chat_template.json").is_file():
+        return True
+    try:
+        config = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return bool(config.get("chat_template")) if isinstance(config, dict) else None
 
 
 def _sha256(files: list[Path]) -> str:

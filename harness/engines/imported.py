@@ -1,70 +1,158 @@
 """An arm whose outputs already exist (shadow logs captured in production): read, not generated.
 
 The file is Parquet or JSONL with one row per request: ``request_id`` and ``output`` (text), and
-optionally ``finish_reason``, ``prompt_tokens``, ``output_tokens``. A traffic request missing from the
-file becomes an error row ``missing_in_import``.
+optionally ``finish_reason`` (text), ``prompt_tokens``, ``output_tokens`` (integers >= 0). A traffic
+request missing from the file becomes an error row ``missing_in_import``. Ids in the file that are not
+in the traffic are ignored with a warning and counted in the manifest (``imported_coverage``); a file
+none of whose ids is in the traffic is an error (it is the outputs of other traffic).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.engines.base import EngineError, Generation, PreparedRequest
+from harness.traffic.schema import Issue, _show
 
 if TYPE_CHECKING:
     from harness.config import ArmConfig
+    from harness.traffic import Traffic
 
 log = logging.getLogger(__name__)
 OPTIONAL = ("finish_reason", "prompt_tokens", "output_tokens")
+MAX_LISTED = 20
+FIX_ALL = "one row per request_id with a string `output`"
 
 
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pylist()  # type: ignore[no-any-return]
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
+def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, list[Issue]]]:
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            at = f"line {number}"
             try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise EngineError(f"{path}: line {n}: not valid JSON ({e.msg}). Fix: one JSON object per line.") from e
-    return rows
+                line = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
+            except UnicodeDecodeError as err:
+                found = f"the invalid byte 0x{raw[err.start]:02x} at byte {err.start} of the line"
+                yield at, None, [Issue("", "UTF-8 text", found, "re-export the file as UTF-8")]
+                continue
+            except json.JSONDecodeError as err:
+                yield at, None, [Issue("", "one JSON object per line", f"invalid JSON ({err.msg} at column "
+                                       f"{err.colno})", "fix or drop this line")]
+                continue
+            if not isinstance(line, dict):
+                yield at, None, [Issue("", "a JSON object", type(line).__name__, "write one JSON object per line")]
+                continue
+            yield at, line, []
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, list[Issue]]]:
+    import pyarrow.parquet as pq
+
+    from harness.traffic.reader import READ_ERRORS, table_rows
+
+    try:
+        parquet = pq.ParquetFile(path)
+        tables = (parquet.read_row_group(g) for g in range(parquet.num_row_groups))
+        offset = 0
+        for table in tables:
+            for i, (row, issues) in enumerate(table_rows(table), start=offset):
+                yield f"row {i}", row, issues
+            offset += table.num_rows
+    except READ_ERRORS as err:
+        raise EngineError(f"{path}: could not read it as Parquet ({type(err).__name__}: {err}). Fix: write the "
+                          f"imported outputs as Parquet or JSONL, {FIX_ALL}.") from err
+
+
+def _row_issues(row: dict[str, Any]) -> list[Issue]:
+    issues = []
+    rid, text = row.get("request_id"), row.get("output")
+    if not isinstance(rid, str) or not rid:
+        issues.append(Issue("request_id", "a non-empty string", _show(rid), "give every output its request's id"))
+    if not isinstance(text, str):
+        issues.append(Issue("output", "a string", _show(text), "store the output text ('' when empty)"))
+    reason = row.get("finish_reason")
+    if reason is not None and not isinstance(reason, str):
+        issues.append(Issue("finish_reason", "a string (stop, length, ...) or null", _show(reason),
+                            "store the finish reason as text or leave it out"))
+    for key in ("prompt_tokens", "output_tokens"):
+        n = row.get(key)
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+            issues.append(Issue(key, "an integer >= 0 or null", _show(n), "store the token count or leave it out"))
+    return issues
 
 
 def load_outputs(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Read an outputs file into ``request_id -> row``, checking ids and the ``output`` field."""
+    """Read an outputs file into ``request_id -> row``, checking every row; all problems are raised together.
+
+    Raises:
+        EngineError: naming the file, the line (JSONL, 1-based) or row (Parquet, 0-based), the field and the fix.
+    """
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise EngineError(f"imported outputs file {path} does not exist. Fix: set the arm's `imported` path.")
+    rows = _parquet_rows(path) if path.suffix == ".parquet" else _jsonl_rows(path)
     out: dict[str, dict[str, Any]] = {}
+    seen: dict[str, str] = {}
     problems = []
-    for i, row in enumerate(_read_rows(path)):
-        rid, text = row.get("request_id"), row.get("output")
-        if not isinstance(rid, str) or not rid:
-            problems.append(f"{path}: row {i}, field request_id: expected a non-empty string, found {rid!r}")
-        elif not isinstance(text, str):
-            problems.append(f"{path}: row {i} (request_id={rid}), field output: expected a string, found {text!r}")
-        elif rid in out:
-            problems.append(f"{path}: row {i}, field request_id: duplicate {rid!r}")
-        else:
-            out[rid] = row
+    for at, row, issues in rows:
+        if row is not None and not issues:
+            issues = _row_issues(row)
+            rid = str(row.get("request_id"))
+            if not issues and rid in seen:
+                issues = [Issue("request_id", "a unique id", f"duplicate {rid!r} (first at {seen[rid]})",
+                                "keep one output per request")]
+            if not issues:
+                out[rid], seen[rid] = row, at
+            else:
+                at = f"{at} (request_id={rid})" if isinstance(row.get("request_id"), str) else at
+        problems += [issue.describe(str(path), at, kind="field") for issue in issues]
+    if not problems and not out:
+        problems.append(f"{path}: expected at least one output, found none. Fix: {FIX_ALL}.")
     if problems:
-        more = f"\n... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        raise EngineError("\n".join(problems[:20]) + more + "\nFix: one row per request_id with a string `output`.")
+        more = [f"... and {len(problems) - MAX_LISTED} more"] if len(problems) > MAX_LISTED else []
+        raise EngineError("\n".join(problems[:MAX_LISTED] + more))
     return out
+
+
+def imported_coverage(path: str | Path, traffic: Traffic) -> dict[str, Any]:
+    """How an imported outputs file's ids meet the traffic's, for the manifest.
+
+    Returns:
+        ``rows`` (outputs in the file), ``matched`` (traffic requests with an output), ``missing_in_import``
+        (traffic requests without one: error rows), ``not_in_traffic`` (outputs whose id the traffic lacks:
+        ignored) and up to 5 ``not_in_traffic_examples``.
+
+    Raises:
+        EngineError: when no id of the file is in the traffic.
+    """
+    ids = set(load_outputs(path))
+    matched: set[str] = set()
+    for batch in traffic.batches(8192, wanted=lambda _: False):
+        matched.update(rid for rid in batch.request_ids if rid in ids)
+    extra = sorted(ids - matched)
+    coverage = {"rows": len(ids), "matched": len(matched), "missing_in_import": traffic.requests - len(matched),
+                "not_in_traffic": len(extra), "not_in_traffic_examples": extra[:5]}
+    if not matched:
+        raise EngineError(f"{path}: expected outputs for the requests in {traffic.path}, found none of its "
+                          f"{len(ids)} request_ids there (e.g. {extra[:3]}). Fix: import the outputs of this traffic "
+                          "(request_id must be the traffic's id), or point `traffic.path` at the traffic they answer.")
+    if extra:
+        log.warning("%s: %d of its %d request_ids are not in the traffic (e.g. %s); they are ignored and counted in "
+                    "manifest.json (imported.not_in_traffic)", path, len(extra), len(ids), ", ".join(extra[:3]))
+    return coverage
 
 
 class ImportedOutputs:
     """Serves an arm from a file of outputs keyed by ``request_id``."""
 
     def __init__(self, arm: ArmConfig) -> None:
-        assert arm.imported is not None  # guaranteed by make_engine's choice of backend
+        if arm.imported is None:
+            raise EngineError("an imported arm has no `imported` file. Fix: set the arm's `imported` path.")
         self.rows = load_outputs(arm.imported)
 
     def generate(self, requests: Sequence[PreparedRequest]) -> list[Generation]:

@@ -47,13 +47,20 @@ class VLLMEngine:
             raise EngineError(f"vLLM could not load checkpoint {arm.checkpoint!r}: {exc}. Fix: check that it is "
                               "a causal LM directory (config.json, weights, tokenizer) or a reachable hub id, "
                               "and the engine options.") from exc
+        runner = getattr(self.llm.model_config, "runner_type", "generate")
+        if runner != "generate":  # a backstop: resolve_checkpoint refuses the encoders it can tell from config.json
+            self.close()
+            raise EngineError(f"vLLM loaded checkpoint {arm.checkpoint!r} as a {runner} model, not a generative one. "
+                              "Fix: point `checkpoint` at a causal LM.")
+        self.checkpoint = arm.checkpoint
         self.tokenizer: Any = self.llm.get_tokenizer()
 
     def _prompt_ids(self, r: PreparedRequest) -> list[int]:
         if r.messages is not None:
             if not getattr(self.tokenizer, "chat_template", None):
-                raise EngineError("the checkpoint's tokenizer has no chat template but the traffic has chat "
-                                  "messages. Fix: use a chat/instruct checkpoint, or traffic with a plain `prompt`.")
+                raise EngineError(f"checkpoint {self.checkpoint!r}: its tokenizer has no chat template, but request "
+                                  f"{r.request_id} has chat messages. Fix: use a chat/instruct checkpoint or add a "
+                                  "chat template to its tokenizer, or replay traffic with a plain `prompt`.")
             text = self.tokenizer.apply_chat_template(list(r.messages), add_generation_prompt=True, tokenize=False)
             return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
         return list(self.tokenizer(r.prompt)["input_ids"])

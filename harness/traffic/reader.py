@@ -68,7 +68,7 @@ class Traffic:
                 yield TrafficBatch(index, ids, None)
                 continue
             requests = []
-            for i, (row, cell_issues) in enumerate(_rows(table)):
+            for i, (row, cell_issues) in enumerate(table_rows(table)):
                 request, issues = validate_row(row)
                 if request is None or cell_issues:
                     issue = (cell_issues + issues)[0]
@@ -176,7 +176,7 @@ def _utc_timestamps(table: pa.Table) -> pa.Table:
     return table.set_column(index, "timestamp", utc)
 
 
-def _rows(table: pa.Table) -> list[tuple[dict[str, Any], list[Issue]]]:
+def table_rows(table: pa.Table) -> list[tuple[dict[str, Any], list[Issue]]]:
     """Each row's Python values and the issues of the cells that have none (invalid UTF-8, dates out of range)."""
     try:
         return [(row, []) for row in table.to_pylist()]
@@ -236,7 +236,7 @@ def _scan(path: Path, limit: int | None, keep: bool) -> tuple[Traffic, list[Requ
     first_chat = None
     try:
         for table in _slices(parquet, usable, READ_ROWS, limit):
-            for row_number, (row, cell_issues) in enumerate(_rows(table), start=rows):
+            for row_number, (row, cell_issues) in enumerate(table_rows(table), start=rows):
                 request, issues = validate_row(row)
                 request_id = row.get("request_id")
                 hashes.append(hash(request_id) if isinstance(request_id, str) else hash((None, row_number)))
@@ -284,5 +284,5 @@ def _duplicates(path: Path, parquet: pq.ParquetFile, hashes: array[int], problem
 
 def _ids(parquet: pq.ParquetFile, rows: int) -> Iterator[Any]:
     for table in _slices(parquet, ["request_id"], READ_ROWS, rows):
-        for (row, _) in _rows(table):
+        for (row, _) in table_rows(table):
             yield row.get("request_id")
