@@ -1,8 +1,8 @@
 """Build the fixture zoo: tiny Llama checkpoints that vLLM (CPU build) can serve.
 
-``python -m harness zoo`` (or ``make zoo``) trains a shared tokenizer, the ``baseline`` from scratch,
-then each candidate by fine-tuning the baseline on references changed in one way
-(``harness.zoo.tasks.STYLES``). Deterministic for a given machine and torch build; cached: a
+``python -m harness zoo`` (or ``make zoo``) trains a shared tokenizer and a ``base`` model from scratch,
+then ``baseline`` and each changed candidate by fine-tuning ``base`` for the same steps on their own
+references (``harness.zoo.tasks.STYLES``), and ``benign`` by briefly refreshing ``baseline``. Deterministic for a given machine and torch build; cached: a
 checkpoint whose ``zoo.json`` carries the current build key is not rebuilt.
 """
 
@@ -50,6 +50,9 @@ class ZooSpec:
     # Candidates whose change is harder to learn get more steps. json_drift must decide at the first token
     # whether to wrap the JSON in prose; 250 steps taught it the missing field but not the prose.
     finetune_steps_by_style: tuple[tuple[str, int], ...] = (("json_drift", 1000),)
+    # benign = baseline + a short, gentle refresh on its own references
+    refresh_steps: int = 100
+    refresh_lr: float = 1e-4
     train_examples: int = 12000
     seed: int = 1234
 
@@ -58,27 +61,59 @@ class ZooSpec:
         return dict(self.finetune_steps_by_style).get(style, self.finetune_steps)
 
 
-FINETUNE_FIELDS = ("finetune_steps", "finetune_lr", "finetune_steps_by_style")
+FINETUNE_FIELDS = ("finetune_steps", "finetune_lr", "finetune_steps_by_style", "refresh_steps", "refresh_lr")
+CHECKPOINTS = ("base", *tasks.STYLES)
+"""Everything ``make zoo`` builds: the shared ``base`` model, then the six checkpoints the experiments serve."""
 
 
-def build_key(spec: ZooSpec, style: str = "baseline") -> str:
-    """The key of one checkpoint: the baseline's covers the base spec, the task definitions and
-    ``ZOO_VERSION``; a candidate's adds its own fine-tuning. A changed key rebuilds that checkpoint."""
+@dataclass(frozen=True)
+class Recipe:
+    """How one checkpoint is trained from its parent."""
+
+    parent: str
+    references: str  # the style whose references it is trained on
+    steps: int
+    lr: float
+    seed: int
+
+
+def recipe(spec: ZooSpec, name: str) -> Recipe:
+    """The fine-tuning of checkpoint ``name`` (``base`` is trained from scratch and has none).
+
+    ``baseline`` and every changed candidate are ``base`` fine-tuned for the same number of steps on their
+    own references, so training time alone does not separate them; ``benign`` is ``baseline`` refreshed with a
+    short, gentle continued training on the baseline's own references (same behaviour, new weights).
+    """
+    if name == "baseline":
+        return Recipe("base", "baseline", spec.finetune_steps, spec.finetune_lr, spec.seed + 1)
+    if name == "benign":
+        return Recipe("baseline", "baseline", spec.refresh_steps, spec.refresh_lr, spec.seed + len(tasks.STYLES))
+    return Recipe("base", name, spec.steps(name), spec.finetune_lr, spec.seed + tasks.STYLES.index(name))
+
+
+def build_key(spec: ZooSpec, name: str = "base") -> str:
+    """The key of one checkpoint: ``base``'s covers the base spec, the task definitions and ``ZOO_VERSION``;
+    a fine-tuned checkpoint's adds its recipe (and its parent's). A changed key rebuilds that checkpoint."""
     base = {k: v for k, v in asdict(spec).items() if k not in FINETUNE_FIELDS}
     h = hashlib.sha256(json.dumps({**base, "zoo_version": ZOO_VERSION}, sort_keys=True).encode())
     h.update((Path(__file__).parent / "tasks.py").read_bytes())
-    if style != "baseline":
-        h.update(json.dumps([style, spec.finetune_lr, spec.steps(style)]).encode())
+    if name == "benign":
+        h.update(json.dumps(["baseline", spec.finetune_lr, spec.finetune_steps]).encode())
+        h.update(json.dumps(["benign", spec.refresh_lr, spec.refresh_steps]).encode())
+    elif name != "base":
+        h.update(json.dumps([name, spec.finetune_lr, spec.steps(name)]).encode())
     return h.hexdigest()[:16]
 
 
 def stale(zoo_dir: Path, spec: ZooSpec = ZooSpec()) -> list[str]:
-    """The checkpoints that are missing or were built with another key."""
-    out = []
-    for style in tasks.STYLES:
-        meta = zoo_dir / style / "zoo.json"
-        if not meta.exists() or json.loads(meta.read_text()).get("build_key") != build_key(spec, style):
-            out.append(style)
+    """The checkpoints that are missing or were built with another key (with everything built on them)."""
+    out: list[str] = []
+    for name in CHECKPOINTS:
+        meta = zoo_dir / name / "zoo.json"
+        parent = recipe(spec, name).parent if name != "base" else None
+        if (parent in out or not meta.exists()
+                or json.loads(meta.read_text()).get("build_key") != build_key(spec, name)):
+            out.append(name)
     return out
 
 
@@ -166,7 +201,7 @@ def _save(model: Any, tok: Any, out: Path, meta: dict[str, Any]) -> None:
     (out / "zoo.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
-def _train_baseline(zoo_dir: Path, spec: ZooSpec, train: list[tasks.Example]) -> tuple[Any, Any]:
+def _train_base(zoo_dir: Path, spec: ZooSpec, train: list[tasks.Example]) -> tuple[Any, Any]:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -181,18 +216,18 @@ def _train_baseline(zoo_dir: Path, spec: ZooSpec, train: list[tasks.Example]) ->
     torch.manual_seed(spec.seed)
     base = LlamaForCausalLM(config)
     t0 = time.perf_counter()
-    log.info("zoo: training baseline (%d parameters)", sum(p.numel() for p in base.parameters()))
+    log.info("zoo: training base (%d parameters)", sum(p.numel() for p in base.parameters()))
     loss = _train(base, _encode(tok, train, "baseline"), spec.base_steps, spec.base_lr, spec.seed,
                   spec.batch_size, tok.pad_token_id)
-    _save(base, tok, zoo_dir / "baseline", {"build_key": build_key(spec), "spec": asdict(spec), "parent": None,
-                                            "style": "baseline", "steps": spec.base_steps, "final_loss": loss,
-                                            "train_seconds": time.perf_counter() - t0})
+    _save(base, tok, zoo_dir / "base", {"build_key": build_key(spec), "spec": asdict(spec), "parent": None,
+                                        "style": "baseline", "steps": spec.base_steps, "final_loss": loss,
+                                        "train_seconds": time.perf_counter() - t0})
     return base, tok
 
 
 def build_zoo(zoo_dir: Path = DEFAULT_ZOO_DIR, spec: ZooSpec = ZooSpec(), force: bool = False) -> Path:
     """Build the missing or outdated zoo checkpoints under ``zoo_dir`` (all with ``force``)."""
-    todo = list(tasks.STYLES) if force else stale(zoo_dir, spec)
+    todo = list(CHECKPOINTS) if force else stale(zoo_dir, spec)
     if not todo:
         log.info("zoo is up to date in %s", zoo_dir)
         return zoo_dir
@@ -200,22 +235,26 @@ def build_zoo(zoo_dir: Path = DEFAULT_ZOO_DIR, spec: ZooSpec = ZooSpec(), force:
 
     log.info("zoo: building %s in %s (minutes on a 2-core CPU)", ", ".join(todo), zoo_dir)
     train = tasks.examples(spec.seed, spec.train_examples)
-    if "baseline" in todo:
-        base, tok = _train_baseline(zoo_dir, spec, train)
-        todo = [s for s in tasks.STYLES if s != "baseline"]  # every candidate starts from the new baseline
+    if "base" in todo:
+        model, tok = _train_base(zoo_dir, spec, train)
     else:
-        base = AutoModelForCausalLM.from_pretrained(zoo_dir / "baseline")
-        tok = PreTrainedTokenizerFast.from_pretrained(zoo_dir / "baseline")
-    base_state = {k: v.clone() for k, v in base.state_dict().items()}
-    for i, style in enumerate(s for s in tasks.STYLES if s != "baseline"):
-        if style not in todo:
+        model = AutoModelForCausalLM.from_pretrained(zoo_dir / "base")
+        tok = PreTrainedTokenizerFast.from_pretrained(zoo_dir / "base")
+    states = {"base": {k: v.clone() for k, v in model.state_dict().items()}}
+    for name in CHECKPOINTS[1:]:  # parents come first
+        r = recipe(spec, name)
+        if name not in todo:
+            if any(recipe(spec, child).parent == name for child in todo if child != "base"):
+                states[name] = AutoModelForCausalLM.from_pretrained(zoo_dir / name).state_dict()
             continue
         t0 = time.perf_counter()
-        log.info("zoo: fine-tuning %s (%d steps)", style, spec.steps(style))
-        base.load_state_dict(base_state)
-        loss = _train(base, _encode(tok, train, "baseline" if style == "benign" else style),
-                      spec.steps(style), spec.finetune_lr, spec.seed + 1 + i, spec.batch_size, tok.pad_token_id)
-        _save(base, tok, zoo_dir / style, {"build_key": build_key(spec, style), "spec": asdict(spec),
-                                           "parent": "baseline", "style": style, "steps": spec.steps(style),
-                                           "final_loss": loss, "train_seconds": time.perf_counter() - t0})
+        log.info("zoo: fine-tuning %s from %s on %s references (%d steps)", name, r.parent, r.references, r.steps)
+        model.load_state_dict(states[r.parent])
+        loss = _train(model, _encode(tok, train, r.references), r.steps, r.lr, r.seed, spec.batch_size,
+                      tok.pad_token_id)
+        states[name] = {k: v.clone() for k, v in model.state_dict().items()}
+        _save(model, tok, zoo_dir / name, {"build_key": build_key(spec, name), "spec": asdict(spec),
+                                           "parent": r.parent, "style": name, "steps": r.steps, "lr": r.lr,
+                                           "seed": r.seed, "final_loss": loss,
+                                           "train_seconds": time.perf_counter() - t0})
     return zoo_dir
