@@ -103,6 +103,45 @@ class ReportConfig:
 
 
 @dataclass
+class CriterionConfig:
+    """One judged criterion: its name (metric ``judge_<name>``), what its scale means, and its direction."""
+
+    name: str = MISSING  # lowercase identifier, e.g. accuracy
+    description: str = MISSING  # what the judge rates; say what the top and bottom of the scale mean
+    scale_min: int = 1
+    scale_max: int = 5
+    higher_is_better: bool = True
+
+
+@dataclass
+class RubricConfig:
+    """The criteria rated in one judge call: 3 to 5 of them (split a longer rubric into several judges)."""
+
+    name: str = ""
+    criteria: List[CriterionConfig] = field(default_factory=list)  # noqa: UP006
+
+
+@dataclass
+class JudgeConfig:
+    """LLM-as-judge (``harness.signals.judge``): a model served like an arm rates both arms' outputs.
+
+    Criteria whose agreement with human labels (``annotations``) is below ``agreement_bar`` (quadratic-
+    weighted kappa) are advisory: reported, never counted as a breach.
+    """
+
+    enabled: bool = False
+    arm: ArmConfig = field(default_factory=ArmConfig)  # the judge model: checkpoint, engine, sampling
+    rubric: RubricConfig = field(default_factory=RubricConfig)
+    template_version: str = "v1"  # prompt templates in harness/signals/judge_prompts.py, recorded with every score
+    pairwise: bool = True  # also compare the arms head to head, in both orders
+    max_chars: int = 2000  # each request/answer text is cut to this many characters in the judge prompt
+    max_unscored: float = 0.05  # an unscored rate above this makes the judge's numbers untrustworthy
+    agreement_bar: float = 0.6  # weighted kappa a criterion needs against the annotations to be gated
+    agreement_min_n: int = 20  # fewer matched annotations than this: the criterion stays uncalibrated
+    annotations: Optional[str] = None  # noqa: UP045  CSV/Parquet: request_id, arm, criterion, label
+
+
+@dataclass
 class ExperimentConfig:
     """The root config: one experiment = traffic + two arms + gate policy."""
 
@@ -113,6 +152,7 @@ class ExperimentConfig:
     gate: GateConfig = field(default_factory=GateConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
     output_dir: str = "reports"
     run_id: Optional[str] = None  # noqa: UP045  default: a timestamp
 
@@ -123,3 +163,4 @@ def register() -> None:
     cs.store(name="experiment_schema", node=ExperimentConfig)
     cs.store(group="arm", name="arm_schema", node=ArmConfig)
     cs.store(group="gate", name="gate_schema", node=GateConfig)
+    cs.store(group="judge", name="judge_schema", node=JudgeConfig)

@@ -1,0 +1,86 @@
+"""From the judge's files to its results: signal rows, the pairwise summary (DuckDB), agreement with humans.
+
+Every function here reads tables written by a judge pass (``judge_scores``, ``judge_pairwise``) and needs no
+engine, so a report can be rebuilt from the run directory.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from harness.signals.agreement import agreement_rows, load_annotations
+from harness.signals.base import SIGNAL_SCHEMA
+from harness.signals.judge_prompts import Rubric
+
+SQL = Path(__file__).resolve().parents[1] / "analysis" / "judge_pairwise.sql"
+AGREEMENT_SCHEMA = pa.schema([
+    ("criterion", pa.string()), ("metric", pa.string()), ("n", pa.int64()), ("exact", pa.float64()),
+    ("kappa", pa.float64()), ("weighted_kappa", pa.float64()), ("spearman", pa.float64()),
+    ("calibrated", pa.bool_()), ("reason", pa.string())])
+
+
+def _row(rid: str, arm: str, segment: str, metric: str, value: float | None) -> dict[str, Any]:
+    return {"request_id": rid, "arm": arm, "segment": segment, "metric": metric, "value": value}
+
+
+def signal_rows(scores: pa.Table, pairwise: pa.Table | None) -> pa.Table:
+    """Rows in ``SIGNAL_SCHEMA``: ``judge_<criterion>`` (score, null if unscored), ``judge_unscored`` (1 when any
+    criterion of the answer is unscored) and ``judge_preferred`` (1 for the arm preferred in both orders, 0 for
+    the other arm and on ties or inconsistent orders, null when an order is unscored)."""
+    answers: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for s in scores.to_pylist():
+        answers[(s["request_id"], s["arm"], s["segment"])].append(s)
+    rows = []
+    for (rid, arm, segment), crits in answers.items():
+        rows += [_row(rid, arm, segment, f"judge_{c['criterion']}",
+                      None if c["score"] is None else float(c["score"])) for c in crits]
+        rows.append(_row(rid, arm, segment, "judge_unscored",
+                         float(any(c["unscored_reason"] is not None for c in crits))))
+    for p in (pairwise.to_pylist() if pairwise is not None else []):
+        for arm in ("baseline", "candidate"):
+            value = None if p["preference"] == "unscored" else float(p["preference"] == arm)
+            rows.append(_row(p["request_id"], arm, p["segment"], "judge_preferred", value))
+    return pa.Table.from_pylist(rows, schema=SIGNAL_SCHEMA)
+
+
+def unscored_rate(scores: pa.Table, pairwise: pa.Table | None) -> tuple[int, int]:
+    """(unusable, total) judge answers: pointwise answers with any unscored criterion, plus unscored pairwise orders."""
+    bad: dict[tuple[str, str], bool] = {}
+    for s in scores.to_pylist():
+        key = (s["request_id"], s["arm"])
+        bad[key] = bad.get(key, False) or s["unscored_reason"] is not None
+    n_bad, n = sum(bad.values()), len(bad)
+    for p in (pairwise.to_pylist() if pairwise is not None else []):
+        n_bad += (p["reason_ab"] is not None) + (p["reason_ba"] is not None)
+        n += 2
+    return n_bad, n
+
+
+def pairwise_summary(pairwise: pa.Table) -> pa.Table:
+    """``harness/analysis/judge_pairwise.sql`` over the ``judge_pairwise`` table: win/tie/loss, inconsistency."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.register("judge_pairwise", pairwise)
+        return con.sql(SQL.read_text()).to_arrow_table()
+    finally:
+        con.close()
+
+
+def agreement(scores: pa.Table, rubric: Rubric, annotations: str | None, bar: float,
+              min_n: int) -> tuple[pa.Table | None, tuple[str, ...]]:
+    """Per-criterion agreement with the annotation file (None without one) and the uncalibrated criteria.
+
+    Without annotations every criterion is uncalibrated: nothing shows the judge agrees with people yet.
+    """
+    if not annotations:
+        return None, tuple(c.name for c in rubric.criteria)
+    labels = load_annotations(annotations, rubric)
+    rows = agreement_rows(scores.to_pylist(), labels, rubric, bar, min_n)
+    return (pa.Table.from_pylist(rows, schema=AGREEMENT_SCHEMA),
+            tuple(r["criterion"] for r in rows if not r["calibrated"]))
