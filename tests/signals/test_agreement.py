@@ -85,7 +85,8 @@ def _csv(tmp_path: Path, text: str) -> Path:
 
 
 def test_load_annotations_ok_and_extra_columns_ignored(tmp_path: Path) -> None:
-    p = _csv(tmp_path, "request_id,arm,criterion,label,annotator\nr1,baseline,accuracy,4,ann\nr1,candidate,tone,2,ann\n")
+    p = _csv(tmp_path, "request_id,arm,criterion,label,annotator\n"
+                       "r1,baseline,accuracy,4,ann\nr1,candidate,tone,2,ann\n")
     assert load_annotations(p, RUBRIC) == {("r1", "baseline", "accuracy"): 4, ("r1", "candidate", "tone"): 2}
 
 
