@@ -293,3 +293,71 @@ def test_judge_signal_feeds_the_summary_sql(tmp_path: Path, fake_settings: Judge
     assert summary[("judge_preferred", None)]["n"] == 39 - 1  # request 02: both orders "garbage", unscored
     assert signal.result is not None and signal.result.agreement is None
     assert ("judge_accuracy", "faq") in summary
+
+
+# --- end to end: the real vLLM engine (CPU build), zoo:baseline as the judge (its scores mean nothing) ------------
+
+LONG = " ".join(f"word{i} value{i * 7} item{i % 13}" for i in range(150))  # ~3,700 chars: over the judge's context
+
+
+@pytest.fixture(scope="module")
+def vllm_judged(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunDir, Any, JudgeSettings]:
+    """12 sample requests (baseline vs terse references) judged by zoo:baseline with structured outputs:
+    24 pointwise + 22 pairwise prompts; the candidate's answer to request 00 is too long for the judge."""
+    requests, generations = reference_run(12)
+    texts = generations.column("output_text").to_pylist()
+    texts[1] = LONG  # row 1 = request 00, candidate
+    generations = generations.set_column(3, "output_text", pa.array(texts))
+    settings = zoo_settings("max_chars=5000")
+    run = RunDir(tmp_path_factory.mktemp("judge"), "exp", "r1")
+    return run, run_judge(run, requests, generations, settings), settings
+
+
+@pytest.mark.vllm
+def test_vllm_structured_scores_for_every_servable_prompt(vllm_judged: tuple[RunDir, Any, JudgeSettings]) -> None:
+    import jsonschema
+
+    run, res, settings = vllm_judged
+    assert res.engine_ran
+    scores = run.read_table("judge_scores").to_pylist()
+    assert len(scores) == (12 + 11) * 5
+    too_long = [s for s in scores if s["request_id"] == "req-7-000000" and s["arm"] == "candidate"]
+    assert all(s["score"] is None and s["unscored_reason"].startswith("judge_error: prompt_too_long")
+               for s in too_long)
+    rest = [s for s in scores if s not in too_long]
+    schema = jp.pointwise_schema(settings.rubric)
+    for s in rest:  # structured decoding: every other answer is schema-valid JSON, nothing unscored
+        assert s["score"] in range(1, 6) and s["unscored_reason"] is None and s["finish_reason"] == "stop"
+        jsonschema.validate(json.loads(s["raw_text"]), schema)
+    assert res.unscored_rate == pytest.approx((1 + 2) / (23 + 22))
+
+
+@pytest.mark.vllm
+def test_vllm_pairwise_both_orders(vllm_judged: tuple[RunDir, Any, JudgeSettings]) -> None:
+    run, res, _ = vllm_judged
+    pairs = run.read_table("judge_pairwise").to_pylist()
+    assert len(pairs) == 11  # request 11: the candidate errored
+    for p in pairs:
+        if p["request_id"] == "req-7-000000":
+            assert p["preference"] == "unscored" and p["reason_ab"].startswith("judge_error: prompt_too_long")
+            continue
+        assert p["verdict_ab"] in ("A", "B", "tie") and p["verdict_ba"] in ("A", "B", "tie")
+        assert json.loads(p["raw_ab"])["preference"] == p["verdict_ab"]
+        assert p["preference"] == jp.combine_orders(p["verdict_ab"], p["verdict_ba"])
+    overall = res.pairwise_summary.to_pylist()[0]
+    assert overall["n"] == 11 and overall["unscored"] == 1
+    assert overall["wins"] + overall["ties"] + overall["losses"] + overall["inconsistent"] == 10
+    batches = run.read_table("judge_batches").to_pylist()
+    assert {b["kind"] for b in batches} == {"pointwise", "pairwise"}
+    assert sum(b["requests"] for b in batches) == 23 - 1 + 22 - 2 and all(b["seconds"] > 0 for b in batches)
+
+
+@pytest.mark.vllm
+def test_vllm_agreement_and_advisory(vllm_judged: tuple[RunDir, Any, JudgeSettings]) -> None:
+    run, res, settings = vllm_judged
+    agreement = {r["criterion"]: r for r in res.agreement.to_pylist()}
+    assert set(agreement) == set(CRITERIA) and all(r["n"] == 22 for r in agreement.values())
+    assert set(res.uncalibrated) == {c for c, r in agreement.items() if not r["calibrated"]}
+    assert set(res.advisory_metrics) == {f"judge_{c}" for c in res.uncalibrated}
+    assert run.read_table("judge_agreement").num_rows == 5
+    assert run.read_json("judge.json")["judge_fingerprint"].startswith("sha256:")
