@@ -1,0 +1,219 @@
+"""Analysis scaling: the DuckDB analysis and the report on synthetic runs of growing size, not a test.
+
+    python -m harness.bench.analysis_scaling [--sizes 10000,100000,1000000] [--report-max 100000] \
+        [--out docs/bench/analysis_scaling.jsonl]
+
+For each size N a run directory is synthesized with the schemas a real run writes: ``generations`` and
+``batches`` parts per arm (one part per ``--part-size`` requests, as replay writes them), ``signals.parquet``
+with the stats family's 10 metrics per request and arm (20 N rows; null where a metric does not apply) and
+``metrics.parquet``. Then, timed: ``harness.analysis.run.analyze`` (every ``.sql`` table, written back as
+Parquet), the gate and the report (the figures, Markdown and HTML as ``harness.run`` renders them; only up to
+``--report-max`` requests, see docs/bench.md), and, as the yardstick, one plain DuckDB scan of the same signals
+file: ``SELECT count(*), sum(value) FROM signals``. Peak resident memory is recorded after each size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from harness.bench.record import append, header, machine_line
+from harness.signals.base import SIGNAL_SCHEMA, make_signal, metric_catalog
+from harness.store import BATCH_SCHEMA, GENERATION_SCHEMA, RunDir
+
+SEGMENTS = ("extract", "faq", "summarize", "chat")
+ARMS = ("baseline", "candidate")
+CHUNK = 102_400
+"""Requests synthesized at a time (bounded memory)."""
+# Per metric: (probability of 1 for the baseline, for the candidate, the one segment it applies to or None).
+RATES: dict[str, tuple[float, float, str | None]] = {
+    "json_valid": (0.97, 0.95, "extract"), "schema_valid": (0.93, 0.90, "extract"), "refusal": (0.01, 0.01, None),
+    "hedge": (0.03, 0.06, None), "structure_ok": (0.92, 0.80, "summarize"), "truncated": (0.02, 0.02, None),
+    "empty": (0.005, 0.005, None), "error": (0.0, 0.0, None)}
+WORDS = "order shipped refund plan account export billing settings invoice address support team data press".split()
+
+
+def _texts(rng: np.random.Generator, k: int = 64) -> pa.Array:
+    return pa.array([" ".join(rng.choice(WORDS, size=int(rng.integers(3, 60)))) for _ in range(k)])
+
+
+def _chunk(rng: np.random.Generator, pool: pa.Array, start: int, n: int, part_size: int
+           ) -> tuple[dict[str, pa.Table], pa.Table]:
+    """Generations (per arm) and signal rows (both arms) of requests ``start .. start + n``."""
+    ids = pa.array([f"req-{i:09d}" for i in range(start, start + n)])
+    seg_idx = rng.integers(0, len(SEGMENTS), n)
+    segment = pa.array(np.array(SEGMENTS, dtype=object)[seg_idx])
+    base_pick = rng.integers(0, len(pool), n)
+    changed = rng.random(n) < 0.3
+    picks = {"baseline": base_pick, "candidate": np.where(changed, rng.integers(0, len(pool), n), base_pick)}
+    gens, signals = {}, []
+    for arm in ARMS:
+        text = pool.take(pa.array(picks[arm]))
+        chars = pc.utf8_length(text).to_numpy().astype(np.float64)
+        tokens = np.maximum(1, chars // 4).astype(np.int64)
+        p_base, p_cand, _ = RATES["truncated"]
+        truncated = rng.random(n) < (p_base if arm == "baseline" else p_cand)
+        gens[arm] = pa.table({
+            "request_id": ids, "segment": segment, "batch": pa.array((np.arange(start, start + n) // part_size)
+                                                                        .astype(np.int32)),
+            "output_text": text, "prompt_tokens": pa.array(rng.integers(10, 120, n)), "output_tokens": tokens,
+            "finish_reason": pa.array(np.where(truncated, "length", "stop")), "error": pa.nulls(n, pa.string())},
+            schema=GENERATION_SCHEMA)
+        values: dict[str, pa.Array] = {"chars": pa.array(chars), "output_tokens": pa.array(tokens.astype(np.float64))}
+        for metric, (p_base, p_cand, only) in RATES.items():
+            hit = (rng.random(n) < (p_base if arm == "baseline" else p_cand)).astype(np.float64)
+            mask = None if only is None else seg_idx != SEGMENTS.index(only)
+            values[metric] = pa.array(truncated.astype(np.float64) if metric == "truncated" else hit, mask=mask)
+        for metric, value in values.items():
+            signals.append(pa.table({"request_id": ids, "arm": pa.array([arm] * n), "segment": segment,
+                                     "metric": pa.array([metric] * n), "value": value}, schema=SIGNAL_SCHEMA))
+    return gens, pa.concat_tables(signals)
+
+
+def synthesize(run: RunDir, n: int, part_size: int, seed: int = 0) -> int:
+    """Write a run directory of ``n`` requests per arm; returns the number of signal rows."""
+    rng = np.random.default_rng(seed)
+    pool = _texts(rng)
+    run.path.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    with pq.ParquetWriter(run.table_path("signals"), SIGNAL_SCHEMA) as writer:
+        for start in range(0, n, CHUNK):
+            gens, signals = _chunk(rng, pool, start, min(CHUNK, n - start), part_size)
+            writer.write_table(signals)
+            rows += signals.num_rows
+            for arm, table in gens.items():
+                _write_parts(run, arm, table, start, part_size)
+    pq.write_table(metric_catalog([make_signal("stats")]), run.table_path("metrics"))
+    return rows
+
+
+def _write_parts(run: RunDir, arm: str, table: pa.Table, start: int, part_size: int) -> None:
+    # Plain writes (no fsync): synthesized data needs no crash safety. CHUNK is a multiple of part_size.
+    for offset in range(0, table.num_rows, part_size):
+        part = table.slice(offset, part_size)
+        b = (start + offset) // part_size
+        for name, data in (("generations", part), ("batches", pa.table({
+                "batch": [b], "requests": [part.num_rows], "prompt_tokens": [pc.sum(part["prompt_tokens"]).as_py()],
+                "output_tokens": [pc.sum(part["output_tokens"]).as_py()], "seconds": [1.0]}, schema=BATCH_SCHEMA))):
+            path = run.part_path(name, arm, b)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(data, path)
+
+
+def plain_scan(run: RunDir, repeats: int = 3) -> float:
+    """Best seconds of one plain DuckDB scan of the signals file (a fresh connection each time)."""
+    import duckdb
+
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        con = duckdb.connect()
+        con.execute(f"SELECT count(*), sum(value) FROM read_parquet('{run.table_path('signals')}')").fetchall()
+        con.close()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def report(run: RunDir, tables: dict[str, pa.Table]) -> dict[str, float]:
+    """Gate and render the report as ``harness.run`` does (figures, Markdown, HTML); seconds per step."""
+    from omegaconf import OmegaConf
+
+    from harness.gate import Threshold, decide
+    from harness.report import html, markdown, plots
+
+    gate = OmegaConf.load(Path(__file__).resolve().parents[2] / "configs" / "gate" / "default.yaml")
+    thresholds = {k: Threshold(v.get("absolute"), v.get("relative")) for k, v in gate.thresholds.items()}
+    t0 = time.perf_counter()
+    verdict = decide(tables["summary"].to_pylist(), thresholds, int(gate.min_requests))
+    t1 = time.perf_counter()
+    paths = [plots.length_distributions(run.read_table("signals"), run.path / "length_distributions.png")]
+    t2 = time.perf_counter()
+    paths.append(plots.signal_deltas(verdict.checks, run.path / "signal_deltas.png"))
+    pairs = tables["changed_pairs"].to_pylist()[:5]
+    common: dict[str, Any] = dict(
+        experiment="bench", run_id=run.run_id, verdict=verdict, summary=tables["summary"].to_pylist(),
+        throughput=tables["throughput"].to_pylist(), pairs=pairs,
+        prompts={p["request_id"]: "synthetic prompt" for p in pairs},
+        arms={"baseline": "synthetic", "candidate": "synthetic"}, max_chars=600, divergence=None)
+    run.write_text("report.html", html.render_html(**common, figures=paths, manifest={"bench": True}))
+    run.write_text("report.md", markdown.render(**common, figures=[p.name for p in paths]))
+    t3 = time.perf_counter()
+    return {"gate_s": t1 - t0, "length_plot_s": t2 - t1, "report_s": t3 - t1}
+
+
+def measure(n: int, part_size: int, report_max: int, root: Path) -> dict[str, Any]:
+    """Synthesize a run of ``n`` requests, then time the scan, the analysis and (up to ``report_max``) the report."""
+    from harness.analysis.run import analyze
+
+    run = RunDir(root, "bench_scaling", f"n{n}")
+    start = time.perf_counter()
+    rows = synthesize(run, n, part_size)
+    row: dict[str, Any] = {"requests": n, "signal_rows": rows, "parts_per_arm": -(-n // part_size),
+                           "synthesize_s": time.perf_counter() - start,
+                           "signals_mb": run.table_path("signals").stat().st_size / 1e6}
+    row["scan_s"] = plain_scan(run)
+    start = time.perf_counter()
+    tables = analyze(run)
+    row["analyze_s"] = time.perf_counter() - start
+    row["analyze_over_scan"] = row["analyze_s"] / row["scan_s"]
+    row["peak_rss_mb_after_analyze"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+    if n <= report_max:
+        row.update(report(run, tables))
+        row["peak_rss_mb_after_report"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+    else:
+        row["report_s"] = None
+        row["report_skipped"] = f"n > --report-max {report_max}"
+    print(f"{n:>9,} requests: scan {row['scan_s']:.3f} s, analyze {row['analyze_s']:.2f} s, report "
+          f"{row['report_s'] if row['report_s'] is None else round(row['report_s'], 2)} s", flush=True)
+    return row
+
+
+def run_sizes(sizes: list[int], part_size: int, report_max: int, keep: Path | None) -> dict[str, Any]:
+    """Measure every size (ascending, so the peak memory after each is that size's)."""
+    with tempfile.TemporaryDirectory(prefix="bench_scaling_") as tmp:
+        rows = [measure(n, part_size, report_max, keep or Path(tmp)) for n in sorted(sizes)]
+    return {"bench": "analysis_scaling", "part_size": part_size, "report_max": report_max, "sizes": rows}
+
+
+def print_table(rec: dict[str, Any]) -> None:
+    """One row per size; times relative to the smallest size show whether growth is linear."""
+    print(machine_line(rec))
+    print(f"{'requests':>10} {'signal rows':>12} {'scan s':>8} {'analyze s':>10} {'analyze/scan':>13} "
+          f"{'report s':>9} {'peak RSS MB':>12}")
+    for r in rec["sizes"]:
+        rep = "-" if r["report_s"] is None else f"{r['report_s']:.2f}"
+        peak = r.get("peak_rss_mb_after_report", r["peak_rss_mb_after_analyze"])
+        print(f"{r['requests']:>10,} {r['signal_rows']:>12,} {r['scan_s']:>8.3f} {r['analyze_s']:>10.2f} "
+              f"{r['analyze_over_scan']:>13.1f} {rep:>9} {peak:>12.0f}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments, measure, append one JSON line to ``--out`` and print the table."""
+    p = argparse.ArgumentParser(prog="python -m harness.bench.analysis_scaling", description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated request counts")
+    p.add_argument("--part-size", type=int, default=256, help="requests per generations part (engine.batch_size)")
+    p.add_argument("--report-max", type=int, default=100_000, help="render the report only up to this many requests")
+    p.add_argument("--keep", type=Path, default=None, help="write the synthetic runs here (default: a temp dir)")
+    p.add_argument("--out", type=Path, default=Path("docs/bench/analysis_scaling.jsonl"),
+                   help="JSON-lines file to append")
+    a = p.parse_args(argv)
+    sizes = [int(s) for s in a.sizes.split(",") if s.strip()]
+    if not sizes or min(sizes) < 1 or a.part_size < 1 or CHUNK % a.part_size:
+        p.error(f"--sizes must be positive; --part-size must divide {CHUNK}")
+    rec = {**header("harness.bench.analysis_scaling", argv), **run_sizes(sizes, a.part_size, a.report_max, a.keep)}
+    append(a.out, [rec])
+    print_table(rec)
+    print(f"appended 1 line to {a.out}")
+
+
+if __name__ == "__main__":
+    main()
