@@ -17,6 +17,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
 EXIT_BAD_INPUT = 2
@@ -27,6 +28,21 @@ def _print_result(run_path: Path, verdict: str, code: int) -> None:
     print(f"verdict: {verdict} (exit code {code})")
     print(f"report:  {run_path / 'report.md'}")
     print(f"verdict: {run_path / 'verdict.json'}")
+
+
+def _policy(cfg: Any) -> Any:
+    """The gate policy from the experiment config (plain values; the gate never sees the config)."""
+    from harness.gate import Policy, Threshold
+
+    g = cfg.gate
+    if g.correction not in ("holm", "bh"):
+        from omegaconf.errors import ValidationError
+
+        raise ValidationError(f"gate.correction: expected holm or bh, found {g.correction!r}. Fix: set one of them.")
+    return Policy(thresholds={k: Threshold(v.absolute, v.relative) for k, v in g.thresholds.items()},
+                  golden_margin=g.golden_margin, judge_margin=g.judge_margin, min_requests=g.min_requests,
+                  alpha=g.alpha, correction=g.correction, power=g.power, drift_margin=g.drift_margin,
+                  aa_quantile=cfg.drift.aa_quantile)
 
 
 def _replay(argv: list[str]) -> int:
@@ -42,7 +58,6 @@ def _replay(argv: list[str]) -> int:
     @hydra.main(version_base=None, config_path=CONFIG_DIR, config_name="config")
     def main(dcfg: DictConfig) -> None:
         from harness.engines.base import EngineError
-        from harness.gate import Threshold
         from harness.run import run_experiment
         from harness.traffic import TrafficError
 
@@ -56,8 +71,7 @@ def _replay(argv: list[str]) -> int:
             run, verdict = run_experiment(
                 name=cfg.name, traffic_path=cfg.traffic.path, limit=cfg.traffic.limit,
                 arms=arms, drift=cfg.drift,
-                thresholds={k: Threshold(v.absolute, v.relative) for k, v in cfg.gate.thresholds.items()},
-                min_requests=cfg.gate.min_requests, output_dir=cfg.output_dir, run_id=cfg.run_id,
+                policy=_policy(cfg), golden_path=cfg.golden.path, output_dir=cfg.output_dir, run_id=cfg.run_id,
                 resolved_config=OmegaConf.to_container(dcfg, resolve=True),  # type: ignore[arg-type]
                 top_pairs=cfg.report.top_pairs, max_chars=cfg.report.max_chars, redact=cfg.report.redact)
         except (TrafficError, EngineError, OmegaConfBaseException) as e:

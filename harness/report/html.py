@@ -20,7 +20,7 @@ from typing import Any
 
 from harness.gate import Verdict
 from harness.report import divergence as div
-from harness.report.common import cut, redacted, segment_rows
+from harness.report.common import CHECK_HEADER, check_row, cut, families, redacted, segment_rows
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 VERDICT_COLORS = {"PASS": "#1e7b34", "INVESTIGATE": "#a86400", "ROLLBACK": "#b3261e",
@@ -100,19 +100,19 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], classes: Sequen
 
 def _banner(experiment: str, run_id: str, verdict: Verdict, arms: Mapping[str, str]) -> str:
     color = VERDICT_COLORS.get(verdict.verdict, VERDICT_COLORS["INSUFFICIENT_DATA"])
-    reasons = [c.reason for c in verdict.breaches] or ["No gated metric breached its threshold."]
+    reasons = verdict.reasons or ["No gated metric breached its margin."]
     items = "".join(f"<li>{esc(r)}</li>" for r in reasons)
     return (f'<section class="banner" id="verdict" style="background: {color}">'
-            f"<h1>Upgrade gate {esc(experiment)}: {esc(verdict.verdict)}</h1>"
+            f"<h1>Upgrade gate {esc(experiment)}: {esc(verdict.verdict)} ({esc(verdict.direction)})</h1>"
+            f"<div>Signal families: {esc(families(verdict))}.</div>"
             f"<div>Run {esc(run_id)}. Baseline: {esc(arms.get('baseline'))}. "
             f"Candidate: {esc(arms.get('candidate'))}.</div><ul>{items}</ul></section>")
 
 
 def _signal_table(verdict: Verdict) -> str:
-    rows = [[c.metric, c.n, c.baseline, c.candidate, f"{c.delta:+.3g}", f"[{c.ci_low:+.3g}, {c.ci_high:+.3g}]",
-             c.threshold, c.status] for c in verdict.checks]
-    header = ["metric", "n", "baseline", "candidate", "delta", "95% CI", "threshold", "status"]
-    return _table(header, rows, ["breach" if c.status == "breach" else "" for c in verdict.checks])
+    checks = [*verdict.checks, *(c for c in verdict.segment_checks if c.status in ("breach", "improved", "advisory"))]
+    return _table(CHECK_HEADER, [check_row(c) for c in checks],
+                  ["breach" if c.status == "breach" else "" for c in checks])
 
 
 def _throughput_table(throughput: Sequence[Mapping[str, Any]]) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.gate import Verdict
 from harness.report import divergence as div
-from harness.report.common import cut, redacted, segment_rows
+from harness.report.common import CHECK_HEADER, check_row, cut, families, redacted, segment_rows
 
 
 def fence(text: str, max_chars: int) -> str:
@@ -50,16 +50,20 @@ def render(*, experiment: str, run_id: str, verdict: Verdict, summary: Sequence[
     def block(text: str) -> str:
         return fence(redacted(text) if redact else text, max_chars)
 
-    out = [f"# Upgrade gate {cell(experiment)}: **{verdict.verdict}**", "",
+    out = [f"# Upgrade gate {cell(experiment)}: **{verdict.verdict}** ({verdict.direction})", "",
            f"Run {cell(run_id)}. Baseline: {cell(arms['baseline'])}. Candidate: {cell(arms['candidate'])}.", "",
-           "## Reasons", ""]
-    out += [f"- {cell(c.reason)}" for c in verdict.breaches] or ["- No gated metric breached its threshold."]
+           f"Signal families: {cell(families(verdict))}.", "", "## Reasons", ""]
+    out += [f"- {cell(r)}" for r in verdict.reasons] or ["- No gated metric breached its margin."]
     out += ["", "## Signals (all requests)", "",
-            _table(["metric", "n", "baseline", "candidate", "delta", "95% CI", "threshold", "status"],
-                   [[c.metric, c.n, c.baseline, c.candidate, c.delta, f"[{c.ci_low:+.3g}, {c.ci_high:+.3g}]",
-                     c.threshold, c.status] for c in verdict.checks]), ""]
-    out += ["## Segments", "", "Gated metrics per segment, baseline -> candidate (reported, not gated in v1).", "",
-            _table(*segment_rows([c.metric for c in verdict.checks], summary)), ""]
+            "Paired over the requests both arms answered; CI: paired bootstrap; p: the paired test (McNemar for 0/1 "
+            "metrics, Wilcoxon otherwise), one-sided, adjusted within the family; n req.: pairs needed to detect "
+            "the margin with 80% power (golden, judge).", "",
+            _table(CHECK_HEADER, [check_row(c) for c in verdict.checks]), ""]
+    out += ["## Segments", "", "Gated per segment too (the p-values are adjusted over all segments of a family).",
+            "", _table(*segment_rows([c.metric for c in verdict.checks if c.family != "drift"], summary)), ""]
+    flagged = [c for c in verdict.segment_checks if c.status in ("breach", "improved", "advisory")]
+    if flagged:
+        out += ["Segments that breached or improved:", "", _table(CHECK_HEADER, [check_row(c) for c in flagged]), ""]
     if divergence is not None:
         out += ["## Divergence (embedding drift)", "", cell(div.summary(divergence)), "", div.NOTE, "",
                 _table(div.HEADER, div.rows(divergence)), ""]
@@ -85,11 +89,12 @@ def render(*, experiment: str, run_id: str, verdict: Verdict, summary: Sequence[
 def render_ticket(*, experiment: str, run_id: str, verdict: Verdict, arms: Mapping[str, str],
                   attachments: Sequence[str], max_reasons: int = 5) -> str:
     """A summary sized for a ticket comment: verdict, the top reasons, the files to attach."""
-    reasons = [f"- {cell(c.reason)}" for c in verdict.breaches[:max_reasons]]
-    if len(verdict.breaches) > max_reasons:
-        reasons.append(f"- ... and {len(verdict.breaches) - max_reasons} more in report.html")
+    reasons = [f"- {cell(r)}" for r in verdict.reasons[:max_reasons]]
+    if len(verdict.reasons) > max_reasons:
+        reasons.append(f"- ... and {len(verdict.reasons) - max_reasons} more in report.html")
     return "\n".join([
-        f"**Model upgrade gate: {verdict.verdict}** ({cell(experiment)}, run {cell(run_id)})", "",
+        f"**Model upgrade gate: {verdict.verdict}** ({verdict.direction}; {cell(experiment)}, run {cell(run_id)})",
+        "", f"Signal families: {cell(families(verdict))}.", "",
         f"Baseline {cell(arms['baseline'])} vs candidate {cell(arms['candidate'])}.", "",
-        *(reasons or ["- No gated metric breached its threshold."]), "",
+        *(reasons or ["- No gated metric breached its margin."]), "",
         "Attached: " + ", ".join(cell(a) for a in attachments), ""])

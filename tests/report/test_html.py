@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from helpers import CHROMIUM, chromium, console_errors
 
-from harness.gate import Threshold, Verdict, decide
+from harness.gate import Policy, Threshold, Verdict, decide
 from harness.report.html import CSP, VERDICT_COLORS, redacted, render_html, word_diff
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,14 +31,16 @@ PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4
 def _row(metric: str, segment: str | None, base: float, cand: float, ci: tuple[float, float]) -> dict[str, Any]:
     return {"metric": metric, "segment": segment, "family": "stats", "kind": "mean", "higher_is_better": None,
             "description": SCRIPT, "n": 40, "n_changed": 30, "baseline": base, "candidate": cand,
-            "delta": cand - base, "ci_low": ci[0], "ci_high": ci[1], "rel_delta": (cand - base) / base}
+            "delta": cand - base, "ci_low": ci[0], "ci_high": ci[1], "rel_delta": (cand - base) / base,
+            "test": "wilcoxon", "p_lower": 1.0, "p_higher": 1.0, "p_two": 1e-4 if ci[0] > 0 else 0.5, "sd_diff": 1.0}
 
 
 def _report(tmp_path: Path, *, max_chars: int = 50_000, redact: bool = False) -> str:
     """A report from hand-made data with every injection string in an untrusted field."""
     summary = [_row("chars_mean", None, 120.0, 180.0, (40.0, 80.0)), _row("words_mean", None, 20.0, 20.5, (-1, 2)),
                _row("chars_mean", SCRIPT, 100.0, 190.0, (30.0, 150.0)), _row("chars_mean", "faq", 130.0, 170.0, (1, 9))]
-    verdict = decide(summary, {"chars_mean": Threshold(relative=0.2), "words_mean": Threshold(relative=0.2)}, 30)
+    verdict = decide(summary, Policy(thresholds={"chars_mean": Threshold(relative=0.2),
+                                                 "words_mean": Threshold(relative=0.2)}))
     figure = tmp_path / "signal_deltas.png"
     figure.write_bytes(PNG)
     pairs = [{"request_id": IMG, "segment": BREAKOUT, "chars_delta": 12,
@@ -129,7 +131,7 @@ def test_word_diff_marks_changed_words_and_escapes() -> None:
 
 @pytest.mark.parametrize("verdict", sorted(VERDICT_COLORS))
 def test_banner_colour_follows_verdict(verdict: str) -> None:
-    page = render_html(experiment="e", run_id="r", verdict=Verdict(verdict, (), ()), summary=[], throughput=[],
+    page = render_html(experiment="e", run_id="r", verdict=Verdict(verdict, "NONE", (), ()), summary=[], throughput=[],
                        pairs=[], prompts={}, arms={"baseline": "a", "candidate": "b"}, figures=[], manifest={},
                        max_chars=100)
     assert f"background: {VERDICT_COLORS[verdict]}" in page and f"Upgrade gate e: {verdict}" in page
