@@ -44,6 +44,10 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, list[I
                 yield at, None, [Issue("", "one JSON object per line", f"invalid JSON ({err.msg} at column "
                                        f"{err.colno})", "fix or drop this line")]
                 continue
+            except RecursionError:
+                yield at, None, [Issue("", "one JSON object per line", "JSON nested too deeply to parse",
+                                       "fix or drop this line")]
+                continue
             if not isinstance(line, dict):
                 yield at, None, [Issue("", "a JSON object", type(line).__name__, "write one JSON object per line")]
                 continue
@@ -53,7 +57,7 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, list[I
 def _parquet_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, list[Issue]]]:
     import pyarrow.parquet as pq
 
-    from harness.traffic.reader import READ_ERRORS, table_rows
+    from harness.traffic.reader import READ_ERRORS, one_line, table_rows
 
     try:
         parquet = pq.ParquetFile(path)
@@ -64,7 +68,7 @@ def _parquet_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, list
                 yield f"row {i}", row, issues
             offset += table.num_rows
     except READ_ERRORS as err:
-        raise EngineError(f"{path}: could not read it as Parquet ({type(err).__name__}: {err}). Fix: write the "
+        raise EngineError(f"{path}: could not read it as Parquet ({one_line(err)}). Fix: write the "
                           f"imported outputs as Parquet or JSONL, {FIX_ALL}.") from err
 
 

@@ -32,6 +32,9 @@ def _decode(raw: bytes, number: int) -> tuple[dict | None, list[Issue]]:
     except json.JSONDecodeError as err:
         return None, [Issue("", "one JSON object per line", f"invalid JSON ({err.msg} at column {err.colno})",
                             "fix or drop this line")]
+    except RecursionError:
+        return None, [Issue("", "one JSON object per line", "JSON nested too deeply to parse",
+                            "fix or drop this line")]
     if not isinstance(line, dict):
         return None, [Issue("", "a JSON object", type(line).__name__, "write one JSON object per line")]
     return line, []
