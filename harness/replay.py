@@ -24,10 +24,12 @@ from harness.engines.base import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_TEMPERATURE,
     DEFAULT_TOP_P,
+    ENGINES,
     Engine,
     EngineError,
     Generation,
     PreparedRequest,
+    backend_name,
     make_engine,
     request_seed,
 )
@@ -94,7 +96,30 @@ class ResumeError(EngineError):
     """The run directory holds a replay made with other traffic or other arm settings."""
 
 
-def replay_arm(name: str, arm: ArmConfig, traffic: Traffic, run: RunDir) -> ArmTiming:
+class SharedEngine:
+    """An arm's engine, started on first use and kept open across several replays of that arm (the traffic,
+    then the golden set), so the engine starts once per arm."""
+
+    def __init__(self, arm: ArmConfig) -> None:
+        self.arm = arm
+        self.engine: Engine | None = None
+        self.load_seconds = 0.0
+
+    def get(self) -> Engine:
+        if self.engine is None:
+            t0 = time.perf_counter()
+            self.engine = make_engine(self.arm)
+            self.load_seconds = time.perf_counter() - t0
+        return self.engine
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
+
+
+def replay_arm(name: str, arm: ArmConfig, traffic: Traffic, run: RunDir,
+               shared: SharedEngine | None = None) -> ArmTiming:
     """Replay ``traffic`` through ``arm`` batch by batch, writing one generations and one batches part per batch.
 
     A batch whose generations part exists is skipped (its request ids are checked against the traffic), so
@@ -115,24 +140,24 @@ def replay_arm(name: str, arm: ArmConfig, traffic: Traffic, run: RunDir) -> ArmT
     elif done:
         log.info("arm %s: resuming: %d of %d batches already replayed, skipped; %d to replay", name, len(done),
                  total, total - len(done))
+    pool = shared or SharedEngine(arm)
+    started = pool.engine is not None
     engine: Engine | None = None
-    load_seconds = 0.0
     try:
         for batch in traffic.batches(size, wanted=lambda b: b not in done):
             if batch.requests is None:
                 _check_part(run, name, batch.index, batch.request_ids)
                 continue
             if engine is None:
-                t0 = time.perf_counter()
-                engine = make_engine(arm)
-                load_seconds = time.perf_counter() - t0
-                log.info("arm %s: engine ready in %.1f s; %d of %d batches to replay", name, load_seconds,
+                engine = pool.get()
+                log.info("arm %s: engine ready in %.1f s; %d of %d batches to replay", name, pool.load_seconds,
                          total - len(done), total)
             _replay_batch(name, arm, engine, batch.index, batch.requests, run)
             log.info("arm %s: batch %d/%d done", name, batch.index + 1, total)
     finally:
-        if engine is not None:
-            engine.close()
+        if shared is None:
+            pool.close()
+    load_seconds = 0.0 if started or engine is None else pool.load_seconds
     return ArmTiming(name, load_seconds, total - len(done), len(done))
 
 
@@ -198,15 +223,18 @@ def _first_difference(was: dict[str, Any], now: dict[str, Any], prefix: str = ""
 
 
 def preflight(arms: dict[str, ArmConfig], traffic: Traffic) -> None:
-    """What can be checked before any engine starts: a chat template where the traffic has chat requests.
+    """What can be checked before any engine starts: a known backend; a chat template for chat traffic.
 
     Raises:
-        EngineError: naming the arm, the checkpoint, the first chat request and the fix.
+        EngineError: naming the arm, the setting or checkpoint, the first chat request and the fix.
     """
-    if not traffic.chat_requests:
-        return
     for name, arm in arms.items():
-        if arm.imported or not arm.checkpoint or has_chat_template(arm.checkpoint) is not False:
+        if backend_name(arm) not in ENGINES:
+            raise EngineError(f"arm {name}: unknown engine backend {backend_name(arm)!r}; known: {sorted(ENGINES)}. "
+                              f"Fix: set {name}.engine.backend to one of them.")
+    for name, arm in arms.items():
+        if not traffic.chat_requests or arm.imported or not arm.checkpoint \
+                or has_chat_template(arm.checkpoint) is not False:
             continue
         raise EngineError(
             f"arm {name}: checkpoint {arm.checkpoint!r} has no chat template (no chat_template.jinja, no "

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.engines.base import EngineError, Generation, PreparedRequest
-from harness.traffic.schema import Issue, _show
+from harness.traffic.schema import Issue, _show, show_id
 
 if TYPE_CHECKING:
     from harness.config import ArmConfig
@@ -113,7 +113,7 @@ def load_outputs(path: str | Path) -> dict[str, dict[str, Any]]:
             if not issues:
                 out[rid], seen[rid] = row, at
             else:
-                at = f"{at} (request_id={rid})" if isinstance(row.get("request_id"), str) else at
+                at = f"{at} (request_id={show_id(rid)})" if isinstance(row.get("request_id"), str) else at
         problems += [issue.describe(str(path), at, kind="field") for issue in issues]
     if not problems and not out:
         problems.append(f"{path}: expected at least one output, found none. Fix: {FIX_ALL}.")

@@ -21,7 +21,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.traffic.schema import COLUMN_TYPES, Issue, Request, TrafficError, check_columns, validate_row
+from harness.traffic.schema import (
+    COLUMN_TYPES,
+    Issue,
+    Request,
+    TrafficError,
+    check_columns,
+    show_id,
+    validate_row,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,9 +86,9 @@ class Traffic:
             request, issues = validate_row(row)
             if request is None or cell_issues:
                 issue = (cell_issues + issues)[0]
-                raise TrafficError([issue.describe(str(self.path), f"row {first_row + i} (request_id="
-                                                   f"{row.get('request_id')})") + " The file changed since the run "
-                                    "validated it: restore it, or replay again with a new run_id."])
+                raise TrafficError([issue.describe(str(self.path), _at(first_row + i, row.get("request_id")))
+                                    + " The file changed since the run validated it: restore it, or replay again "
+                                    "with a new run_id."])
             requests.append(request)
         return requests
 
@@ -231,6 +239,10 @@ class _Problems:
         return TrafficError([text for _, text in sorted(self.kept, key=lambda x: x[0])], total=self.count)
 
 
+def _at(row_number: int, request_id: Any) -> str:
+    return f"row {row_number} (request_id={show_id(request_id)})"
+
+
 def _columns_of(issue: Issue) -> set[str]:
     return set(re.split(r"[\[.]", issue.column)[0].split("/"))
 
@@ -257,7 +269,7 @@ def _scan(path: Path, limit: int | None, keep: bool) -> tuple[Traffic, list[Requ
                 bad = skip | {c for x in cell_issues for c in _columns_of(x)}
                 kept = cell_issues + [x for x in issues if not bad & _columns_of(x)]
                 for issue in kept:
-                    problems.add(row_number, issue.describe(str(path), f"row {row_number} (request_id={request_id})"))
+                    problems.add(row_number, issue.describe(str(path), _at(row_number, request_id)))
                 if request is not None and not kept:
                     chat += request.messages is not None
                     first_chat = first_chat or (request.request_id if request.messages is not None else None)
@@ -291,7 +303,7 @@ def _duplicates(path: Path, parquet: pq.ParquetFile, hashes: array[int], problem
         if request_id in first:
             issue = Issue("request_id", "a unique id", f"the same id as row {first[request_id]}",
                           "make every request_id unique, e.g. append the row number")
-            problems.add(row_number, issue.describe(str(path), f"row {row_number} (request_id={request_id})"))
+            problems.add(row_number, issue.describe(str(path), _at(row_number, request_id)))
         else:
             first[request_id] = row_number
 

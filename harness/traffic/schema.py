@@ -97,6 +97,12 @@ class Issue(NamedTuple):
         return f"{file}: {', '.join(parts)}: expected {self.expected}, found {self.found}. Fix: {self.fix}."
 
 
+def show_id(value: Any) -> str:
+    """A request id for a one-line message: as is when printable, else its repr (a newline in an id stays visible)."""
+    text = value if isinstance(value, str) and value.isprintable() else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _show(value: Any) -> str:
     text = "null" if value is None else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
