@@ -135,14 +135,16 @@ class JudgeResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _request_text(r: Request) -> str:
+def request_text(r: Request) -> str:
+    """The request as the judge sees it: every chat message as ``[role] content``, or the plain prompt."""
     if r.messages:
         return "\n".join(f"[{m.role}] {m.content}" for m in r.messages)
     return r.prompt or ""
 
 
-def _prepared(key: str, messages: tuple[dict[str, str], ...], schema: dict[str, Any],
-              arm: ArmConfig) -> PreparedRequest:
+def judge_request(key: str, messages: tuple[dict[str, str], ...], schema: dict[str, Any],
+                  arm: ArmConfig) -> PreparedRequest:
+    """One judge prompt for the engine: the judge arm's sampling (default greedy, 128 tokens), answer schema."""
     s = arm.sampling
     return PreparedRequest(
         request_id=key, messages=messages, prompt=None,
@@ -197,7 +199,7 @@ def _batched(kind: str, items: list[PreparedRequest], size: int) -> list[tuple[s
 
 def _pair_messages(system: str, settings: JudgeSettings, r: Request, first: dict[str, Any],
                    second: dict[str, Any]) -> tuple[dict[str, str], ...]:
-    return jp.pairwise_messages(system, settings.template_version, _request_text(r), first["output_text"] or "",
+    return jp.pairwise_messages(system, settings.template_version, request_text(r), first["output_text"] or "",
                                 second["output_text"] or "", settings.max_chars)
 
 
@@ -206,15 +208,16 @@ def _judge(run: RunDir, requests: Mapping[str, Request], served: dict[str, dict[
     """Run the judge engine once over every prompt; rows of judge_scores and judge_pairwise."""
     point_sys, pair_sys = jp.system_prompts(settings.rubric, settings.template_version)
     v, rubric = settings.template_version, settings.rubric
-    point = [_prepared(f"{rid}|{arm}", jp.pointwise_messages(point_sys, v, _request_text(requests[rid]),
-                                                             g["output_text"] or "", settings.max_chars),
-                       jp.pointwise_schema(rubric), settings.arm)
+    point = [judge_request(f"{rid}|{arm}", jp.pointwise_messages(point_sys, v, request_text(requests[rid]),
+                                                                 g["output_text"] or "", settings.max_chars),
+                           jp.pointwise_schema(rubric), settings.arm)
              for arm, gens in served.items() for rid, g in sorted(gens.items())]
     base, cand = (served[a] for a in settings.arms)
     both = sorted(set(base) & set(cand)) if settings.pairwise else []
-    pair = [_prepared(f"{rid}|{order}", _pair_messages(pair_sys, settings, requests[rid], *order_rows),
-                      jp.pairwise_schema(), settings.arm)
-            for rid in both for order, order_rows in (("AB", (base[rid], cand[rid])), ("BA", (cand[rid], base[rid])))]
+    orders = {"AB": lambda rid: (base[rid], cand[rid]), "BA": lambda rid: (cand[rid], base[rid])}
+    pair = [judge_request(f"{rid}|{order}", _pair_messages(pair_sys, settings, requests[rid], *shown(rid)),
+                          jp.pairwise_schema(), settings.arm)
+            for rid in both for order, shown in orders.items()]
     size = settings.arm.engine.batch_size
     answers, timing = _generate(settings, _batched("pointwise", point, size) + _batched("pairwise", pair, size))
     run.write_table("judge_batches", pa.Table.from_pylist(timing, schema=BATCHES_SCHEMA))
