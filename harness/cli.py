@@ -5,6 +5,7 @@
     python -m harness zoo [--force]                               build the fixture checkpoints
     python -m harness traffic [--out PATH] [--n N]                 write the sample traffic
     python -m harness import-openai IN.jsonl OUT.parquet          convert OpenAI chat logs to traffic
+    python -m harness golden build|candidates RUN_DIR|check PATH  the golden set: build, propose items, validate
 
 Exit codes: verdicts per ``harness.gate.VERDICT_CODES`` (PASS 0, INVESTIGATE 10, ROLLBACK 11,
 HOLD_FOR_SIGNOFF 12, INSUFFICIENT_DATA 13); 2 = bad input or config (message says how to fix);
@@ -137,7 +138,39 @@ def _import_openai(argv: list[str]) -> int:
     return import_main(argv)
 
 
-COMMANDS = {"replay": _replay, "report": _report, "zoo": _zoo, "traffic": _traffic, "import-openai": _import_openai}
+def _golden(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m harness golden", description="Golden sets.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="write the zoo's golden set")
+    b.add_argument("--out", type=Path, default=None)
+    b.add_argument("--n", type=int, default=1600)
+    c = sub.add_parser("candidates", help="propose golden items from a run, ready for annotation")
+    c.add_argument("run_dir", type=Path)
+    c.add_argument("--n", type=int, default=50, help="items per reason (diverged, failed, low judged)")
+    c.add_argument("--out", type=Path, default=None)
+    v = sub.add_parser("check", help="validate a golden set")
+    v.add_argument("path", type=Path)
+    a = p.parse_args(argv)
+    if a.cmd == "build":
+        from harness.golden.zoo import DEFAULT_GOLDEN, write_zoo_golden
+
+        print(f"golden set written to {write_zoo_golden(a.out or DEFAULT_GOLDEN, n=a.n)}")
+    elif a.cmd == "candidates":
+        from harness.golden.candidates import propose
+
+        if not (a.run_dir / "manifest.json").exists():
+            raise FileNotFoundError(f"{a.run_dir}: no manifest.json. Fix: pass a run directory "
+                                    "(reports/<experiment>/<run_id> or reports/<experiment>/latest).")
+        print(f"golden candidates written to {propose(a.run_dir.resolve(), a.n, a.out)}")
+    else:
+        from harness.golden.schema import load_golden
+
+        print(f"{a.path}: {len(load_golden(a.path)[1])} golden items, all valid")
+    return 0
+
+
+COMMANDS = {"replay": _replay, "report": _report, "zoo": _zoo, "traffic": _traffic, "import-openai": _import_openai,
+            "golden": _golden}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from harness.engines.base import EngineError, backend_name
 from harness.engines.checkpoints import fingerprint
 from harness.gate import Policy, Threshold, Verdict, decide
 from harness.golden.schema import load_golden
-from harness.replay import replay_arm
+from harness.replay import SharedEngine, replay_arm
 from harness.report import html, markdown, plots
 from harness.signals.base import Signal, make_signal, metric_catalog
 from harness.signals.drift import run_drift
@@ -95,11 +95,17 @@ def run_experiment(*, name: str, traffic_path: str, limit: int | None, arms: dic
         manifest["resumed_at"] = [*previous.get("resumed_at", []), dt.datetime.now(dt.UTC).isoformat()]
     run.write_json("manifest.json", manifest)
     log.info("run directory %s: %d requests", run.path, traffic.requests)
-    timings = [replay_arm(a, arm, traffic, run) for a, arm in arms.items()]
-    if manifest["golden"].get("path") and not manifest["golden"].get("skipped"):
-        golden_traffic, _ = load_golden(golden_path)  # type: ignore[arg-type]
-        timings += [replay_arm(a, arms[a], golden_traffic, golden_run(run)) for a in ARMS]
-        timings[-2:] = [replace(t, arm=f"golden_{t.arm}") for t in timings[-2:]]
+    golden_traffic = load_golden(manifest["golden"]["path"])[0] \
+        if manifest["golden"].get("path") and not manifest["golden"].get("skipped") else None
+    timings = []
+    for a, arm in arms.items():  # one engine per arm: its traffic, then (baseline, candidate) the golden set
+        shared = SharedEngine(arm)
+        try:
+            timings.append(replay_arm(a, arm, traffic, run, shared))
+            if golden_traffic is not None and a in ARMS:
+                timings.append(replace(replay_arm(a, arm, golden_traffic, golden_run(run), shared), arm=f"golden_{a}"))
+        finally:
+            shared.close()
     manifest["load_seconds"] = {t.arm: t.load_seconds for t in timings}
     manifest["replay"] = {t.arm: {"batches_run": t.batches_run, "batches_skipped": t.batches_skipped}
                           for t in timings}
@@ -109,8 +115,8 @@ def run_experiment(*, name: str, traffic_path: str, limit: int | None, arms: dic
     return run, verdict
 
 
-def evaluate(run: RunDir) -> Verdict:
-    """Score, analyze, gate and report a replayed run from its files (and its traffic file)."""
+def evaluate(run: RunDir, report: bool = True) -> Verdict:
+    """Score, analyze, gate and report (unless ``report`` is False) a replayed run from its files."""
     manifest = run.read_json("manifest.json")
     traffic = manifest["traffic"]
     if traffic_fingerprint(traffic["path"]) != traffic["sha256"]:
@@ -134,7 +140,8 @@ def evaluate(run: RunDir) -> Verdict:
     policy = policy_from_manifest(manifest["gate"], aa_quantile=d["aa_quantile"])
     verdict = decide(tables["summary"].to_pylist(), policy, divergence["rows"] if divergence else None)
     run.write_json("verdict.json", verdict_document(verdict, manifest, divergence))
-    _report(run, manifest, verdict, tables, requests, divergence)
+    if report:
+        _report(run, manifest, verdict, tables, requests, divergence)
     return verdict
 
 
