@@ -41,7 +41,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 
@@ -95,8 +95,7 @@ def judge_settings(cfg: JudgeConfig | Mapping[str, Any]) -> JudgeSettings:
     if not isinstance(cfg, JudgeConfig):
         from omegaconf import OmegaConf
 
-        cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(JudgeConfig), dict(cfg)))  # type: ignore
-    assert isinstance(cfg, JudgeConfig)  # narrows for mypy; OmegaConf returns the schema's type
+        cfg = cast(JudgeConfig, OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(JudgeConfig), dict(cfg))))
     rubric = jp.Rubric(cfg.rubric.name, tuple(jp.Criterion(c.name, c.description, c.scale_min, c.scale_max,
                                                            c.higher_is_better) for c in cfg.rubric.criteria))
     jp.validate_rubric(rubric)
@@ -174,9 +173,11 @@ def _key(settings: JudgeSettings, judge_fp: str, served: dict[str, dict[str, dic
 
 def _generate(settings: JudgeSettings, batches: list[tuple[str, list[PreparedRequest]]]
               ) -> tuple[dict[str, Generation], list[dict[str, Any]]]:
-    engine = make_engine(settings.arm)
     out: dict[str, Generation] = {}
-    timing = []
+    timing: list[dict[str, Any]] = []
+    if not batches:
+        return out, timing  # nothing to judge: no engine
+    engine = make_engine(settings.arm)
     try:
         for i, (kind, prepared) in enumerate(batches):
             t = time.perf_counter()

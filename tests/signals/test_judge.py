@@ -91,6 +91,21 @@ def test_config_is_checked_at_the_entry_point() -> None:
         OmegaConf.structured(JudgeConfig), OmegaConf.load(REPO / "configs/judge/zoo.yaml"))))) == settings
 
 
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "configs" / "judge").glob("*.yaml")))
+def test_every_judge_config_composes_with_hydra_and_binds(name: str) -> None:
+    from hydra import compose, initialize_config_dir
+
+    from harness.config import ExperimentConfig, register
+
+    register()
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base=None):
+        cfg = OmegaConf.to_object(compose(config_name="config", overrides=[f"+judge={name}"]))
+    assert isinstance(cfg, ExperimentConfig) and cfg.judge.enabled
+    settings = judge_settings(cfg.judge)
+    assert settings.arm.engine.structured_output and settings.arm.engine.extra["enable_prefix_caching"]
+    assert len(settings.rubric.criteria) in range(3, 6)
+
+
 # --- prompts, schemas, parsing, both orders ----------------------------------------------------------------------
 
 def test_rubric_is_a_byte_identical_prefix_and_untrusted_text_is_fenced() -> None:
