@@ -60,6 +60,7 @@ def _replay(argv: list[str]) -> int:
     def main(dcfg: DictConfig) -> None:
         from harness.engines.base import EngineError
         from harness.run import run_experiment
+        from harness.signals.judge_prompts import JudgeError
         from harness.traffic import TrafficError
 
         result["code"] = 1  # composed: from here on a failure is the run's, not the config's
@@ -72,10 +73,11 @@ def _replay(argv: list[str]) -> int:
             run, verdict = run_experiment(
                 name=cfg.name, traffic_path=cfg.traffic.path, limit=cfg.traffic.limit,
                 arms=arms, drift=cfg.drift,
-                policy=_policy(cfg), golden_path=cfg.golden.path, output_dir=cfg.output_dir, run_id=cfg.run_id,
+                policy=_policy(cfg), golden_path=cfg.golden.path, judge=cfg.judge, output_dir=cfg.output_dir,
+                run_id=cfg.run_id,
                 resolved_config=OmegaConf.to_container(dcfg, resolve=True),  # type: ignore[arg-type]
                 top_pairs=cfg.report.top_pairs, max_chars=cfg.report.max_chars, redact=cfg.report.redact)
-        except (TrafficError, EngineError, OmegaConfBaseException) as e:
+        except (TrafficError, EngineError, JudgeError, OmegaConfBaseException) as e:
             print(f"error: {e}", file=sys.stderr)
             result["code"] = EXIT_BAD_INPUT
             return
@@ -176,6 +178,7 @@ COMMANDS = {"replay": _replay, "report": _report, "zoo": _zoo, "traffic": _traff
 def main(argv: list[str] | None = None) -> int:
     """Dispatch ``python -m harness COMMAND ...``; bad input exits 2 with the fix, not a traceback."""
     from harness.engines.base import EngineError
+    from harness.signals.judge_prompts import JudgeError
     from harness.traffic import TrafficError
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -185,6 +188,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return COMMANDS[argv[0]](argv[1:])
-    except (TrafficError, EngineError, FileNotFoundError) as e:
+    except (TrafficError, EngineError, JudgeError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from harness.analysis.run import analyze, connect
-from harness.config import ArmConfig, DriftConfig
+from harness.config import ArmConfig, DriftConfig, JudgeConfig
 from harness.engines.base import EngineError, backend_name
 from harness.engines.checkpoints import fingerprint
 from harness.gate import Policy, Threshold, Verdict, decide
@@ -29,6 +29,7 @@ from harness.report import html, markdown, plots
 from harness.signals.base import Signal, make_signal, metric_catalog
 from harness.signals.drift import run_drift
 from harness.signals.golden import GoldenSignal
+from harness.signals.judge import JudgeSignal, judge_settings
 from harness.store import RunDir
 from harness.traffic import TrafficError, load_traffic, traffic_fingerprint
 
@@ -61,7 +62,8 @@ def _arm_manifest(arm: ArmConfig) -> dict[str, Any]:
 
 def run_experiment(*, name: str, traffic_path: str, limit: int | None, arms: dict[str, ArmConfig], drift: DriftConfig,
                    policy: Policy, output_dir: str, run_id: str | None, resolved_config: dict[str, Any],
-                   golden_path: str | None = None, top_pairs: int = 5, max_chars: int = 600,
+                   golden_path: str | None = None, judge: JudgeConfig | None = None, top_pairs: int = 5,
+                   max_chars: int = 600,
                    redact: bool = False) -> tuple[RunDir, Verdict]:
     """Replay ``traffic_path`` through the arms (baseline, candidate, optional A/A) and gate the candidate.
 
@@ -83,6 +85,7 @@ def run_experiment(*, name: str, traffic_path: str, limit: int | None, arms: dic
         "arms": {a: _arm_manifest(arm) for a, arm in arms.items()}, "config": resolved_config,
         "versions": _versions(), "drift": asdict(drift), "determinism": determinism(arms),
         "gate": policy_manifest(policy), "golden": _golden_manifest(golden_path, arms),
+        "judge": _judge_manifest(judge),
         "report": {"top_pairs": top_pairs, "max_chars": max_chars, "redact": redact},
     }
     for a, arm in arms.items():
@@ -128,6 +131,11 @@ def evaluate(run: RunDir, report: bool = True) -> Verdict:
     con.close()
     signals: list[Signal] = [make_signal("stats")]
     rows = [signals[0].score(requests, generations)]
+    judge = JudgeSignal(run, judge_settings(manifest["judge"])) if (manifest.get("judge") or {}).get("enabled") \
+        else None
+    if judge is not None:  # runs the judge model (or reuses its tables when nothing changed)
+        signals.append(judge)
+        rows.append(judge.score(requests, generations))
     golden = manifest.get("golden") or {}
     if golden.get("path") and not golden.get("skipped"):
         rows.append(_golden_rows(run, golden, signals))
@@ -138,6 +146,8 @@ def evaluate(run: RunDir, report: bool = True) -> Verdict:
     divergence = run_drift(run, generations, d["model"], d["device"], d["aa_quantile"], d["n_perm"]) \
         if d["enabled"] else None
     policy = policy_from_manifest(manifest["gate"], aa_quantile=d["aa_quantile"])
+    if judge is not None and judge.result is not None:  # uncalibrated criteria are reported, never counted
+        policy = replace(policy, advisory=policy.advisory | set(judge.result.advisory_metrics))
     verdict = decide(tables["summary"].to_pylist(), policy, divergence["rows"] if divergence else None)
     run.write_json("verdict.json", verdict_document(verdict, manifest, divergence))
     if report:
@@ -175,6 +185,16 @@ def _golden_rows(run: RunDir, golden: dict[str, Any], signals: list[Signal]) -> 
     generations = con.sql("SELECT * FROM generations ORDER BY arm, request_id").to_arrow_table()
     con.close()
     return signal.score({}, generations)
+
+
+def _judge_manifest(judge: JudgeConfig | None) -> dict[str, Any]:
+    if judge is None or not judge.enabled:
+        return {"enabled": False}
+    out = asdict(judge)
+    if judge.annotations:
+        out["annotations"] = str(Path(judge.annotations).resolve())
+    judge_settings(out)  # a bad rubric or annotation file fails here, before any replay
+    return out
 
 
 def policy_manifest(policy: Policy) -> dict[str, Any]:

@@ -13,6 +13,9 @@ from omegaconf.errors import ConfigKeyError
 from harness.config import ExperimentConfig, register
 from harness.engines.base import ENGINES, backend_name
 from harness.gate import Threshold
+from harness.golden.schema import load_golden
+from harness.signals.golden import GoldenSignal
+from harness.signals.judge import judge_settings
 from harness.signals.stats import METRICS
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
@@ -35,11 +38,21 @@ def test_experiment_composes_and_binds(experiment: str) -> None:
     for arm in (cfg.baseline, cfg.candidate):
         assert backend_name(arm) in ENGINES
         assert arm.checkpoint and arm.checkpoint.startswith("zoo:")
-    metric_names = {m.name for m in METRICS}
+    metric_names = {m.name for m in METRICS} | {"judge_unscored"}  # the judge's, when the run has one
+    if cfg.golden.path:
+        _, items = load_golden(cfg.golden.path)
+        metric_names |= {m.name for m in GoldenSignal(items).metrics}
     for name, t in cfg.gate.thresholds.items():
         assert name in metric_names, f"threshold for unknown metric {name}"
         Threshold(t.absolute, t.relative)
         assert (t.absolute is None) != (t.relative is None)
+
+
+@pytest.mark.parametrize("judge", ["zoo", "qwen2_5_7b"])
+def test_judge_configs_compose_and_validate(judge: str) -> None:
+    cfg = _compose([f"judge={judge}"])
+    assert cfg.judge.enabled and 3 <= len(cfg.judge.rubric.criteria) <= 5
+    judge_settings(cfg.judge)
 
 
 def test_zoo_experiments_exist() -> None:
