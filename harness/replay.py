@@ -150,8 +150,8 @@ def replay_arm(name: str, arm: ArmConfig, traffic: Traffic, run: RunDir,
                 continue
             if engine is None:
                 engine = pool.get()
-                log.info("arm %s: engine ready in %.1f s; %d of %d batches to replay", name, pool.load_seconds,
-                         total - len(done), total)
+                log.info("arm %s: engine %s; %d of %d batches to replay", name, "already running" if started else
+                         f"ready in {pool.load_seconds:.1f} s", total - len(done), total)
             _replay_batch(name, arm, engine, batch.index, batch.requests, run)
             log.info("arm %s: batch %d/%d done", name, batch.index + 1, total)
     finally:

@@ -19,7 +19,7 @@ from harness.zoo.build import DEFAULT_ZOO_DIR
 
 T0 = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
-FAST = ("drift.enabled=false", "traffic.limit=20")  # nothing here reaches an engine
+FAST = ("drift.enabled=false", "golden.path=null", "traffic.limit=20")  # nothing here reaches an engine
 
 
 def _replay(tmp_path: Path, *args: str) -> tuple[int, str]:
@@ -113,7 +113,7 @@ def test_an_engine_failure_mid_run_keeps_the_arms_already_replayed(tmp_path: Pat
                   .is_file())
     shutil.copytree(source, broken)
     (broken / "model.safetensors").write_bytes(b"not weights")
-    args = (f"traffic.path={tmp_path / 'traffic.parquet'}", "drift.enabled=false", "run_id=r",
+    args = (f"traffic.path={tmp_path / 'traffic.parquet'}", "drift.enabled=false", "golden.path=null", "run_id=r",
             f"baseline.imported={outputs}", "baseline.engine.batch_size=8")
     code, err = _replay(tmp_path, *args, f"candidate.checkpoint={broken}")
     assert code == 2 and f"vLLM could not load checkpoint '{broken}'" in err, err[-3000:]

@@ -1,0 +1,88 @@
+"""kill -9 in the middle of a real replay, then the same command again: it resumes.
+
+No completed request is generated again (the parts written before the kill keep their inode and mtime), none is lost
+or duplicated (every request id exactly once per arm), and the run ends with a verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+from helpers import REPO, SAMPLE, run_harness
+
+from harness.traffic import load_traffic, write_traffic
+
+pytestmark = pytest.mark.vllm
+N, BATCH = 96, 8  # 12 batches per arm
+
+
+def _command(tmp_path: Path) -> list[str]:
+    """The baseline is replayed by vLLM (and killed); the candidate is imported, to spare a third engine start."""
+    return ["replay", "experiment=zoo_benign", f"traffic.path={tmp_path / 'traffic.parquet'}", "drift.enabled=false",
+            "golden.path=null", f"output_dir={tmp_path / 'reports'}", "run_id=killed",
+            f"baseline.engine.batch_size={BATCH}", f"candidate.imported={tmp_path / 'candidate.jsonl'}",
+            f"candidate.engine.batch_size={BATCH}"]
+
+
+def _parts(run: Path) -> dict[Path, tuple[int, int]]:
+    return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in sorted(run.glob("*/arm=*/part-*.parquet"))}
+
+
+def _start_and_kill(tmp_path: Path, run: Path, after: int) -> None:
+    """Starts the replay in its own process group and SIGKILLs the group once `after` baseline batches are done."""
+    log = (tmp_path / "killed.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "harness", *_command(tmp_path)], cwd=REPO, stdout=log,
+                            stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                            start_new_session=True)
+    deadline = time.monotonic() + 240
+    done = run / "generations" / "arm=baseline"
+    while len(list(done.glob("part-*.parquet"))) < after:
+        assert proc.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
+        assert time.monotonic() < deadline, "no replay batch was written in time"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole group: vLLM's engine core is a child process
+    proc.wait()
+    for _ in range(100):  # the engine core is gone too (reaped by init once killed)
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise AssertionError("a process of the killed replay is still alive")
+
+
+def test_kill_9_mid_replay_then_resume(zoo: Path, tmp_path: Path) -> None:
+    requests = load_traffic(SAMPLE, limit=N)
+    write_traffic(requests, tmp_path / "traffic.parquet")
+    (tmp_path / "candidate.jsonl").write_text("".join(json.dumps({"request_id": r.request_id, "output": "Sure."}) + "\n"
+                                                      for r in requests))
+    run = tmp_path / "reports" / "zoo_benign" / "killed"
+    _start_and_kill(tmp_path, run, after=3)
+    before = _parts(run)
+    baseline_done = [p for p in before if p.parent.name == "arm=baseline" and p.parent.parent.name == "generations"]
+    assert 3 <= len(baseline_done) < N // BATCH and not (run / "verdict.json").exists()
+
+    proc = run_harness(*_command(tmp_path))
+    assert proc.returncode in (0, 10, 11, 13), proc.stderr[-3000:]
+    skipped = len(baseline_done)
+    assert f"arm baseline: resuming: {skipped} of 12 batches already replayed, skipped; {12 - skipped} to replay" \
+        in proc.stderr
+    after = _parts(run)
+    assert {p: after[p] for p in before} == before  # nothing written before the kill was written again
+    assert not list(run.glob("*/arm=*/.*.tmp"))
+    counts = duckdb.sql(f"SELECT arm, request_id, count(*) AS n FROM read_parquet('{run}/generations/*/*.parquet', "
+                        "hive_partitioning=true) GROUP BY ALL").fetchall()
+    ids = {r.request_id for r in requests}
+    for arm in ("baseline", "candidate"):
+        assert {rid: n for a, rid, n in counts if a == arm} == dict.fromkeys(ids, 1)
+    manifest = (run / "manifest.json").read_text()
+    assert '"batches_skipped": ' + str(skipped) in manifest and '"resumed_at"' in manifest
+    assert (run / "verdict.json").exists()
