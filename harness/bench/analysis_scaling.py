@@ -7,18 +7,25 @@ For each size N a run directory is synthesized with the schemas a real run write
 ``batches`` parts per arm (one part per ``--part-size`` requests, as replay writes them), ``signals.parquet``
 with the stats family's 10 metrics per request and arm (20 N rows; null where a metric does not apply) and
 ``metrics.parquet``. Then, timed: ``harness.analysis.run.analyze`` (every ``.sql`` table, written back as
-Parquet), the gate and the report (the figures, Markdown and HTML as ``harness.run`` renders them; only up to
-``--report-max`` requests, see docs/bench.md), and, as the yardstick, one plain DuckDB scan of the same signals
-file: ``SELECT count(*), sum(value) FROM signals``. Peak resident memory is recorded after each size.
+Parquet; the share spent in its Python paired tests, ``tests_table``, is recorded apart), the gate and the report
+(``harness.run._report``: figures, Markdown, HTML; only up to ``--report-max`` requests, see docs/bench.md), and,
+as the yardstick, one plain DuckDB scan of the same signals file: ``SELECT count(*), sum(value) FROM signals``.
+Each analysis query is then run once more alone (``sql_s``), to show where the SQL time goes.
+Peak resident memory is recorded after each size. (For the attribution, ``tests_table`` and
+``plots.length_distributions`` are wrapped with a timer while the bench runs.)
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import resource
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -123,37 +130,78 @@ def plain_scan(run: RunDir, repeats: int = 3) -> float:
     return best
 
 
-def report(run: RunDir, tables: dict[str, pa.Table]) -> dict[str, float]:
-    """Gate and render the report as ``harness.run`` does (figures, Markdown, HTML); seconds per step."""
+@contextmanager
+def timed(module: ModuleType, name: str, into: dict[str, float], key: str) -> Iterator[None]:
+    """Add the seconds spent in ``module.name`` to ``into[key]`` while inside the block (attribution only)."""
+    original = getattr(module, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            into[key] = into.get(key, 0.0) + time.perf_counter() - start
+
+    setattr(module, name, wrapper)
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
+
+
+def policy() -> Any:
+    """The alert policy of ``configs/gate/default.yaml``, as the CLI builds it."""
     from omegaconf import OmegaConf
 
-    from harness.gate import Threshold, decide
-    from harness.report import html, markdown, plots
+    from harness.gate import Policy, Threshold
 
-    gate = OmegaConf.load(Path(__file__).resolve().parents[2] / "configs" / "gate" / "default.yaml")
-    thresholds = {k: Threshold(v.get("absolute"), v.get("relative")) for k, v in gate.thresholds.items()}
-    t0 = time.perf_counter()
-    verdict = decide(tables["summary"].to_pylist(), thresholds, int(gate.min_requests))
-    t1 = time.perf_counter()
-    paths = [plots.length_distributions(run.read_table("signals"), run.path / "length_distributions.png")]
-    t2 = time.perf_counter()
-    paths.append(plots.signal_deltas(verdict.checks, run.path / "signal_deltas.png"))
-    pairs = tables["changed_pairs"].to_pylist()[:5]
-    common: dict[str, Any] = dict(
-        experiment="bench", run_id=run.run_id, verdict=verdict, summary=tables["summary"].to_pylist(),
-        throughput=tables["throughput"].to_pylist(), pairs=pairs,
-        prompts={p["request_id"]: "synthetic prompt" for p in pairs},
-        arms={"baseline": "synthetic", "candidate": "synthetic"}, max_chars=600, divergence=None)
-    run.write_text("report.html", html.render_html(**common, figures=paths, manifest={"bench": True}))
-    run.write_text("report.md", markdown.render(**common, figures=[p.name for p in paths]))
-    t3 = time.perf_counter()
-    return {"gate_s": t1 - t0, "length_plot_s": t2 - t1, "report_s": t3 - t1}
+    gate: Any = OmegaConf.to_container(OmegaConf.load(Path(__file__).resolve().parents[2] / "configs" / "gate"
+                                                      / "default.yaml"))
+    known = {f.name for f in dataclasses.fields(Policy)} - {"thresholds"}
+    return Policy(thresholds={k: Threshold(**v) for k, v in gate.pop("thresholds").items()},
+                  **{k: v for k, v in gate.items() if k in known})
+
+
+def report(run: RunDir, tables: dict[str, pa.Table]) -> dict[str, float]:
+    """Gate, then render the report with ``harness.run``'s own report step; seconds per part."""
+    from harness import run as harness_run
+    from harness.gate import decide
+    from harness.report import plots
+
+    parts: dict[str, float] = {}
+    start = time.perf_counter()
+    verdict = decide(tables["summary"].to_pylist(), policy())
+    parts["gate_s"] = time.perf_counter() - start
+    pairs = tables["changed_pairs"].to_pylist()
+    manifest = {"experiment": "bench_scaling", "run_id": run.run_id, "report": {"top_pairs": 5, "max_chars": 600,
+                "redact": False}, "arms": {a: {"source": f"synthetic {a}"} for a in ARMS}}
+    requests = {p["request_id"]: SimpleNamespace(messages=None, prompt="synthetic prompt") for p in pairs}
+    start = time.perf_counter()
+    with timed(plots, "length_distributions", parts, "length_plot_s"):
+        harness_run._report(run, manifest, verdict, tables, requests, None)
+    parts["report_s"] = time.perf_counter() - start
+    return parts
+
+
+def sql_breakdown(run: RunDir) -> dict[str, float]:
+    """Seconds of each analysis query alone (to Arrow), after ``analyze`` wrote ``tests``: where the SQL time goes."""
+    from harness.analysis import run as analysis_run
+
+    con = analysis_run.connect(run)
+    out: dict[str, float] = {}
+    for name in ("pairs", *analysis_run.TABLES):
+        start = time.perf_counter()
+        table = con.sql((analysis_run.SQL_DIR / f"{name}.sql").read_text()).to_arrow_table()
+        out[name] = time.perf_counter() - start
+        if name == "pairs":
+            con.register("pairs", table)
+            con.register("tests", run.read_table("tests"))
+    con.close()
+    return out
 
 
 def measure(n: int, part_size: int, report_max: int, root: Path) -> dict[str, Any]:
     """Synthesize a run of ``n`` requests, then time the scan, the analysis and (up to ``report_max``) the report."""
-    from harness.analysis.run import analyze
-
     run = RunDir(root, "bench_scaling", f"n{n}")
     start = time.perf_counter()
     rows = synthesize(run, n, part_size)
@@ -161,11 +209,15 @@ def measure(n: int, part_size: int, report_max: int, root: Path) -> dict[str, An
                            "synthesize_s": time.perf_counter() - start,
                            "signals_mb": run.table_path("signals").stat().st_size / 1e6}
     row["scan_s"] = plain_scan(run)
+    import harness.analysis.run as analysis_run
+
     start = time.perf_counter()
-    tables = analyze(run)
+    with timed(analysis_run, "tests_table", row, "analyze_paired_tests_s"):
+        tables = analysis_run.analyze(run)
     row["analyze_s"] = time.perf_counter() - start
     row["analyze_over_scan"] = row["analyze_s"] / row["scan_s"]
     row["peak_rss_mb_after_analyze"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+    row["sql_s"] = sql_breakdown(run)
     if n <= report_max:
         row.update(report(run, tables))
         row["peak_rss_mb_after_report"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
@@ -187,13 +239,13 @@ def run_sizes(sizes: list[int], part_size: int, report_max: int, keep: Path | No
 def print_table(rec: dict[str, Any]) -> None:
     """One row per size; times relative to the smallest size show whether growth is linear."""
     print(machine_line(rec))
-    print(f"{'requests':>10} {'signal rows':>12} {'scan s':>8} {'analyze s':>10} {'analyze/scan':>13} "
-          f"{'report s':>9} {'peak RSS MB':>12}")
+    print(f"{'requests':>10} {'signal rows':>12} {'scan s':>8} {'analyze s':>10} {'of it paired':>13} "
+          f"{'analyze/scan':>13} {'report s':>9} {'peak RSS MB':>12}")
     for r in rec["sizes"]:
         rep = "-" if r["report_s"] is None else f"{r['report_s']:.2f}"
         peak = r.get("peak_rss_mb_after_report", r["peak_rss_mb_after_analyze"])
         print(f"{r['requests']:>10,} {r['signal_rows']:>12,} {r['scan_s']:>8.3f} {r['analyze_s']:>10.2f} "
-              f"{r['analyze_over_scan']:>13.1f} {rep:>9} {peak:>12.0f}")
+              f"{r.get('analyze_paired_tests_s', 0.0):>13.2f} {r['analyze_over_scan']:>13.1f} {rep:>9} {peak:>12.0f}")
 
 
 def main(argv: list[str] | None = None) -> None:

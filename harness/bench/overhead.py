@@ -4,12 +4,12 @@
         [--out docs/bench/overhead.jsonl]
 
 One ``vllm.LLM`` (the ``VLLMEngine`` of the arm) is built once and serves both sides, so engine start-up and
-shutdown are outside every timing and both sides time the same engine:
+shutdown are outside every timing and both sides time the same engine (the replay gets it as its
+``SharedEngine``, as a run shares one engine between the traffic and the golden set):
 
 - ``replay``: ``harness.replay.replay_arm`` as a run calls it: traffic read and validated batch by batch from
   Parquet, requests prepared, chat template applied, ``generate`` per batch of ``engine.batch_size``, generations
-  and batch parts written atomically. (``harness.replay.make_engine`` is replaced for the benchmark by a function
-  that hands out the already built engine.)
+  and batch parts written atomically and durably.
 - ``plain``: what a plain script does: the same chat-templated token ids and greedy ``SamplingParams`` (same
   ``max_tokens``, clamped the same way) built beforehand, then timed: one ``LLM.generate`` call over all prompts.
 - ``plain_batched``: the same, one call per ``engine.batch_size`` prompts (what the replay's batching costs).
@@ -29,25 +29,12 @@ from typing import Any
 
 from harness.bench.record import append, header, machine_line, median
 from harness.config import ArmConfig, EngineConfig, SamplingConfig
-from harness.engines.base import Engine, Generation, PreparedRequest
+from harness.engines.base import PreparedRequest
 from harness.store import RunDir
 from harness.zoo.traffic import DEFAULT_SAMPLE
 
 SIDES = ("replay", "plain", "plain_batched")
 TARGET_OVERHEAD = 0.05
-
-
-class _Borrowed:
-    """The already built engine, handed to ``replay_arm``; its ``close`` is left to the benchmark."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def generate(self, requests: Sequence[PreparedRequest]) -> list[Generation]:
-        return self.engine.generate(requests)
-
-    def close(self) -> None:
-        pass
 
 
 def _token_ids(tok: Any, r: PreparedRequest) -> list[int]:
@@ -73,7 +60,8 @@ def plain_inputs(llm: Any, prepared: Sequence[PreparedRequest],
     return ids, prompts, params
 
 
-def time_replay(arm: ArmConfig, traffic: Any, out_dir: Path, rep: int) -> tuple[float, float, dict[str, str]]:
+def time_replay(arm: ArmConfig, traffic: Any, shared: Any, out_dir: Path,
+                rep: int) -> tuple[float, float, dict[str, str]]:
     """Seconds of one ``replay_arm`` into a fresh run directory, the engine seconds it recorded, and the outputs."""
     import duckdb
 
@@ -81,10 +69,10 @@ def time_replay(arm: ArmConfig, traffic: Any, out_dir: Path, rep: int) -> tuple[
 
     run = RunDir(out_dir, "bench_overhead", f"rep{rep}")
     start = time.perf_counter()
-    replay_arm("baseline", arm, traffic, run)
+    replay_arm("baseline", arm, traffic, run, shared=shared)
     seconds = time.perf_counter() - start
     con = duckdb.connect()
-    engine_s = con.sql(f"SELECT sum(seconds) FROM read_parquet('{run.glob('batches')}')").fetchone()[0]  # type: ignore
+    engine_s = con.execute(f"SELECT sum(seconds) FROM read_parquet('{run.glob('batches')}')").fetchall()[0][0]
     outputs = dict(con.sql(f"SELECT request_id, output_text FROM read_parquet('{run.glob('generations')}') "
                            "WHERE error IS NULL").fetchall())
     con.close()
@@ -103,19 +91,16 @@ def time_plain(llm: Any, prompts: list[Any], params: list[Any], batch: int | Non
 
 def run(n: int, repeats: int, checkpoint: str, traffic_path: Path) -> dict[str, Any]:
     """Measure and return one record: per repetition the seconds of each side, and the median overhead."""
-    import harness.replay
-    from harness.engines.base import make_engine
-    from harness.replay import prepare
+    from harness.replay import SharedEngine, prepare
     from harness.traffic import load_traffic, open_traffic
 
     arm = ArmConfig(checkpoint=checkpoint, engine=EngineConfig(backend="vllm"),
                     sampling=SamplingConfig(temperature=0.0))
     traffic = open_traffic(traffic_path, limit=n)
     requests = load_traffic(traffic_path, limit=n)
-    engine: Any = make_engine(arm)
-    harness.replay.make_engine = lambda _arm: _Borrowed(engine)  # type: ignore[assignment,return-value]
+    shared = SharedEngine(arm)
     try:
-        llm = engine.llm
+        llm = shared.get().llm  # type: ignore[attr-defined]
         ids, prompts, params = plain_inputs(llm, [prepare(r, arm) for r in requests], arm.engine.max_model_len)
         llm.generate(prompts[:64], params[:64], use_tqdm=False)  # warm-up
         reps = []
@@ -126,8 +111,8 @@ def run(n: int, repeats: int, checkpoint: str, traffic_path: Path) -> dict[str, 
                 outputs: dict[str, dict[str, str]] = {}
                 for side in order:
                     if side == "replay":
-                        row["replay_s"], row["replay_engine_s"], outputs[side] = time_replay(arm, traffic, Path(tmp),
-                                                                                             rep)
+                        row["replay_s"], row["replay_engine_s"], outputs[side] = time_replay(arm, traffic, shared,
+                                                                                             Path(tmp), rep)
                     else:
                         batch = arm.engine.batch_size if side == "plain_batched" else None
                         row[f"{side}_s"], texts = time_plain(llm, prompts, params, batch)
@@ -139,7 +124,7 @@ def run(n: int, repeats: int, checkpoint: str, traffic_path: Path) -> dict[str, 
                 print(f"rep {rep}: replay {row['replay_s']:.2f} s (engine {row['replay_engine_s']:.2f}), plain "
                       f"{row['plain_s']:.2f} s, plain batched {row['plain_batched_s']:.2f} s", flush=True)
     finally:
-        engine.close()
+        shared.close()
     overhead = median([r["ratio"] for r in reps]) - 1
     return {"bench": "overhead", "checkpoint": checkpoint, "n": n, "served": len(prompts), "repeats": repeats,
             "batch_size": arm.engine.batch_size, "max_model_len": arm.engine.max_model_len, "reps": reps,
