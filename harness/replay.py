@@ -178,7 +178,7 @@ def _check_part(run: RunDir, name: str, b: int, request_ids: list[str]) -> None:
     if found != request_ids:
         raise ResumeError(
             f"{run.part_path('generations', name, b)}: expected the {len(request_ids)} requests of traffic batch {b} "
-            f"({_span(request_ids)}), found {len(found)} others ({_span(found)}): the run was replayed with other "
+            f"({_span(request_ids)}), found {len(found)} ({_span(found)}): the run was replayed with other "
             "traffic, limit or engine.batch_size. Fix: resume with the settings in its manifest.json, or use a new "
             "run_id.")
 

@@ -18,9 +18,12 @@ import duckdb
 import pytest
 from helpers import REPO, SAMPLE, run_harness
 
-from harness.traffic import load_traffic, write_traffic
+from harness import store
+from harness.config import ArmConfig, EngineConfig
+from harness.replay import ResumeError, check_resume, replay_arm
+from harness.store import RunDir
+from harness.traffic import load_traffic, open_traffic, write_traffic
 
-pytestmark = pytest.mark.vllm
 N, BATCH = 96, 8  # 12 batches per arm
 
 
@@ -59,6 +62,7 @@ def _start_and_kill(tmp_path: Path, run: Path, after: int) -> None:
     raise AssertionError("a process of the killed replay is still alive")
 
 
+@pytest.mark.vllm
 def test_kill_9_mid_replay_then_resume(zoo: Path, tmp_path: Path) -> None:
     requests = load_traffic(SAMPLE, limit=N)
     write_traffic(requests, tmp_path / "traffic.parquet")
@@ -86,3 +90,57 @@ def test_kill_9_mid_replay_then_resume(zoo: Path, tmp_path: Path) -> None:
     manifest = (run / "manifest.json").read_text()
     assert '"batches_skipped": ' + str(skipped) in manifest and '"resumed_at"' in manifest
     assert (run / "verdict.json").exists()
+
+
+def test_atomic_write_is_durable_and_leaves_nothing_half_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
+    synced: list[str] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or real_fsync(fd))
+    run = RunDir(tmp_path, "exp", "r")
+    run.write_json("manifest.json", {"a": 1})
+    assert synced[0].startswith(str(run.path / ".manifest.json.")) and synced[1] == str(run.path)
+    assert [p.name for p in run.path.iterdir()] == ["manifest.json"]
+
+    def crash(tmp: str) -> None:
+        Path(tmp).write_text("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        store._atomic_write(run.path / "manifest.json", crash)
+    assert run.read_json("manifest.json") == {"a": 1} and len(list(run.path.iterdir())) == 1
+    stale = run.path / "generations" / "arm=baseline" / f".part-00000.parquet.x{store.TMP_SUFFIX}"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("left by kill -9")
+    assert run.remove_stale_temporaries("baseline") == 1 and not stale.exists()
+
+
+def test_a_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
+    requests = load_traffic(SAMPLE, limit=10)
+    write_traffic(requests, tmp_path / "traffic.parquet")
+    outputs = tmp_path / "o.jsonl"
+    outputs.write_text("".join(json.dumps({"request_id": r.request_id, "output": "x"}) + "\n" for r in requests))
+    run = RunDir(tmp_path, "exp", "r")
+    traffic = open_traffic(tmp_path / "traffic.parquet")
+    replay_arm("baseline", ArmConfig(imported=str(outputs), engine=EngineConfig(batch_size=4)), traffic, run)
+    again = replay_arm("baseline", ArmConfig(imported=str(outputs), engine=EngineConfig(batch_size=4)), traffic, run)
+    assert (again.batches_run, again.batches_skipped) == (0, 3)
+    with pytest.raises(ResumeError) as info:  # another batch size: batch 0 would be other requests
+        replay_arm("baseline", ArmConfig(imported=str(outputs), engine=EngineConfig(batch_size=3)), traffic, run)
+    ids = [r.request_id for r in requests]
+    assert str(info.value) == (
+        f"{run.part_path('generations', 'baseline', 0)}: expected the 3 requests of traffic batch 0 ({ids[0]} .. "
+        f"{ids[2]}), found 4 ({ids[0]} .. {ids[3]}): the run was replayed with other traffic, limit or "
+        "engine.batch_size. Fix: resume with the settings in its manifest.json, or use a new run_id.")
+    previous = {"run_id": "r", "traffic": {"sha256": "abc", "limit": 10},
+                "arms": {"baseline": {"source": "zoo:baseline", "config": {"engine": {"dtype": "float32"}}}}}
+    changed = {**previous, "traffic": {"sha256": "def", "limit": 10}}
+    with pytest.raises(ResumeError, match="^run r replayed traffic with sha256 abc, this command has def. Fix: run "
+                                          "the same command again"):
+        check_resume(previous, changed, {"baseline"})
+    other_dtype = {**previous, "arms": {"baseline": {"source": "zoo:baseline",
+                                                     "config": {"engine": {"dtype": "bfloat16"}}}}}
+    with pytest.raises(ResumeError, match="^run r: arm baseline was replayed with config.engine.dtype = 'float32', "
+                                          "this command has 'bfloat16'. Fix: "):
+        check_resume(previous, other_dtype, {"baseline"})
+    check_resume(previous, other_dtype, set())  # an arm with no parts yet may change
