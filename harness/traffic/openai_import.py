@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -192,30 +193,46 @@ def import_openai_jsonl(src: str | Path, dst: str | Path, segment_field: str | N
 
     Raises:
         TrafficError: every problem found, each naming the file, the 1-based line and the field; nothing is written.
+
+    The log is read a line at a time and the requests are written as they come (to a temporary file renamed at the
+    end), so memory holds one Parquet row group of requests and the set of ids seen, not the log.
     """
-    src = Path(src)
+    src, dst = Path(src), Path(dst)
     if not src.is_file():
         raise TrafficError([f"{src}: file not found. Fix: check the path to the OpenAI JSONL log."])
-    requests: list[Request] = []
     problems: list[str] = []
+    total = 0
     seen: dict[str, int] = {}
-    for number, raw in enumerate(src.read_bytes().split(b"\n"), start=1):
-        if not raw.strip():
-            continue
-        request, issues = _import_line(raw, number, f"{src.stem}-{number}", segment_field, default_segment)
-        if request is not None and request.request_id in seen:
-            issues.append(Issue("id", "a unique request id", f"the same id as line {seen[request.request_id]}",
-                                "make the ids unique or drop the repeated line"))
-        elif request is not None:
-            seen[request.request_id] = number
-            requests.append(request)
-        problems += [issue.describe(str(src), f"line {number}", kind="field") for issue in issues]
-    if not problems and not requests:
-        problems.append(f"{src}: expected at least one JSON line, found none. Fix: check the log's path.")
-    if problems:
-        raise TrafficError(problems)
-    write_traffic(requests, dst)
-    return len(requests)
+
+    def requests() -> Iterator[Request]:  # one line at a time; valid requests stream into the Parquet writer
+        nonlocal total
+        with src.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                if not raw.strip():
+                    continue
+                request, issues = _import_line(raw.rstrip(b"\n"), number, f"{src.stem}-{number}", segment_field,
+                                               default_segment)
+                if request is not None and request.request_id in seen:
+                    issues.append(Issue("id", "a unique request id", f"the same id as line {seen[request.request_id]}",
+                                        "make the ids unique or drop the repeated line"))
+                elif request is not None:
+                    seen[request.request_id] = number
+                    yield request
+                total += len(issues)
+                room = TrafficError.MAX_KEPT - len(problems)
+                problems.extend(i.describe(str(src), f"line {number}", kind="field") for i in issues[:max(room, 0)])
+
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    try:
+        count = write_traffic(requests(), tmp)
+        if not problems and not count:
+            problems.append(f"{src}: expected at least one JSON line, found none. Fix: check the log's path.")
+        if problems:
+            raise TrafficError(problems, total=total)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return count
 
 
 def main(argv: Sequence[str] | None = None) -> int:
