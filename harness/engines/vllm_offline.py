@@ -21,6 +21,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+CPU_MAX_NUM_SEQS = 256
+"""vLLM's default ``max_num_seqs`` on the CPU backend."""
+
+
+def _on_cpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return bool(current_platform.is_cpu())
+
+
 class VLLMEngine:
     """One ``vllm.LLM`` serving one arm."""
 
@@ -41,6 +51,10 @@ class VLLMEngine:
         if opts.quantization:
             kwargs["quantization"] = opts.quantization
         kwargs.update(opts.extra)
+        if _on_cpu() and "max_num_batched_tokens" not in kwargs:
+            # vLLM 0.32 on CPU crashes ("CPU Generator does not use offset") when a request with a sampling seed
+            # has its prefill split across steps; a step budget that fits every sequence's prompt avoids splits.
+            kwargs["max_num_batched_tokens"] = opts.max_model_len * kwargs.get("max_num_seqs", CPU_MAX_NUM_SEQS)
         try:
             self.llm = LLM(**kwargs)
         except Exception as exc:  # vLLM raises many types; keep its message, add the fix
