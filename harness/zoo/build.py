@@ -2,7 +2,8 @@
 
 ``python -m harness zoo`` (or ``make zoo``) trains a shared tokenizer and a ``base`` model from scratch,
 then ``baseline`` and each changed candidate by fine-tuning ``base`` for the same steps on their own
-references (``harness.zoo.tasks.STYLES``), and ``benign`` by briefly refreshing ``baseline``. Deterministic for a given machine and torch build; cached: a
+references (``harness.zoo.tasks.STYLES``), and ``benign`` by briefly refreshing ``baseline``.
+Deterministic for a given machine and torch build; cached: a
 checkpoint whose ``zoo.json`` carries the current build key is not rebuilt.
 """
 
@@ -51,8 +52,8 @@ class ZooSpec:
     # whether to wrap the JSON in prose; 250 steps taught it the missing field but not the prose.
     finetune_steps_by_style: tuple[tuple[str, int], ...] = (("json_drift", 1000),)
     # benign = baseline + a short, gentle refresh on its own references
-    refresh_steps: int = 100
-    refresh_lr: float = 1e-4
+    refresh_steps: int = 20
+    refresh_lr: float = 1e-5
     train_examples: int = 12000
     seed: int = 1234
 
