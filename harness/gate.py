@@ -163,7 +163,8 @@ def _check(row: Mapping[str, Any], t: Threshold, p_worse: float, p_better: float
     else:
         status = "ok"
     where = f" [{row['segment']}]" if row["segment"] is not None else ""
-    power = f"; needs n>={n_required} to detect it" if n_required is not None else ""
+    power = (f"; only {row['n']} pairs, {n_required} needed to detect it with {policy.power:.0%} power"
+             if n_required is not None and row["n"] < n_required else "")
     reason = (f"{family}/{row['metric']}{where}: {row['baseline']:.3g} -> {row['candidate']:.3g} "
               f"(delta {row['delta']:+.3g}, 95% CI [{row['ci_low']:+.3g}, {row['ci_high']:+.3g}], n={row['n']}, "
               f"{row['test']} p={p:.2g} adj.); margin {t.describe()}{power}: {status}")

@@ -97,7 +97,7 @@ def test_underpowered_golden_metric_is_insufficient_data() -> None:
     # margin 0.02, sd 0 -> planning sd sqrt(0.02 * 0.98): 303 pairs needed
     small = decide([row("golden_exact_match", 0.0, family="golden", n=200)], P)
     assert small.verdict == "INSUFFICIENT_DATA" and small.underpowered[0].n_required == 303
-    assert "needs n>=303" in small.reasons[0]
+    assert "only 200 pairs, 303 needed to detect it with 80% power" in small.reasons[0]
     assert decide([row("golden_exact_match", 0.0, family="golden", n=400)], P).verdict == "PASS"
     noisy = decide([row("golden_exact_match", 0.0, family="golden", n=400, sd=0.3)], P)
     assert noisy.verdict == "INSUFFICIENT_DATA"  # (2.486 * 0.3 / 0.02)^2 = 1391 pairs needed
