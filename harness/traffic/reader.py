@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from harness.traffic.schema import (
     COLUMN_TYPES,
+    REQUIRED_COLUMNS,
     Issue,
     Request,
     TrafficError,
@@ -255,7 +256,12 @@ def _scan(path: Path, limit: int | None, keep: bool) -> tuple[Traffic, list[Requ
     problems = _Problems()
     for column_issue in column_issues:
         problems.add(-1, column_issue.describe(str(path)))
-    skip = set(COLUMN_TYPES) - set(usable)
+    # A column problem is not repeated on every row: rows are not checked on a column that is there but unusable, on
+    # an absent required column, or on messages/prompt when both are absent. An absent optional column is all-null.
+    present = set(parquet.schema_arrow.names)
+    skip = ((present & set(COLUMN_TYPES)) - set(usable)) | (set(REQUIRED_COLUMNS) - present)
+    if not {"messages", "prompt"} & present:
+        skip |= {"messages", "prompt"}
     hashes: array[int] = array("q")
     requests: list[Request] = []
     rows = chat = 0

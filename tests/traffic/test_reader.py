@@ -123,3 +123,15 @@ def test_a_damaged_file_is_a_clear_error(tmp_path: Path) -> None:
         load_traffic(path)
     [problem] = info.value.problems
     assert problem.startswith(f"{path}: ") and "Fix: " in problem and "\n" not in problem
+
+
+def test_an_absent_optional_column_counts_as_null_and_its_rows_are_checked(tmp_path: Path) -> None:
+    """Found by the fuzz campaign: with no messages column, a null prompt was dropped silently, not reported."""
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"request_id": ["a", "b"], "timestamp": pa.array([T0] * 2), "segment": ["s"] * 2,
+                             "prompt": pa.array([None, "p"], pa.string())}), path)
+    with pytest.raises(TrafficError) as info:
+        load_traffic(path)
+    assert info.value.problems == [f"{path}: row 0 (request_id=a), column messages/prompt: expected exactly one of "
+                                   "messages and prompt, found both null. Fix: set messages for a chat request or "
+                                   "prompt for a completion request."]
