@@ -156,6 +156,15 @@ class JudgeConfig:
 
 
 @dataclass
+class CacheConfig:
+    """The generation cache (``harness.cache``): served generations keyed by checkpoint fingerprint, output-affecting
+    engine options and the prepared request; a re-run or a sweep generates only the misses (docs/sweeps.md)."""
+
+    enabled: bool = True
+    dir: str = "${output_dir}/.cache"  # default reports/.cache; `python -m harness cache clear` empties it
+
+
+@dataclass
 class ExperimentConfig:
     """The root config: one experiment = traffic + two arms + gate policy."""
 
@@ -168,6 +177,7 @@ class ExperimentConfig:
     drift: DriftConfig = field(default_factory=DriftConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
     output_dir: str = "reports"
     run_id: Optional[str] = None  # noqa: UP045  default: a timestamp
 

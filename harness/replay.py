@@ -19,6 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from harness.cache import GenerationCache
 from harness.config import ArmConfig
 from harness.engines.base import (
     DEFAULT_MAX_TOKENS,
@@ -48,6 +49,9 @@ class ArmTiming:
     load_seconds: float
     batches_run: int
     batches_skipped: int
+    cache_hits: int = 0  # requests of the replayed batches served from the generation cache
+    cache_misses: int = 0  # requests of the replayed batches sent to the engine
+    engine_started: bool = False
 
 
 def _first(*values: float | int | None) -> float | int | None:
@@ -85,11 +89,13 @@ def _generation_table(batch: int, requests: Sequence[Request], gens: Sequence[Ge
          "error": g.error} for g in gens], schema=GENERATION_SCHEMA)
 
 
-def _batch_table(batch: int, gens: Sequence[Generation], seconds: float) -> pa.Table:
+def _batch_table(batch: int, gens: Sequence[Generation], seconds: float, cached: int) -> pa.Table:
+    """Counts of the generated requests only (``gens``); ``cached`` requests took no engine time."""
     served = [g for g in gens if g.error is None]
     return pa.Table.from_pylist([{
         "batch": batch, "requests": len(served), "prompt_tokens": sum(g.prompt_tokens or 0 for g in served),
-        "output_tokens": sum(g.output_tokens or 0 for g in served), "seconds": seconds}], schema=BATCH_SCHEMA)
+        "output_tokens": sum(g.output_tokens or 0 for g in served), "seconds": seconds, "cached": cached}],
+        schema=BATCH_SCHEMA)
 
 
 class ResumeError(EngineError):
@@ -119,12 +125,13 @@ class SharedEngine:
 
 
 def replay_arm(name: str, arm: ArmConfig, traffic: Traffic, run: RunDir,
-               shared: SharedEngine | None = None) -> ArmTiming:
+               shared: SharedEngine | None = None, cache: GenerationCache | None = None) -> ArmTiming:
     """Replay ``traffic`` through ``arm`` batch by batch, writing one generations and one batches part per batch.
 
     A batch whose generations part exists is skipped (its request ids are checked against the traffic), so
-    re-running after a crash regenerates nothing that was written and loses nothing that was not. The engine
-    starts only when some batch is left to replay. Only one batch of requests is held in memory at a time.
+    re-running after a crash regenerates nothing that was written and loses nothing that was not. With a ``cache``,
+    requests it holds are taken from it and only the misses are generated (and then added to it). The engine starts
+    only when some request is left to generate. Only one batch of requests is held in memory at a time.
 
     Raises:
         ResumeError: a part exists whose request ids are not the traffic's batch with that index.
@@ -143,33 +150,51 @@ def replay_arm(name: str, arm: ArmConfig, traffic: Traffic, run: RunDir,
     pool = shared or SharedEngine(arm)
     started = pool.engine is not None
     engine: Engine | None = None
+    hits = misses = 0
     try:
         for batch in traffic.batches(size, wanted=lambda b: b not in done):
             if batch.requests is None:
                 _check_part(run, name, batch.index, batch.request_ids)
                 continue
-            if engine is None:
+            prepared = [prepare(r, arm) for r in batch.requests]
+            cached = cache.lookup(prepared) if cache is not None else {}
+            if engine is None and len(cached) < len(prepared):
                 engine = pool.get()
                 log.info("arm %s: engine %s; %d of %d batches to replay", name, "already running" if started else
                          f"ready in {pool.load_seconds:.1f} s", total - len(done), total)
-            _replay_batch(name, arm, engine, batch.index, batch.requests, run)
+            _replay_batch(name, engine, batch.index, batch.requests, prepared, cached, run, cache)
+            hits, misses = hits + len(cached), misses + len(prepared) - len(cached)
             log.info("arm %s: batch %d/%d done", name, batch.index + 1, total)
     finally:
         if shared is None:
             pool.close()
+    if cache is not None:
+        log.info("arm %s: %d of %d requests from the cache", name, hits, hits + misses)
     load_seconds = 0.0 if started or engine is None else pool.load_seconds
-    return ArmTiming(name, load_seconds, total - len(done), len(done))
+    return ArmTiming(name, load_seconds, total - len(done), len(done), hits, misses, engine is not None)
 
 
-def _replay_batch(name: str, arm: ArmConfig, engine: Engine, b: int, requests: Sequence[Request], run: RunDir) -> None:
-    prepared = [prepare(r, arm) for r in requests]
-    t = time.perf_counter()
-    gens = engine.generate(prepared)
-    seconds = time.perf_counter() - t
-    if [g.request_id for g in gens] != [r.request_id for r in requests]:
-        raise EngineError(f"arm {name}: the engine answered batch {b} with other request ids than it was given. "
-                          "Fix: an engine must return one generation per request, in order (a bug in the engine).")
-    run.write_part("batches", name, b, _batch_table(b, gens, seconds))
+def _replay_batch(name: str, engine: Engine | None, b: int, requests: Sequence[Request],
+                  prepared: Sequence[PreparedRequest], cached: dict[str, Generation], run: RunDir,
+                  cache: GenerationCache | None) -> None:
+    """Generate the batch's requests that are not in ``cached``, store them in the cache, commit the batch."""
+    todo = [p for p in prepared if p.request_id not in cached]
+    fresh: list[Generation] = []
+    seconds = 0.0
+    if todo:
+        if engine is None:
+            raise EngineError(f"arm {name}: batch {b} has requests to generate but no engine (a bug in replay_arm).")
+        t = time.perf_counter()
+        fresh = engine.generate(todo)
+        seconds = time.perf_counter() - t
+        if [g.request_id for g in fresh] != [p.request_id for p in todo]:
+            raise EngineError(f"arm {name}: the engine answered batch {b} with other request ids than it was given. "
+                              "Fix: an engine must return one generation per request, in order (a bug in the engine).")
+        if cache is not None:
+            cache.add(todo, fresh)
+    by_id = {**cached, **{g.request_id: g for g in fresh}}
+    gens = [by_id[r.request_id] for r in requests]
+    run.write_part("batches", name, b, _batch_table(b, fresh, seconds, cached=len(cached)))
     run.write_part("generations", name, b, _generation_table(b, requests, gens))  # last: it marks the batch done
 
 

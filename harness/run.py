@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from harness.analysis.run import analyze, connect
+from harness.cache import GenerationCache, arm_inputs
 from harness.config import ArmConfig, DriftConfig, JudgeConfig
 from harness.engines.base import EngineError, backend_name
 from harness.engines.checkpoints import fingerprint
@@ -64,11 +65,14 @@ def run_experiment(*, name: str, traffic_path: str, limit: int | None, arms: dic
                    policy: Policy, output_dir: str, run_id: str | None, resolved_config: dict[str, Any],
                    golden_path: str | None = None, judge: JudgeConfig | None = None, top_pairs: int = 5,
                    max_chars: int = 600,
-                   redact: bool = False) -> tuple[RunDir, Verdict]:
+                   redact: bool = False, cache_dir: str | None = None,
+                   sweep: dict[str, Any] | None = None) -> tuple[RunDir, Verdict]:
     """Replay ``traffic_path`` through the arms (baseline, candidate, optional A/A) and gate the candidate.
 
     The traffic is validated in one streamed pass and replayed batch by batch (bounded memory); with the
     ``run_id`` of an interrupted run, the replay resumes (``harness.replay.check_resume`` refuses other settings).
+    With ``cache_dir``, generations come from the generation cache where it has them (``harness.cache``); ``sweep``
+    (id, job, overrides) is recorded in the manifest so a sweep's runs can be grouped.
     """
     from harness.engines.imported import imported_coverage
     from harness.replay import check_resume, determinism, preflight
@@ -87,7 +91,10 @@ def run_experiment(*, name: str, traffic_path: str, limit: int | None, arms: dic
         "gate": policy_manifest(policy), "golden": _golden_manifest(golden_path, arms),
         "judge": _judge_manifest(judge),
         "report": {"top_pairs": top_pairs, "max_chars": max_chars, "redact": redact},
+        "cache": {"enabled": cache_dir is not None, "dir": str(Path(cache_dir).resolve()) if cache_dir else None},
     }
+    if sweep is not None:
+        manifest["sweep"] = sweep
     for a, arm in arms.items():
         if arm.imported:
             manifest["arms"][a]["imported"] = imported_coverage(arm.imported, traffic)
@@ -101,21 +108,35 @@ def run_experiment(*, name: str, traffic_path: str, limit: int | None, arms: dic
     golden_traffic = load_golden(manifest["golden"]["path"])[0] \
         if manifest["golden"].get("path") and not manifest["golden"].get("skipped") else None
     timings = []
+    caches = _caches(cache_dir, arms, manifest)
     for a, arm in arms.items():  # one engine per arm: its traffic, then (baseline, candidate) the golden set
         shared = SharedEngine(arm)
         try:
-            timings.append(replay_arm(a, arm, traffic, run, shared))
+            timings.append(replay_arm(a, arm, traffic, run, shared, caches.get(a)))
             if golden_traffic is not None and a in ARMS:
-                timings.append(replace(replay_arm(a, arm, golden_traffic, golden_run(run), shared), arm=f"golden_{a}"))
+                timings.append(replace(replay_arm(a, arm, golden_traffic, golden_run(run), shared, caches.get(a)),
+                                       arm=f"golden_{a}"))
         finally:
             shared.close()
     manifest["load_seconds"] = {t.arm: t.load_seconds for t in timings}
-    manifest["replay"] = {t.arm: {"batches_run": t.batches_run, "batches_skipped": t.batches_skipped}
-                          for t in timings}
+    manifest["replay"] = {t.arm: {"batches_run": t.batches_run, "batches_skipped": t.batches_skipped,
+                                  "cache_hits": t.cache_hits, "cache_misses": t.cache_misses,
+                                  "engine_started": t.engine_started} for t in timings}
     run.write_json("manifest.json", manifest)
     verdict = evaluate(run)
     run.point_latest()
     return run, verdict
+
+
+def _caches(cache_dir: str | None, arms: dict[str, ArmConfig], manifest: dict[str, Any]) -> dict[str, GenerationCache]:
+    """One generation cache per cacheable arm (keyed by the fingerprint already in the manifest)."""
+    out = {}
+    for a, arm in arms.items():
+        inputs = arm_inputs(arm, manifest["arms"][a]["fingerprint"]) if cache_dir else None
+        if inputs is not None and cache_dir:
+            out[a] = GenerationCache(cache_dir, inputs, manifest["arms"][a]["source"])
+            manifest["cache"].setdefault("arm_keys", {})[a] = out[a].key
+    return out
 
 
 def evaluate(run: RunDir, report: bool = True) -> Verdict:

@@ -3,7 +3,7 @@
 Layout of ``reports/<experiment>/<run_id>/``::
 
     generations/arm=<arm>/part-<batch>.parquet   one row per request and arm (replay)
-    batches/arm=<arm>/part-<batch>.parquet       one row per replay batch: counts and seconds
+    batches/arm=<arm>/part-<batch>.parquet       one row per replay batch: generated counts, seconds, cached
     signals.parquet                              one row per request, arm and metric
     metrics.parquet                              the metric catalog (direction, kind, family)
     summary.parquet, segments.parquet, ...       analysis tables (DuckDB)
@@ -45,6 +45,7 @@ BATCH_SCHEMA = pa.schema([
     ("prompt_tokens", pa.int64()),
     ("output_tokens", pa.int64()),
     ("seconds", pa.float64()),
+    ("cached", pa.int64()),  # requests served from the generation cache (not in requests/tokens/seconds)
 ])
 
 
@@ -77,6 +78,11 @@ def _atomic_write(path: Path, write: Any) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_parquet_atomic(path: Path, data: pa.Table) -> None:
+    """Write one Parquet file atomically and durably (the generation cache's parts, ``harness.cache``)."""
+    _atomic_write(path, lambda p: pq.write_table(data, p))
 
 
 class RunDir:

@@ -34,6 +34,7 @@ def test_same_command_twice_gives_the_same_generations_and_verdict(zoo: Path, tm
     for run_id in ("first", "second"):
         proc = run_harness("replay", "experiment=zoo_benign", f"traffic.path={tmp_path / 'traffic.parquet'}",
                            "drift.enabled=false", "golden.path=null", f"output_dir={tmp_path}", f"run_id={run_id}",
+                           "cache.enabled=false",  # both runs generate: this tests the engine, not the cache
                            "baseline.engine.batch_size=32", "candidate.engine.batch_size=32")
         assert proc.returncode in (0, 10, 11, 13), proc.stderr[-3000:]
         runs.append(tmp_path / "zoo_benign" / run_id)

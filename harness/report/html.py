@@ -116,9 +116,9 @@ def _signal_table(verdict: Verdict) -> str:
 
 
 def _throughput_table(throughput: Sequence[Mapping[str, Any]]) -> str:
-    keys = ["arm", "batches", "requests", "prompt_tokens", "output_tokens", "seconds", "requests_per_s",
+    keys = ["arm", "batches", "requests", "cached", "prompt_tokens", "output_tokens", "seconds", "requests_per_s",
             "output_tokens_per_s"]
-    header = ["arm", "batches", "requests", "prompt tokens", "output tokens", "seconds", "requests/s",
+    header = ["arm", "batches", "generated", "from cache", "prompt tokens", "output tokens", "seconds", "requests/s",
               "output tokens/s"]
     return _table(header, [[t.get(k) for k in keys] for t in throughput])
 

@@ -68,8 +68,8 @@ def render(*, experiment: str, run_id: str, verdict: Verdict, summary: Sequence[
         out += ["## Divergence (embedding drift)", "", cell(div.summary(divergence)), "", div.NOTE, "",
                 _table(div.HEADER, div.rows(divergence)), ""]
     out += ["## Throughput (engine time, load excluded)", "",
-            _table(["arm", "requests", "output tokens", "seconds", "requests/s", "output tokens/s"],
-                   [[t["arm"], t["requests"], t["output_tokens"], t["seconds"], t["requests_per_s"],
+            _table(["arm", "generated", "from cache", "output tokens", "seconds", "requests/s", "output tokens/s"],
+                   [[t["arm"], t["requests"], t.get("cached"), t["output_tokens"], t["seconds"], t["requests_per_s"],
                      t["output_tokens_per_s"]] for t in throughput]), ""]
     out += ["## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]
     out += ["## Most changed pairs", ""]
