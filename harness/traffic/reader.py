@@ -244,6 +244,13 @@ def _at(row_number: int, request_id: Any) -> str:
     return f"row {row_number} (request_id={show_id(request_id)})"
 
 
+def _skipped(present: set[str], usable: set[str]) -> set[str]:
+    """The columns rows are not checked on, so a column problem is not repeated on every row: one that is there but
+    unusable, an absent required one, messages and prompt when both are absent. An absent optional column is null."""
+    skip = ((present & set(COLUMN_TYPES)) - usable) | (set(REQUIRED_COLUMNS) - present)
+    return skip | {"messages", "prompt"} if not {"messages", "prompt"} & present else skip
+
+
 def _columns_of(issue: Issue) -> set[str]:
     return set(re.split(r"[\[.]", issue.column)[0].split("/"))
 
@@ -256,12 +263,7 @@ def _scan(path: Path, limit: int | None, keep: bool) -> tuple[Traffic, list[Requ
     problems = _Problems()
     for column_issue in column_issues:
         problems.add(-1, column_issue.describe(str(path)))
-    # A column problem is not repeated on every row: rows are not checked on a column that is there but unusable, on
-    # an absent required column, or on messages/prompt when both are absent. An absent optional column is all-null.
-    present = set(parquet.schema_arrow.names)
-    skip = ((present & set(COLUMN_TYPES)) - set(usable)) | (set(REQUIRED_COLUMNS) - present)
-    if not {"messages", "prompt"} & present:
-        skip |= {"messages", "prompt"}
+    skip = _skipped(set(parquet.schema_arrow.names), set(usable))
     hashes: array[int] = array("q")
     requests: list[Request] = []
     rows = chat = 0
