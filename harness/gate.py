@@ -175,19 +175,17 @@ def _check(row: Mapping[str, Any], t: Threshold, p_worse: float, p_better: float
 
 def metric_checks(summary: Sequence[Mapping[str, Any]], policy: Policy) -> list[Check]:
     """Checks of every gated metric, overall and per segment, with adjusted p-values."""
-    gated = [r for r in summary if policy.threshold(r["metric"], r["family"]) is not None and r["p_two"] is not None]
-    groups: dict[tuple[str, bool], list[Mapping[str, Any]]] = {}
-    for r in gated:
-        groups.setdefault((r["family"], r["segment"] is None), []).append(r)
+    groups: dict[tuple[str, bool], list[tuple[Mapping[str, Any], Threshold]]] = {}
+    for r in summary:
+        t = policy.threshold(r["metric"], r["family"])
+        if t is not None and r["p_two"] is not None:
+            groups.setdefault((r["family"], r["segment"] is None), []).append((r, t))
     out = []
-    for rows in groups.values():
-        sides = [_sides(r) for r in rows]
+    for rows in groups.values():  # one family of tests: a signal family's overall checks, or its segment checks
+        sides = [_sides(r) for r, _ in rows]
         worse = adjust([s[0] for s in sides], policy.correction)
-        better_raw = [s[1] if s[1] is not None else 1.0 for s in sides]
-        better = adjust(better_raw, policy.correction)
-        for r, pw, pb, s in zip(rows, worse, better, sides, strict=True):
-            t = policy.threshold(r["metric"], r["family"])
-            assert t is not None
+        better = adjust([s[1] if s[1] is not None else 1.0 for s in sides], policy.correction)
+        for (r, t), pw, pb, s in zip(rows, worse, better, sides, strict=True):
             out.append(_check(r, t, pw, pb if s[1] is not None else None, policy))
     return out
 
