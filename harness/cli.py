@@ -6,10 +6,14 @@
     python -m harness traffic [--out PATH] [--n N]                 write the sample traffic
     python -m harness import-openai IN.jsonl OUT.parquet          convert OpenAI chat logs to traffic
     python -m harness golden build|candidates RUN_DIR|check PATH  the golden set: build, propose items, validate
+    python -m harness replay -m sweep=NAME [key=value ...]        a sweep (configs/sweep/NAME.yaml), then its summary
+    python -m harness sweep-summary SWEEP_DIR|SWEEP_ID            rebuild a sweep's summary (reports/sweeps/<id>/)
+    python -m harness cache info|clear [--dir DIR]                the generation cache: entries and size; empty it
 
 Exit codes: verdicts per ``harness.gate.VERDICT_CODES`` (PASS 0, INVESTIGATE 10, ROLLBACK 11,
 HOLD_FOR_SIGNOFF 12, INSUFFICIENT_DATA 13); 2 = bad input or config (message says how to fix);
-1 = unexpected failure.
+1 = unexpected failure. A sweep (``-m``) exits 0 when every job ran, whatever the verdicts (they are in
+its summary), else with the first failed job's code (2 or 1).
 """
 
 from __future__ import annotations
@@ -54,7 +58,13 @@ def _replay(argv: list[str]) -> int:
     from harness.config import ExperimentConfig, register
 
     register()
-    result: dict[str, int] = {}
+    result: dict[str, Any] = {}
+    codes: list[int] = []
+    multirun = "-m" in argv or "--multirun" in argv
+    if multirun and not any(a.startswith("hydra.sweep.dir=") for a in argv):
+        from harness.sweep import new_sweep_id
+
+        argv = [*argv, f"hydra.sweep.dir=${{output_dir}}/sweeps/{new_sweep_id()}"]
 
     @hydra.main(version_base=None, config_path=CONFIG_DIR, config_name="config")
     def main(dcfg: DictConfig) -> None:
@@ -65,6 +75,9 @@ def _replay(argv: list[str]) -> int:
 
         result["code"] = 1  # composed: from here on a failure is the run's, not the config's
         cfg: ExperimentConfig = OmegaConf.to_object(dcfg)  # type: ignore[assignment]
+        sweep = _sweep_job()
+        if sweep is not None:
+            result["sweep_dir"] = sweep["dir"]
         try:
             arms = {"baseline": cfg.baseline, "candidate": cfg.candidate}
             if cfg.drift.enabled and cfg.drift.aa_perturbation:
@@ -74,14 +87,17 @@ def _replay(argv: list[str]) -> int:
                 name=cfg.name, traffic_path=cfg.traffic.path, limit=cfg.traffic.limit,
                 arms=arms, drift=cfg.drift,
                 policy=_policy(cfg), golden_path=cfg.golden.path, judge=cfg.judge, output_dir=cfg.output_dir,
-                run_id=cfg.run_id,
+                run_id=cfg.run_id or (f"{sweep['id']}-j{sweep['job']}" if sweep else None),
+                cache_dir=cfg.cache.dir if cfg.cache.enabled else None, sweep=sweep,
                 resolved_config=OmegaConf.to_container(dcfg, resolve=True),  # type: ignore[arg-type]
                 top_pairs=cfg.report.top_pairs, max_chars=cfg.report.max_chars, redact=cfg.report.redact)
         except (TrafficError, EngineError, JudgeError, OmegaConfBaseException) as e:
             print(f"error: {e}", file=sys.stderr)
             result["code"] = EXIT_BAD_INPUT
+            codes.append(EXIT_BAD_INPUT)
             return
         result["code"] = verdict.exit_code
+        codes.append(verdict.exit_code)
         _print_result(run.path, verdict.verdict, verdict.exit_code)
 
     sys.argv = [sys.argv[0], *argv]
@@ -91,7 +107,61 @@ def _replay(argv: list[str]) -> int:
         if "code" not in result:  # Hydra exits before the task runs: the config did not compose
             return EXIT_BAD_INPUT
         return e.code if isinstance(e.code, int) else 1
-    return result.get("code", EXIT_BAD_INPUT)
+    if multirun and "sweep_dir" in result:
+        return _after_sweep(Path(result["sweep_dir"]), codes)
+    return int(result.get("code", EXIT_BAD_INPUT))
+
+
+def _sweep_job() -> dict[str, Any] | None:
+    """This job's place in a Hydra multirun (sweep id = the sweep directory's name), or None outside one."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:
+        return None
+    return {"id": Path(hc.sweep.dir).name, "dir": str(Path(hc.sweep.dir).resolve()), "job": int(hc.job.num),
+            "overrides": list(hc.overrides.task)}
+
+
+def _after_sweep(sweep_dir: Path, codes: list[int]) -> int:
+    """Write the sweep's summary; exit 0 when every job ran (verdicts are data here), else the first failure."""
+    from harness.sweep import summarize
+
+    failed = [c for c in codes if c in (1, EXIT_BAD_INPUT)]
+    if len(codes) > len(failed):
+        print(f"sweep summary: {summarize(sweep_dir)}")
+    return failed[0] if failed else 0
+
+
+def _sweep_summary(argv: list[str]) -> int:
+    from harness.sweep import find_sweep, summarize
+
+    p = argparse.ArgumentParser(prog="python -m harness sweep-summary", description="Summarize a sweep's runs.")
+    p.add_argument("sweep", help="the sweep directory (reports/sweeps/<id>) or its id")
+    p.add_argument("--output-dir", default="reports", help="where runs and sweeps are (default: reports)")
+    a = p.parse_args(argv)
+    print(f"sweep summary: {summarize(find_sweep(a.sweep, a.output_dir))}")
+    return 0
+
+
+def _cache(argv: list[str]) -> int:
+    from harness.cache import cache_info, clear_cache
+
+    p = argparse.ArgumentParser(prog="python -m harness cache", description="The generation cache.")
+    p.add_argument("cmd", choices=("info", "clear"))
+    p.add_argument("--dir", type=Path, default=Path("reports/.cache"), help="cache.dir (default reports/.cache)")
+    a = p.parse_args(argv)
+    if a.cmd == "clear":
+        print(f"cache {a.dir}: cleared, {clear_cache(a.dir) / 1e6:.1f} MB freed")
+        return 0
+    rows = cache_info(a.dir)
+    for r in rows:
+        print(f"{r['key']}  {r['checkpoint']}  {r['dtype']}  {r['entries']} entries  {r['files']} files  "
+              f"{r['bytes'] / 1e6:.2f} MB")
+    print(f"cache {a.dir}: {len(rows)} arms, {sum(r['entries'] for r in rows)} entries, "
+          f"{sum(r['bytes'] for r in rows) / 1e6:.2f} MB")
+    return 0
 
 
 def _report(argv: list[str]) -> int:
@@ -172,7 +242,7 @@ def _golden(argv: list[str]) -> int:
 
 
 COMMANDS = {"replay": _replay, "report": _report, "zoo": _zoo, "traffic": _traffic, "import-openai": _import_openai,
-            "golden": _golden}
+            "golden": _golden, "sweep-summary": _sweep_summary, "cache": _cache}
 
 
 def main(argv: list[str] | None = None) -> int:
