@@ -17,8 +17,6 @@ from helpers import REPO, run_harness
 
 from harness.sweep import pareto_front, swept_settings
 
-pytestmark = pytest.mark.vllm
-
 
 def _sweep(tmp_path: Path) -> tuple[Path, list[dict]]:  # type: ignore[type-arg]
     proc = run_harness("replay", "-m", "sweep=zoo_smoke", f"output_dir={tmp_path}")
@@ -29,6 +27,7 @@ def _sweep(tmp_path: Path) -> tuple[Path, list[dict]]:  # type: ignore[type-arg]
     return summary, [json.loads(p.read_text()) for p in runs]
 
 
+@pytest.mark.vllm
 def test_sweep_summary_and_second_run_from_the_cache(zoo: Path, tmp_path: Path) -> None:
     summary, first = _sweep(tmp_path)
     assert summary.exists() and (summary.parent / "pareto.png").exists()
@@ -61,3 +60,20 @@ def test_swept_settings_and_pareto_front() -> None:
             ["a=3", "b=y", "sweep=s", "traffic.limit=60"]]
     assert swept_settings(jobs) == [{"a": "1", "b": "x"}, {"a": "2", "b": "x"}, {"a": "3", "b": "y"}]
     assert pareto_front([(1.0, 0.9), (2.0, 0.5), (0.5, 0.8), (2.0, 0.4), (1.5, 0.9)]) == [1, 4]
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "configs" / "sweep").glob("*.yaml")))
+def test_sweep_configs_compose_and_sweep_arm_settings(name: str) -> None:
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from harness.config import ExperimentConfig, register
+
+    register()
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base=None):
+        params = dict(compose(config_name="config", overrides=[f"sweep={name}"],
+                              return_hydra_config=True).hydra.sweeper.params)
+        exp = OmegaConf.to_object(compose(config_name="config", overrides=[f"sweep={name}"]))
+    assert params and all(k.startswith("candidate.") for k in params)
+    assert isinstance(exp, ExperimentConfig) and exp.name == f"sweep_{name}" and exp.traffic.limit
+    assert exp.golden.path is None
