@@ -53,6 +53,11 @@ def _texts(rng: np.random.Generator, k: int = 64) -> pa.Array:
     return pa.array([" ".join(rng.choice(WORDS, size=int(rng.integers(3, 60)))) for _ in range(k)])
 
 
+def _conform(columns: dict[str, Any], schema: pa.Schema, n: int) -> pa.Table:
+    """A table of ``schema``; its columns not synthesized here (added to the schema later) are null."""
+    return pa.table({f.name: columns.get(f.name, pa.nulls(n, f.type)) for f in schema}, schema=schema)
+
+
 def _chunk(rng: np.random.Generator, pool: pa.Array, start: int, n: int, part_size: int
            ) -> tuple[dict[str, pa.Table], pa.Table]:
     """Generations (per arm) and signal rows (both arms) of requests ``start .. start + n``."""
@@ -69,20 +74,20 @@ def _chunk(rng: np.random.Generator, pool: pa.Array, start: int, n: int, part_si
         tokens = np.maximum(1, chars // 4).astype(np.int64)
         p_base, p_cand, _ = RATES["truncated"]
         truncated = rng.random(n) < (p_base if arm == "baseline" else p_cand)
-        gens[arm] = pa.table({
+        gens[arm] = _conform({
             "request_id": ids, "segment": segment, "batch": pa.array((np.arange(start, start + n) // part_size)
                                                                         .astype(np.int32)),
             "output_text": text, "prompt_tokens": pa.array(rng.integers(10, 120, n)), "output_tokens": tokens,
             "finish_reason": pa.array(np.where(truncated, "length", "stop")), "error": pa.nulls(n, pa.string())},
-            schema=GENERATION_SCHEMA)
+            GENERATION_SCHEMA, n)
         values: dict[str, pa.Array] = {"chars": pa.array(chars), "output_tokens": pa.array(tokens.astype(np.float64))}
         for metric, (p_base, p_cand, only) in RATES.items():
             hit = (rng.random(n) < (p_base if arm == "baseline" else p_cand)).astype(np.float64)
             mask = None if only is None else seg_idx != SEGMENTS.index(only)
             values[metric] = pa.array(truncated.astype(np.float64) if metric == "truncated" else hit, mask=mask)
         for metric, value in values.items():
-            signals.append(pa.table({"request_id": ids, "arm": pa.array([arm] * n), "segment": segment,
-                                     "metric": pa.array([metric] * n), "value": value}, schema=SIGNAL_SCHEMA))
+            signals.append(_conform({"request_id": ids, "arm": pa.array([arm] * n), "segment": segment,
+                                     "metric": pa.array([metric] * n), "value": value}, SIGNAL_SCHEMA, n))
     return gens, pa.concat_tables(signals)
 
 
@@ -108,9 +113,11 @@ def _write_parts(run: RunDir, arm: str, table: pa.Table, start: int, part_size: 
     for offset in range(0, table.num_rows, part_size):
         part = table.slice(offset, part_size)
         b = (start + offset) // part_size
-        for name, data in (("generations", part), ("batches", pa.table({
-                "batch": [b], "requests": [part.num_rows], "prompt_tokens": [pc.sum(part["prompt_tokens"]).as_py()],
-                "output_tokens": [pc.sum(part["output_tokens"]).as_py()], "seconds": [1.0]}, schema=BATCH_SCHEMA))):
+        batch = {"batch": b, "requests": part.num_rows, "prompt_tokens": pc.sum(part["prompt_tokens"]).as_py(),
+                 "output_tokens": pc.sum(part["output_tokens"]).as_py(), "seconds": 1.0}
+        # Columns of BATCH_SCHEMA not synthesized here (e.g. counters added later) are 0.
+        batch_table = pa.Table.from_pylist([{f.name: batch.get(f.name, 0) for f in BATCH_SCHEMA}], schema=BATCH_SCHEMA)
+        for name, data in (("generations", part), ("batches", batch_table)):
             path = run.part_path(name, arm, b)
             path.parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(data, path)
