@@ -99,7 +99,7 @@ def test_every_judge_config_composes_with_hydra_and_binds(name: str) -> None:
 
     register()
     with initialize_config_dir(config_dir=str(REPO / "configs"), version_base=None):
-        cfg = OmegaConf.to_object(compose(config_name="config", overrides=[f"+judge={name}"]))
+        cfg = OmegaConf.to_object(compose(config_name="config", overrides=[f"judge={name}"]))
     assert isinstance(cfg, ExperimentConfig) and cfg.judge.enabled
     settings = judge_settings(cfg.judge)
     assert settings.arm.engine.structured_output and settings.arm.engine.extra["enable_prefix_caching"]
