@@ -15,8 +15,9 @@ per-segment checks another, each adjusted with Holm (or Benjamini-Hochberg, ``co
 
 **Divergence** (embedding drift, when the run has an A/A floor): the share of requests whose old-vs-new
 similarity falls below the A/A floor, overall and per segment, breaches when it exceeds the A/A reference
-level ``aa_quantile`` by more than ``drift_margin`` with a one-sided exact binomial p-value (H0: share <=
-aa_quantile + drift_margin), Holm-adjusted over the segments, below ``alpha``.
+level by more than ``drift_margin`` with a one-sided exact binomial p-value (H0: share <= level +
+drift_margin), Holm-adjusted over the segments, below ``alpha``. The level of a segment is the A/A arm's own
+share below the floor in that segment, at least ``aa_quantile``.
 
 **Verdict**: each signal family with a breach counts once (stats, golden, judge as degradations; drift as
 divergence). Any degradation: 1 breached family -> INVESTIGATE, 2 or more -> ROLLBACK (direction
@@ -195,30 +196,34 @@ def drift_checks(rows: Sequence[Mapping[str, Any]], policy: Policy) -> list[Chec
     from scipy.stats import binom
 
     cand = [r for r in rows if r["arm"] == "candidate" and r.get("n_below") is not None]
-    level = policy.aa_quantile + policy.drift_margin
-    raw = [float(binom.sf(r["n_below"] - 1, r["n"], min(level, 1.0))) if r["n"] else 1.0 for r in cand]
+    # The reference level of a segment is the A/A arm's own share below the floor there (at least aa_quantile):
+    # the floor is one quantile over all requests, and segments whose outputs vary more under the serving
+    # perturbation or sampling sit below it more often even when nothing changed.
+    aa_share = {r["segment"]: r["share_below"] for r in rows
+                if r["arm"] == "aa" and r.get("share_below") is not None}
+    ref = [max(policy.aa_quantile, aa_share.get(r["segment"], 0.0)) for r in cand]
+    raw = [float(binom.sf(r["n_below"] - 1, r["n"], min(lv + policy.drift_margin, 1.0))) if r["n"] else 1.0
+           for r, lv in zip(cand, ref, strict=True)]
     out = []
     for overall in (True, False):
         idx = [i for i, r in enumerate(cand) if (r["segment"] is None) == overall]
         adj = adjust([raw[i] for i in idx], policy.correction)
         for i, p in zip(idx, adj, strict=True):
-            r = cand[i]
+            r, level = cand[i], ref[i]
             share = r["share_below"]
             if r["n"] < policy.min_requests:
                 status = "too_few"
-            elif share - policy.aa_quantile > policy.drift_margin and p < policy.alpha:
+            elif share - level > policy.drift_margin and p < policy.alpha:
                 status = "breach"
             else:
                 status = "ok"
             where = f" [{r['segment']}]" if r["segment"] is not None else ""
             reason = (f"drift/share_below_aa_floor{where}: {share:.1%} of {r['n']} requests below the A/A floor "
-                      f"(95% CI [{r['below_ci_low']:.1%}, {r['below_ci_high']:.1%}]; A/A level "
-                      f"{policy.aa_quantile:.0%}, margin {policy.drift_margin:.0%}, binomial p={p:.2g} adj.): "
-                      f"{status}")
-            out.append(Check("share_below_aa_floor", "drift", r["segment"], int(r["n"]), policy.aa_quantile, share,
-                             share - policy.aa_quantile, r["below_ci_low"] - policy.aa_quantile,
-                             r["below_ci_high"] - policy.aa_quantile, None, f"abs {policy.drift_margin:g}",
-                             "binomial", p, None, status, reason))
+                      f"(95% CI [{r['below_ci_low']:.1%}, {r['below_ci_high']:.1%}]; A/A level {level:.1%}, "
+                      f"margin {policy.drift_margin:.0%}, binomial p={p:.2g} adj.): {status}")
+            out.append(Check("share_below_aa_floor", "drift", r["segment"], int(r["n"]), level, share,
+                             share - level, r["below_ci_low"] - level, r["below_ci_high"] - level, None,
+                             f"abs {policy.drift_margin:g}", "binomial", p, None, status, reason))
     return out
 
 

@@ -120,3 +120,15 @@ def test_ungated_metrics_are_ignored_and_reason_names_numbers() -> None:
     assert [c.metric for c in v.checks] == ["json_valid"]
     r = v.breaches[0].reason
     assert "stats/json_valid" in r and "0.5 -> 0.3" in r and "mcnemar" in r and "abs 0.05" in r
+
+
+def test_drift_segment_is_read_against_its_own_aa_level() -> None:
+    def d(arm: str, seg: str | None, share: float, n: int = 200) -> dict[str, Any]:
+        return {"arm": arm, "segment": seg, "n": n, "n_below": round(share * n), "share_below": share,
+                "below_ci_low": share - 0.05, "below_ci_high": share + 0.05}
+
+    noisy = [d("aa", None, 0.05), d("aa", "sum", 0.40), d("candidate", None, 0.06), d("candidate", "sum", 0.45)]
+    assert decide([row("json_valid", 0.0)], P, noisy).verdict == "PASS"  # 45% vs the segment's own A/A 40%
+    moved = [*noisy[:3], d("candidate", "sum", 0.80)]
+    v = decide([row("json_valid", 0.0)], P, moved)
+    assert v.verdict == "INVESTIGATE" and "A/A level 40.0%" in v.reasons[0]
