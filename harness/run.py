@@ -265,7 +265,9 @@ def _report(run: RunDir, manifest: dict[str, Any], verdict: Verdict, tables: dic
         experiment=manifest["experiment"], run_id=manifest["run_id"], verdict=verdict,
         summary=tables["summary"].to_pylist(), throughput=tables["throughput"].to_pylist(), pairs=pairs,
         prompts={p["request_id"]: _prompt_text(requests[p["request_id"]]) for p in pairs},
-        arms={a: manifest["arms"][a]["source"] for a in ARMS}, max_chars=opts["max_chars"], divergence=divergence)
+        arms={a: manifest["arms"][a]["source"] for a in ARMS}, max_chars=opts["max_chars"], divergence=divergence,
+        judge_pairwise=run.read_table("judge_pairwise_summary").to_pylist()
+        if run.table_path("judge_pairwise_summary").exists() else None)
     run.write_text("report.html", html.render_html(**common, figures=paths, manifest=manifest,
                                                    redact=opts["redact"]))
     text = markdown.render(**common, figures=[p.name for p in paths], redact=opts["redact"])

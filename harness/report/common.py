@@ -47,3 +47,15 @@ def check_row(c: Any) -> list[Any]:
 def families(verdict: Any) -> str:
     """``stats: breached, golden: ok, ...`` for the banner."""
     return ", ".join(f"{k}: {v}" for k, v in sorted(verdict.families.items())) or "none gated"
+
+
+JUDGE_HEADER = ["segment", "n", "candidate wins", "ties", "baseline wins", "inconsistent", "unscored",
+                "inconsistency rate"]
+JUDGE_NOTE = ("Pairwise judge, both orders: a preference counts only when (A, B) and (B, A) agree; the inconsistency "
+              "rate measures the judge's position bias.")
+
+
+def judge_rows(rows: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+    """The pairwise judge summary (``judge_pairwise_summary.parquet``) as table rows."""
+    return [[r["segment"] or "all", r["n"], r["wins"], r["ties"], r["losses"], r["inconsistent"], r["unscored"],
+             r["inconsistency_rate"]] for r in rows]

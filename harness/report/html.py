@@ -20,7 +20,17 @@ from typing import Any
 
 from harness.gate import Verdict
 from harness.report import divergence as div
-from harness.report.common import CHECK_HEADER, check_row, cut, families, redacted, segment_rows
+from harness.report.common import (
+    CHECK_HEADER,
+    JUDGE_HEADER,
+    JUDGE_NOTE,
+    check_row,
+    cut,
+    families,
+    judge_rows,
+    redacted,
+    segment_rows,
+)
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 VERDICT_COLORS = {"PASS": "#1e7b34", "INVESTIGATE": "#a86400", "ROLLBACK": "#b3261e",
@@ -159,7 +169,8 @@ def render_html(*, experiment: str, run_id: str, verdict: Verdict, summary: Sequ
                 throughput: Sequence[Mapping[str, Any]], pairs: Sequence[Mapping[str, Any]],
                 prompts: Mapping[str, str], arms: Mapping[str, str], figures: Sequence[Path],
                 manifest: Mapping[str, Any], max_chars: int, redact: bool = False,
-                divergence: Mapping[str, Any] | None = None) -> str:
+                divergence: Mapping[str, Any] | None = None,
+                judge_pairwise: Sequence[Mapping[str, Any]] | None = None) -> str:
     """The whole report as one self-contained HTML page (no script, no external resource, strict CSP).
 
     Args:
@@ -183,11 +194,15 @@ def render_html(*, experiment: str, run_id: str, verdict: Verdict, summary: Sequ
     metrics = [c.metric for c in verdict.checks]
     body = [_banner(experiment, run_id, verdict, arms),
             "<h2>Signals (all requests)</h2>", _signal_table(verdict),
-            "<h2>Segments</h2><p>Gated metrics per segment, baseline -> candidate (reported, not gated).</p>",
+            "<h2>Segments</h2><p>Gated metrics per segment, baseline -> candidate (gated per segment too; the "
+            "p-values are adjusted over all segments of a family).</p>",
             _table(*segment_rows(metrics, summary)),
             *([] if divergence is None else
               ["<h2>Divergence (embedding drift)</h2>", f"<p>{esc(div.summary(divergence))}</p>",
                f"<p>{esc(div.NOTE)}</p>", _table(div.HEADER, div.rows(divergence))]),
+            *([] if not judge_pairwise else
+              ["<h2>Judge: pairwise preference</h2>", f"<p>{esc(JUDGE_NOTE)}</p>",
+               _table(JUDGE_HEADER, judge_rows(judge_pairwise))]),
             "<h2>Throughput (engine time, load excluded)</h2>", _throughput_table(throughput),
             "<h2>Figures</h2>", *(_figure(f) for f in figures),
             "<h2>Most changed pairs</h2>" + ("<p>Prompts and outputs redacted.</p>" if redact else ""),

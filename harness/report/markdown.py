@@ -13,7 +13,17 @@ from typing import Any
 
 from harness.gate import Verdict
 from harness.report import divergence as div
-from harness.report.common import CHECK_HEADER, check_row, cut, families, redacted, segment_rows
+from harness.report.common import (
+    CHECK_HEADER,
+    JUDGE_HEADER,
+    JUDGE_NOTE,
+    check_row,
+    cut,
+    families,
+    judge_rows,
+    redacted,
+    segment_rows,
+)
 
 
 def fence(text: str, max_chars: int) -> str:
@@ -44,7 +54,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def render(*, experiment: str, run_id: str, verdict: Verdict, summary: Sequence[Mapping[str, Any]],
            throughput: Sequence[Mapping[str, Any]], pairs: Sequence[Mapping[str, Any]],
            prompts: Mapping[str, str], arms: Mapping[str, str], figures: Sequence[str], max_chars: int,
-           redact: bool = False, divergence: Mapping[str, Any] | None = None) -> str:
+           redact: bool = False, divergence: Mapping[str, Any] | None = None,
+           judge_pairwise: Sequence[Mapping[str, Any]] | None = None) -> str:
     """The whole report as Markdown; ``redact`` shows prompts and outputs as sha256 prefix + length."""
 
     def block(text: str) -> str:
@@ -67,6 +78,9 @@ def render(*, experiment: str, run_id: str, verdict: Verdict, summary: Sequence[
     if divergence is not None:
         out += ["## Divergence (embedding drift)", "", cell(div.summary(divergence)), "", div.NOTE, "",
                 _table(div.HEADER, div.rows(divergence)), ""]
+    if judge_pairwise:
+        out += ["## Judge: pairwise preference", "", JUDGE_NOTE, "",
+                _table(JUDGE_HEADER, judge_rows(judge_pairwise)), ""]
     out += ["## Throughput (engine time, load excluded)", "",
             _table(["arm", "generated", "from cache", "output tokens", "seconds", "requests/s", "output tokens/s"],
                    [[t["arm"], t["requests"], t.get("cached"), t["output_tokens"], t["seconds"], t["requests_per_s"],
