@@ -43,9 +43,10 @@ def test_terse_is_flagged_with_the_signals_that_moved(terse_run: tuple[Path, obj
     verdict = json.loads((run / "verdict.json").read_text())
     assert verdict["verdict"] in ("INVESTIGATE", "ROLLBACK") and verdict["exit_code"] == proc.returncode
     moved = {b["metric"] for b in verdict["breaches"]}
-    assert {"chars", "structure_ok"} <= moved
-    for b in verdict["breaches"]:
-        assert b["delta"] < 0 and b["threshold"]
+    assert {"chars", "structure_ok", "golden_exact_match", "share_below_aa_floor"} <= moved
+    assert verdict["verdict"] == "ROLLBACK" and verdict["direction"] == "REGRESSION"  # stats, golden and drift
+    for b in verdict["breaches"]:  # shorter, less structured, further from the baseline
+        assert (b["delta"] > 0 if b["family"] == "drift" else b["delta"] < 0) and b["threshold"]
 
 
 def test_overlong_prompt_is_an_error_row_and_the_run_goes_on(terse_run: tuple[Path, object]) -> None:
