@@ -174,9 +174,9 @@ def _report(argv: list[str]) -> int:
     if not (a.run_dir / "manifest.json").exists():
         raise FileNotFoundError(f"{a.run_dir} has no manifest.json: not a run directory. "
                                 "Fix: pass reports/<experiment>/<run_id> (or .../latest).")
-    run_dir = a.run_dir.resolve()
-    verdict = evaluate(RunDir(run_dir.parent.parent, run_dir.parent.name, run_dir.name))
-    _print_result(run_dir, verdict.verdict, verdict.exit_code)
+    run = RunDir.at(a.run_dir)
+    verdict = evaluate(run)
+    _print_result(run.path, verdict.verdict, verdict.exit_code)
     return verdict.exit_code
 
 

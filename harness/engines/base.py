@@ -72,6 +72,18 @@ def request_seed(base_seed: int, request_id: str) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
+def prompt_ids(tokenizer: Any, checkpoint: str | None, r: PreparedRequest) -> list[int]:
+    """The token ids every engine sends: the chat template applied once to chat messages, else the prompt."""
+    if r.messages is not None:
+        if not getattr(tokenizer, "chat_template", None):
+            raise EngineError(f"checkpoint {checkpoint!r}: its tokenizer has no chat template, but request "
+                              f"{r.request_id} has chat messages. Fix: use a chat/instruct checkpoint or add a "
+                              "chat template to its tokenizer, or replay traffic with a plain `prompt`.")
+        text = tokenizer.apply_chat_template(list(r.messages), add_generation_prompt=True, tokenize=False)
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return list(tokenizer(r.prompt)["input_ids"])
+
+
 def backend_name(arm: ArmConfig) -> str:
     """The registry name serving ``arm``: ``imported`` when outputs come from a file."""
     return "imported" if arm.imported else arm.engine.backend

@@ -31,7 +31,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from harness.engines.base import EngineError, Generation, PreparedRequest
+from harness.engines.base import EngineError, Generation, PreparedRequest, prompt_ids
 from harness.engines.checkpoints import resolve_checkpoint
 
 if TYPE_CHECKING:
@@ -147,14 +147,7 @@ class TransformersEngine:
         return list(dict.fromkeys(flat))
 
     def _prompt_ids(self, r: PreparedRequest) -> list[int]:
-        if r.messages is not None:
-            if not getattr(self.tokenizer, "chat_template", None):
-                raise EngineError(f"checkpoint {self.checkpoint!r}: its tokenizer has no chat template, but request "
-                                  f"{r.request_id} has chat messages. Fix: use a chat/instruct checkpoint or add a "
-                                  "chat template to its tokenizer, or replay traffic with a plain `prompt`.")
-            text = self.tokenizer.apply_chat_template(list(r.messages), add_generation_prompt=True, tokenize=False)
-            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-        return list(self.tokenizer(r.prompt)["input_ids"])
+        return prompt_ids(self.tokenizer, self.checkpoint, r)
 
     def generate(self, requests: Sequence[PreparedRequest]) -> list[Generation]:
         """Answer the batch with one ``generate`` call (or micro-batches); unservable requests become error rows."""

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 def propose(run_path: Path, n: int = 50, out: Path | None = None) -> Path:
     """Write the candidate items of the run at ``run_path``; returns the file written."""
-    run = RunDir(run_path.parent.parent, run_path.parent.name, run_path.name)
+    run = RunDir.at(run_path)
     manifest = run.read_json("manifest.json")
     con = connect(run)
     drift = run.table_path("drift")
