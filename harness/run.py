@@ -256,7 +256,7 @@ def _prompt_text(r: Any) -> str:
 def _report(run: RunDir, manifest: dict[str, Any], verdict: Verdict, tables: dict[str, Any],
             requests: dict[str, Any], divergence: dict[str, Any] | None) -> Path:
     opts = manifest["report"]
-    paths = [plots.length_distributions(run.read_table("signals"), run.path / "length_distributions.png"),
+    paths = [plots.length_distributions(run.table_path("signals"), run.path / "length_distributions.png"),
              plots.signal_deltas([c for c in verdict.checks if c.family != "drift"],
                                  run.path / "signal_deltas.png")]
     if divergence is not None:

@@ -4,7 +4,12 @@ For each metric, overall and per segment, over the requests where both arms have
 (``d_i = candidate_i - baseline_i``):
 
 - ``delta`` = mean(d); its 95% CI is the **paired percentile bootstrap** (resample requests with
-  replacement, ``N_BOOT`` times, seeded);
+  replacement, ``N_BOOT`` times, seeded). The differences arrive compressed (each distinct ``d`` with its count,
+  aggregated in SQL: ``paired_counts.sql``), and a resample's mean depends only on how many times each distinct
+  value is drawn, so where there are few distinct values (``k``) the counts are drawn directly, one multinomial
+  draw of ``n`` over the ``k`` values per resample: the same bootstrap distribution as drawing ``n`` request
+  indices, at a cost of ``N_BOOT * k`` instead of ``N_BOOT * n``. With many distinct values (``k > n / 10``)
+  request indices are drawn as usual. Either way the CI does not depend on the order of the rows;
 - the paired test of H0 "no change" (the candidate's and the baseline's values are exchangeable within
   each request): **McNemar's exact test** for binary metrics (only the discordant pairs count:
   ``b`` = baseline 1 / candidate 0, ``c`` = baseline 0 / candidate 1; under H0 ``b ~ Binomial(b + c, 1/2)``)
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,21 +40,36 @@ N_BOOT = 2000
 ALPHA = 0.05
 POWER = 0.8
 CI_LEVEL = 0.95
+MULTINOMIAL_MAX_SHARE = 10
+"""Draw value counts (multinomial) when the pairs outnumber the distinct differences this many times: one
+multinomial category costs about 10x one drawn index (measured with numpy 2 on the dev machine)."""
 
 
-def bootstrap_ci(d: np.ndarray, n_boot: int = N_BOOT, level: float = CI_LEVEL, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap CI of mean(d), resampling the pairs (rows of ``d``) with replacement."""
-    n = len(d)
+def bootstrap_ci(d: np.ndarray, counts: np.ndarray | None = None, n_boot: int = N_BOOT, level: float = CI_LEVEL,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean of the paired differences, resampling pairs with replacement.
+
+    Args:
+        d: the differences; with ``counts``, the distinct differences.
+        counts: how many pairs have each value of ``d``; None when ``d`` lists every pair.
+    """
+    if counts is None:
+        d, counts = np.unique(d, return_counts=True)
+    n = int(counts.sum())
     if n == 0:
         return (math.nan, math.nan)
-    if n == 1 or np.all(d == d[0]):
+    if len(d) == 1:
         return (float(d[0]), float(d[0]))
     rng = np.random.default_rng(seed)
-    means = np.empty(n_boot)
-    step = max(1, 4_000_000 // n)  # bounded memory: at most ~4M indices at a time
-    for start in range(0, n_boot, step):
-        k = min(step, n_boot - start)
-        means[start:start + k] = d[rng.integers(0, n, size=(k, n))].mean(axis=1)
+    if len(d) * MULTINOMIAL_MAX_SHARE <= n:  # few distinct values: draw how many times each is resampled
+        means = rng.multinomial(n, counts / n, size=n_boot) @ d / n
+    else:  # many distinct values: draw request indices, at most ~4M at a time
+        every = np.repeat(d, counts)
+        means = np.empty(n_boot)
+        step = max(1, 4_000_000 // n)
+        for start in range(0, n_boot, step):
+            k = min(step, n_boot - start)
+            means[start:start + k] = every[rng.integers(0, n, size=(k, n))].mean(axis=1)
     tail = (1 - level) / 2
     lo, hi = np.quantile(means, [tail, 1 - tail])
     return (float(lo), float(hi))
@@ -138,18 +159,44 @@ def is_binary(values: np.ndarray) -> bool:
     return bool(np.all((values == 0) | (values == 1)))
 
 
-def paired_test(base: np.ndarray, cand: np.ndarray, seed: int = 0) -> dict[str, Any]:
-    """Delta, bootstrap CI and the paired test of one metric over aligned per-request values."""
-    d = cand - base
-    if len(d) and is_binary(base) and is_binary(cand):
+@dataclass(frozen=True)
+class Differences:
+    """The paired differences of one metric over one group of requests, compressed."""
+
+    values: np.ndarray  # the distinct differences cand - base, ascending
+    counts: np.ndarray  # how many pairs have each
+    down: int  # pairs with baseline 1 and candidate 0 (McNemar's b)
+    up: int  # pairs with baseline 0 and candidate 1 (McNemar's c)
+    binary: bool  # every value of both arms is 0 or 1
+
+    @classmethod
+    def of(cls, base: np.ndarray, cand: np.ndarray) -> Differences:
+        """From aligned per-request values (pair i = base[i], cand[i])."""
+        values, counts = np.unique(cand - base, return_counts=True)
+        return cls(values, counts, int(((base == 1) & (cand == 0)).sum()), int(((base == 0) & (cand == 1)).sum()),
+                   is_binary(base) and is_binary(cand))
+
+    @property
+    def n(self) -> int:
+        return int(self.counts.sum())
+
+
+def paired_test(diffs: Differences, seed: int = 0) -> dict[str, Any]:
+    """Bootstrap CI and the paired test (McNemar for 0/1 metrics, Wilcoxon otherwise) of one metric and group."""
+    n = diffs.n
+    if n and diffs.binary:
         test = "mcnemar"
-        p = mcnemar(int(((base == 1) & (cand == 0)).sum()), int(((base == 0) & (cand == 1)).sum()))
+        p = mcnemar(diffs.down, diffs.up)
     else:
         test = "wilcoxon"
-        p = wilcoxon(d) if len(d) else (1.0, 1.0, 1.0)
-    lo, hi = bootstrap_ci(d, seed=seed)
+        p = wilcoxon(np.repeat(diffs.values, diffs.counts)) if n else (1.0, 1.0, 1.0)
+    lo, hi = bootstrap_ci(diffs.values, diffs.counts, seed=seed)
+    sd = 0.0
+    if n > 1:
+        mean = float(diffs.counts @ diffs.values) / n
+        sd = math.sqrt(float(diffs.counts @ (diffs.values - mean) ** 2) / (n - 1))
     return {"test": test, "ci_low": lo, "ci_high": hi, "p_lower": p[0], "p_higher": p[1], "p_two": p[2],
-            "sd_diff": float(d.std(ddof=1)) if len(d) > 1 else 0.0}
+            "sd_diff": sd}
 
 
 TESTS_SCHEMA = pa.schema([
@@ -159,18 +206,21 @@ TESTS_SCHEMA = pa.schema([
 ])
 
 
-def tests_table(pairs: pa.Table) -> pa.Table:
-    """One row per metric, overall (segment null) and per segment, from the per-request ``pairs`` table
-    (columns ``metric``, ``segment``, ``base``, ``cand``; see ``harness/analysis/pairs.sql``)."""
-    metric = np.asarray(pairs["metric"].to_pylist(), dtype=object)
-    segment = np.asarray(pairs["segment"].to_pylist(), dtype=object)
-    base = pairs["base"].to_numpy(zero_copy_only=False).astype(float)
-    cand = pairs["cand"].to_numpy(zero_copy_only=False).astype(float)
+def tests_table(counts: pa.Table) -> pa.Table:
+    """One row per metric, overall (segment null) and per segment, from the compressed differences (columns
+    ``metric``, ``segment``, ``overall``, ``d``, ``n``, ``down``, ``up``, ``binary``: ``paired_counts.sql``)."""
+    keys = ["metric", "overall", "segment", "d"]
+    counts = counts.sort_by([(k, "ascending") for k in keys])
+    metric, segment = counts["metric"].to_pylist(), counts["segment"].to_pylist()
+    overall = counts["overall"].to_pylist()
+    d = counts["d"].to_numpy().astype(float)
+    n, down, up = (counts[c].to_numpy().astype(np.int64) for c in ("n", "down", "up"))
+    binary = counts["binary"].to_numpy(zero_copy_only=False)
+    key = [(m, o, s) for m, o, s in zip(metric, overall, segment, strict=True)]
+    bounds = [0] + [i for i in range(1, len(key)) if key[i] != key[i - 1]] + [len(key)]
     rows = []
-    for name in sorted(set(metric.tolist())):
-        in_metric = metric == name
-        groups: list[tuple[str | None, np.ndarray]] = [(None, in_metric)]
-        groups += [(s, in_metric & (segment == s)) for s in sorted(set(segment[in_metric].tolist()))]
-        for seg, mask in groups:
-            rows.append({"metric": name, "segment": seg, **paired_test(base[mask], cand[mask])})
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        diffs = Differences(d[a:b], n[a:b], int(down[a:b].sum()), int(up[a:b].sum()), bool(binary[a:b].all()))
+        rows.append({"metric": metric[a], "segment": None if overall[a] else segment[a], **paired_test(diffs)})
+    rows.sort(key=lambda r: (r["metric"], r["segment"] is not None, r["segment"] or ""))
     return pa.Table.from_pylist(rows, schema=TESTS_SCHEMA)

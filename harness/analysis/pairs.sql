@@ -1,8 +1,7 @@
 -- One row per request and metric that both arms scored: the paired values every delta, CI and test is built
--- from (harness/analysis/paired.py). Requests where either arm has no value (metric not applicable, request
--- not served) are left out of that metric.
+-- from (summary.sql, paired_counts.sql). Requests where either arm has no value (metric not applicable,
+-- request not served) are left out of that metric.
 SELECT b.metric, b.segment, b.request_id, b.value AS base, c.value AS cand
 FROM signals b
 JOIN signals c ON b.request_id = c.request_id AND b.metric = c.metric
 WHERE b.arm = 'baseline' AND c.arm = 'candidate' AND b.value IS NOT NULL AND c.value IS NOT NULL
-ORDER BY b.metric, b.request_id;

@@ -2,8 +2,9 @@
 
 Views available to every query: ``generations`` and ``batches`` (replay parts, with ``arm`` from the
 path), ``signals`` (one row per request, arm and metric) and ``metrics`` (the metric catalog). ``pairs``
-(per-request paired values) is computed first, then ``tests`` (paired bootstrap CIs and paired tests, in
-Python: ``harness.analysis.paired``), which ``summary`` joins.
+(per-request paired values) is computed first, as a table inside DuckDB; then ``tests``: the paired bootstrap
+CIs and paired tests, in Python (``harness.analysis.paired``) on the differences ``paired_counts.sql`` compresses,
+which ``summary`` joins.
 """
 
 from __future__ import annotations
@@ -40,9 +41,8 @@ def connect(run: RunDir):  # type: ignore[no-untyped-def]
 def analyze(run: RunDir) -> dict[str, pa.Table]:
     """Run every analysis query and write its table next to the run's other Parquet files."""
     con = connect(run)
-    pairs = con.sql((SQL_DIR / "pairs.sql").read_text()).to_arrow_table()
-    con.register("pairs", pairs)
-    tests = tests_table(pairs)
+    con.execute("CREATE TEMP TABLE pairs AS " + (SQL_DIR / "pairs.sql").read_text())
+    tests = tests_table(con.sql((SQL_DIR / "paired_counts.sql").read_text()).to_arrow_table())
     con.register("tests", tests)
     run.write_table("tests", tests)
     out = {"tests": tests}

@@ -1,6 +1,6 @@
 """Analysis scaling: the DuckDB analysis and the report on synthetic runs of growing size, not a test.
 
-    python -m harness.bench.analysis_scaling [--sizes 10000,100000,1000000] [--report-max 100000] \
+    python -m harness.bench.analysis_scaling [--sizes 10000,100000,1000000] [--report-max 1000000] \
         [--out docs/bench/analysis_scaling.jsonl]
 
 For each size N a run directory is synthesized with the schemas a real run writes: ``generations`` and
@@ -8,9 +8,10 @@ For each size N a run directory is synthesized with the schemas a real run write
 with the stats family's 10 metrics per request and arm (20 N rows; null where a metric does not apply) and
 ``metrics.parquet``. Then, timed: ``harness.analysis.run.analyze`` (every ``.sql`` table, written back as
 Parquet; the share spent in its Python paired tests, ``tests_table``, is recorded apart), the gate and the report
-(``harness.run._report``: figures, Markdown, HTML; only up to ``--report-max`` requests, see docs/bench.md), and,
-as the yardstick, one plain DuckDB scan of the same signals file: ``SELECT count(*), sum(value) FROM signals``.
-Each analysis query is then run once more alone (``sql_s``), to show where the SQL time goes.
+(``harness.run._report``: figures, Markdown, HTML; up to ``--report-max`` requests), and two yardsticks: one plain
+DuckDB scan of the signals file, ``SELECT count(*), sum(value) FROM signals`` (``scan_s``, one column), and one
+scan of every column of every Parquet file the analysis reads: signals, generations and batches parts
+(``full_scan_s``). Each analysis query is then run once more alone (``sql_s``), to show where the SQL time goes.
 Peak resident memory is recorded after each size. (For the attribution, ``tests_table`` and
 ``plots.length_distributions`` are wrapped with a timer while the bench runs.)
 """
@@ -123,18 +124,25 @@ def _write_parts(run: RunDir, arm: str, table: pa.Table, start: int, part_size: 
             pq.write_table(data, path)
 
 
-def plain_scan(run: RunDir, repeats: int = 3) -> float:
-    """Best seconds of one plain DuckDB scan of the signals file (a fresh connection each time)."""
+def plain_scan(run: RunDir, repeats: int = 3) -> tuple[float, float]:
+    """Best seconds of one DuckDB scan of the signals' ``value`` column, and of one scan of every column of the
+    signals, generations and batches Parquet (a fresh connection each time)."""
     import duckdb
 
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        con = duckdb.connect()
-        con.execute(f"SELECT count(*), sum(value) FROM read_parquet('{run.table_path('signals')}')").fetchall()
-        con.close()
-        best = min(best, time.perf_counter() - start)
-    return best
+    def best(*queries: str) -> float:
+        fastest = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            con = duckdb.connect()
+            for sql in queries:
+                con.execute(sql).fetchall()
+            con.close()
+            fastest = min(fastest, time.perf_counter() - start)
+        return fastest
+
+    every = [f"SELECT sum(hash(COLUMNS(*))) FROM read_parquet('{path}')"
+             for path in (run.table_path("signals"), run.glob("generations"), run.glob("batches"))]
+    return best(f"SELECT count(*), sum(value) FROM read_parquet('{run.table_path('signals')}')"), best(*every)
 
 
 @contextmanager
@@ -191,18 +199,19 @@ def report(run: RunDir, tables: dict[str, pa.Table]) -> dict[str, float]:
 
 
 def sql_breakdown(run: RunDir) -> dict[str, float]:
-    """Seconds of each analysis query alone (to Arrow), after ``analyze`` wrote ``tests``: where the SQL time goes."""
+    """Seconds of each analysis query alone, after ``analyze`` wrote ``tests``: where the SQL time goes."""
     from harness.analysis import run as analysis_run
 
     con = analysis_run.connect(run)
     out: dict[str, float] = {}
-    for name in ("pairs", *analysis_run.TABLES):
+    start = time.perf_counter()
+    con.execute("CREATE TEMP TABLE pairs AS " + (analysis_run.SQL_DIR / "pairs.sql").read_text())
+    out["pairs"] = time.perf_counter() - start
+    con.register("tests", run.read_table("tests"))
+    for name in ("paired_counts", *analysis_run.TABLES):
         start = time.perf_counter()
-        table = con.sql((analysis_run.SQL_DIR / f"{name}.sql").read_text()).to_arrow_table()
+        con.sql((analysis_run.SQL_DIR / f"{name}.sql").read_text()).to_arrow_table()
         out[name] = time.perf_counter() - start
-        if name == "pairs":
-            con.register("pairs", table)
-            con.register("tests", run.read_table("tests"))
     con.close()
     return out
 
@@ -215,7 +224,7 @@ def measure(n: int, part_size: int, report_max: int, root: Path) -> dict[str, An
     row: dict[str, Any] = {"requests": n, "signal_rows": rows, "parts_per_arm": -(-n // part_size),
                            "synthesize_s": time.perf_counter() - start,
                            "signals_mb": run.table_path("signals").stat().st_size / 1e6}
-    row["scan_s"] = plain_scan(run)
+    row["scan_s"], row["full_scan_s"] = plain_scan(run)
     import harness.analysis.run as analysis_run
 
     start = time.perf_counter()
@@ -223,6 +232,7 @@ def measure(n: int, part_size: int, report_max: int, root: Path) -> dict[str, An
         tables = analysis_run.analyze(run)
     row["analyze_s"] = time.perf_counter() - start
     row["analyze_over_scan"] = row["analyze_s"] / row["scan_s"]
+    row["analyze_over_full_scan"] = row["analyze_s"] / row["full_scan_s"]
     row["peak_rss_mb_after_analyze"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
     row["sql_s"] = sql_breakdown(run)
     if n <= report_max:
@@ -231,7 +241,8 @@ def measure(n: int, part_size: int, report_max: int, root: Path) -> dict[str, An
     else:
         row["report_s"] = None
         row["report_skipped"] = f"n > --report-max {report_max}"
-    print(f"{n:>9,} requests: scan {row['scan_s']:.3f} s, analyze {row['analyze_s']:.2f} s, report "
+    print(f"{n:>9,} requests: scan {row['scan_s']:.3f} s, full scan {row['full_scan_s']:.2f} s, "
+          f"analyze {row['analyze_s']:.2f} s, report "
           f"{row['report_s'] if row['report_s'] is None else round(row['report_s'], 2)} s", flush=True)
     return row
 
@@ -246,13 +257,14 @@ def run_sizes(sizes: list[int], part_size: int, report_max: int, keep: Path | No
 def print_table(rec: dict[str, Any]) -> None:
     """One row per size; times relative to the smallest size show whether growth is linear."""
     print(machine_line(rec))
-    print(f"{'requests':>10} {'signal rows':>12} {'scan s':>8} {'analyze s':>10} {'of it paired':>13} "
-          f"{'analyze/scan':>13} {'report s':>9} {'peak RSS MB':>12}")
+    print(f"{'requests':>10} {'signal rows':>12} {'scan s':>8} {'full scan s':>12} {'analyze s':>10} "
+          f"{'of it paired':>13} {'/scan':>7} {'/full scan':>11} {'report s':>9} {'peak RSS MB':>12}")
     for r in rec["sizes"]:
         rep = "-" if r["report_s"] is None else f"{r['report_s']:.2f}"
         peak = r.get("peak_rss_mb_after_report", r["peak_rss_mb_after_analyze"])
-        print(f"{r['requests']:>10,} {r['signal_rows']:>12,} {r['scan_s']:>8.3f} {r['analyze_s']:>10.2f} "
-              f"{r.get('analyze_paired_tests_s', 0.0):>13.2f} {r['analyze_over_scan']:>13.1f} {rep:>9} {peak:>12.0f}")
+        print(f"{r['requests']:>10,} {r['signal_rows']:>12,} {r['scan_s']:>8.3f} {r['full_scan_s']:>12.2f} "
+              f"{r['analyze_s']:>10.2f} {r.get('analyze_paired_tests_s', 0.0):>13.2f} {r['analyze_over_scan']:>7.1f} "
+              f"{r['analyze_over_full_scan']:>11.1f} {rep:>9} {peak:>12.0f}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -260,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m harness.bench.analysis_scaling", description=__doc__.split("\n")[0])
     p.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated request counts")
     p.add_argument("--part-size", type=int, default=256, help="requests per generations part (engine.batch_size)")
-    p.add_argument("--report-max", type=int, default=100_000, help="render the report only up to this many requests")
+    p.add_argument("--report-max", type=int, default=1_000_000, help="render the report only up to this many requests")
     p.add_argument("--keep", type=Path, default=None, help="write the synthetic runs here (default: a temp dir)")
     p.add_argument("--out", type=Path, default=Path("docs/bench/analysis_scaling.jsonl"),
                    help="JSON-lines file to append")

@@ -21,16 +21,23 @@ def _pyplot():  # type: ignore[no-untyped-def]
     return plt
 
 
-def length_distributions(signals: pa.Table, path: Path) -> Path:
-    """Histogram of output length in characters, baseline vs candidate, per segment."""
+def length_distributions(signals: Path, path: Path) -> Path:
+    """Histogram of output length in characters, baseline vs candidate, per segment, from the ``signals`` Parquet
+    file (only its ``chars`` rows are read)."""
+    import numpy as np
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
     plt = _pyplot()
-    rows = [r for r in signals.to_pylist() if r["metric"] == "chars" and r["value"] is not None]
-    segments = sorted({r["segment"] for r in rows})
+    rows = pq.read_table(signals, columns=["arm", "segment", "value"], filters=[("metric", "=", "chars")])
+    rows = rows.filter(pc.is_valid(rows["value"]))
+    segments = sorted(s for s in pc.unique(rows["segment"]).to_pylist() if s is not None)
     fig, axes = plt.subplots(1, max(1, len(segments)), figsize=(3.2 * max(1, len(segments)), 2.8), squeeze=False)
     for ax, seg in zip(axes[0], segments, strict=False):
-        vals = {arm: [r["value"] for r in rows if r["segment"] == seg and r["arm"] == arm] for arm in ARM_COLORS}
-        hi = max((max(v) for v in vals.values() if v), default=1.0)
-        bins = [hi * i / 30 for i in range(31)]
+        in_seg = rows.filter(pc.equal(rows["segment"], seg))
+        vals = {arm: in_seg.filter(pc.equal(in_seg["arm"], arm))["value"].to_numpy() for arm in ARM_COLORS}
+        hi = max((float(v.max()) for v in vals.values() if len(v)), default=1.0) or 1.0
+        bins = np.linspace(0.0, hi, 31)
         for arm, v in vals.items():
             ax.hist(v, bins=bins, alpha=0.55, label=arm, color=ARM_COLORS[arm])
         ax.set_title(seg, fontsize=9)

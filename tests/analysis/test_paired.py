@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from harness.analysis.paired import (
+    Differences,
     benjamini_hochberg,
     bootstrap_ci,
     holm,
@@ -63,16 +64,76 @@ def test_bootstrap_ci_covers_the_true_delta() -> None:
         flip_down = (base == 1) & (rng.random(n) < 0.1)  # P(1 -> 0) = 0.8 * 0.1 = 0.08
         flip_up = (base == 0) & (rng.random(n) < 0.15)  # P(0 -> 1) = 0.2 * 0.15 = 0.03
         cand = np.where(flip_down, 0.0, np.where(flip_up, 1.0, base))
-        lo, hi = bootstrap_ci(cand - base, n_boot=1000, seed=r)
+        lo, hi = bootstrap_ci(cand - base, n_boot=1000, seed=r)  # 3 distinct values: the multinomial draw
         covered += lo <= true_delta <= hi
-    # measured 2026-11-26: 289 of 300 (0.963); the bounds are the binomial 99% band around 0.95 for 300 reps
+    # measured 2026-11-26: 290 of 300 (0.967; 289 with index resampling); the bounds are the binomial 99% band
+    # around 0.95 for 300 reps
     assert 0.91 <= covered / reps <= 0.98, covered / reps
 
 
 def test_paired_test_picks_mcnemar_for_binary_and_wilcoxon_for_graded() -> None:
     base = np.array([1.0] * 20 + [0.0] * 20)
     cand = np.array([0.0] * 12 + [1.0] * 8 + [0.0] * 20)
-    t = paired_test(base, cand)
+    t = paired_test(Differences.of(base, cand))
     assert t["test"] == "mcnemar" and t["p_lower"] == pytest.approx(mcnemar(12, 0)[0])
-    g = paired_test(np.linspace(0, 1, 30), np.linspace(0, 1, 30) - 0.1)
+    g = paired_test(Differences.of(np.linspace(0, 1, 30), np.linspace(0, 1, 30) - 0.1))
     assert g["test"] == "wilcoxon" and g["p_lower"] < 1e-5 and g["ci_high"] == pytest.approx(-0.1)
+
+
+@pytest.mark.parametrize("distinct", [3, 40])
+def test_count_draws_give_the_index_bootstrap(distinct: int) -> None:
+    """Drawing how many times each distinct difference is resampled (multinomial) is the same bootstrap as drawing
+    request indices: both CIs from 20,000 resamples agree to within Monte Carlo error (checked against the spread
+    of the index bootstrap's own bounds over seeds)."""
+    rng = np.random.default_rng(7)
+    d = rng.integers(-distinct // 2, distinct - distinct // 2, size=3000).astype(float)
+    values, counts = np.unique(d, return_counts=True)
+    assert len(values) * 10 <= len(d)  # the multinomial path
+    counted = bootstrap_ci(values, counts, n_boot=20_000, seed=1)
+    indexed = [np.quantile(d[np.random.default_rng(s).integers(0, len(d), size=(20_000, len(d)))].mean(axis=1),
+                           [0.025, 0.975]) for s in range(2)]
+    width = indexed[0][1] - indexed[0][0]
+    for lo, hi in indexed:
+        assert abs(counted[0] - lo) < 0.03 * width and abs(counted[1] - hi) < 0.03 * width
+
+
+def test_many_distinct_values_draw_indices_and_order_does_not_matter() -> None:
+    rng = np.random.default_rng(3)
+    d = rng.normal(0.2, 1.0, size=500)  # 500 distinct values: index resampling
+    ci = bootstrap_ci(d, seed=4)
+    assert ci == bootstrap_ci(rng.permutation(d), seed=4)
+    assert ci[0] < 0.2 < ci[1] and ci[1] - ci[0] == pytest.approx(2 * 1.96 / math.sqrt(500), rel=0.15)
+
+
+def test_tests_table_from_sql_counts_matches_the_direct_computation() -> None:
+    """``pairs`` -> ``paired_counts.sql`` in DuckDB -> ``tests_table`` gives, per metric and segment, the test of the
+    per-request values of that group."""
+    import duckdb
+    import pyarrow as pa
+
+    from harness.analysis.paired import tests_table
+    from harness.analysis.run import SQL_DIR
+
+    rng = np.random.default_rng(11)
+    n = 400
+    segment = rng.choice(["a", "b"], size=n)
+    base_rate = (rng.random(n) < 0.8).astype(float)
+    cand_rate = np.where(rng.random(n) < 0.1, 1 - base_rate, base_rate)
+    base_len = rng.integers(10, 200, size=n).astype(float)
+    cand_len = base_len + rng.integers(-30, 10, size=n)
+    pairs = pa.table({"metric": ["rate"] * n + ["len"] * n, "segment": np.concatenate([segment, segment]),
+                      "request_id": [f"r{i}" for i in range(n)] * 2, "base": np.concatenate([base_rate, base_len]),
+                      "cand": np.concatenate([cand_rate, cand_len])})
+    con = duckdb.connect()
+    con.register("pairs", pairs)
+    got = {(r["metric"], r["segment"]): r
+           for r in tests_table(con.sql((SQL_DIR / "paired_counts.sql").read_text()).to_arrow_table()).to_pylist()}
+    assert set(got) == {(m, s) for m in ("rate", "len") for s in (None, "a", "b")}
+    for (metric, seg), row in got.items():
+        base, cand = (base_rate, cand_rate) if metric == "rate" else (base_len, cand_len)
+        mask = np.ones(n, bool) if seg is None else segment == seg
+        want = paired_test(Differences.of(base[mask], cand[mask]))
+        assert row["test"] == ("mcnemar" if metric == "rate" else "wilcoxon")
+        for key in ("ci_low", "ci_high", "p_lower", "p_higher", "p_two", "sd_diff"):
+            assert row[key] == pytest.approx(want[key]), (metric, seg, key)
+        assert row["sd_diff"] == pytest.approx(float(np.std(cand[mask] - base[mask], ddof=1)))
