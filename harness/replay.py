@@ -9,11 +9,13 @@ lost or duplicated. ``check_resume`` refuses a resume whose traffic or arm setti
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,6 +126,17 @@ class SharedEngine:
             self.engine = None
 
 
+@dataclass
+class _Work:
+    """One traffic batch to replay: its requests as prepared for the arm, those the cache answers, the rest."""
+
+    index: int
+    requests: Sequence[Request]
+    prepared: list[PreparedRequest]
+    cached: dict[str, Generation]
+    todo: list[PreparedRequest]
+
+
 def replay_arm(name: str, arm: ArmConfig, traffic: Traffic, run: RunDir,
                shared: SharedEngine | None = None, cache: GenerationCache | None = None) -> ArmTiming:
     """Replay ``traffic`` through ``arm`` batch by batch, writing one generations and one batches part per batch.
@@ -131,7 +144,9 @@ def replay_arm(name: str, arm: ArmConfig, traffic: Traffic, run: RunDir,
     A batch whose generations part exists is skipped (its request ids are checked against the traffic), so
     re-running after a crash regenerates nothing that was written and loses nothing that was not. With a ``cache``,
     requests it holds are taken from it and only the misses are generated (and then added to it). The engine starts
-    only when some request is left to generate. Only one batch of requests is held in memory at a time.
+    only when some request is left to generate, and is handed the batches as a stream (``Engine.stream``): it may
+    read the next batch from the traffic while it generates the current one. At most that many batches of requests
+    are held in memory at a time.
 
     Raises:
         ResumeError: a part exists whose request ids are not the traffic's batch with that index.
@@ -149,53 +164,82 @@ def replay_arm(name: str, arm: ArmConfig, traffic: Traffic, run: RunDir,
                  total, total - len(done))
     pool = shared or SharedEngine(arm)
     started = pool.engine is not None
-    engine: Engine | None = None
     hits = misses = 0
-    try:
+
+    def work() -> Iterator[_Work]:
         for batch in traffic.batches(size, wanted=lambda b: b not in done):
             if batch.requests is None:
                 _check_part(run, name, batch.index, batch.request_ids)
                 continue
             prepared = [prepare(r, arm) for r in batch.requests]
             cached = cache.lookup(prepared) if cache is not None else {}
-            if engine is None and len(cached) < len(prepared):
-                engine = pool.get()
-                log.info("arm %s: engine %s; %d of %d batches to replay", name, "already running" if started else
-                         f"ready in {pool.load_seconds:.1f} s", total - len(done), total)
-            _replay_batch(name, engine, batch.index, batch.requests, prepared, cached, run, cache)
-            hits, misses = hits + len(cached), misses + len(prepared) - len(cached)
-            log.info("arm %s: batch %d/%d done", name, batch.index + 1, total)
+            yield _Work(batch.index, batch.requests, prepared, cached,
+                        [p for p in prepared if p.request_id not in cached])
+
+    def engine() -> Engine:
+        if pool.engine is None:
+            pool.get()
+            log.info("arm %s: engine ready in %.1f s; %d of %d batches to replay", name, pool.load_seconds,
+                     total - len(done), total)
+        assert pool.engine is not None
+        return pool.engine
+
+    try:
+        for item, fresh, seconds in _generate(name, engine, work()):
+            if cache is not None and item.todo:
+                cache.add(item.todo, fresh)
+            by_id = {**item.cached, **{g.request_id: g for g in fresh}}
+            gens = [by_id[r.request_id] for r in item.requests]
+            run.write_part("batches", name, item.index, _batch_table(item.index, fresh, seconds, len(item.cached)))
+            run.write_part("generations", name, item.index,  # last: it marks the batch done
+                           _generation_table(item.index, item.requests, gens))
+            hits, misses = hits + len(item.cached), misses + len(item.todo)
+            log.info("arm %s: batch %d/%d done", name, item.index + 1, total)
     finally:
         if shared is None:
             pool.close()
     if cache is not None:
         log.info("arm %s: %d of %d requests from the cache", name, hits, hits + misses)
-    load_seconds = 0.0 if started or engine is None else pool.load_seconds
-    return ArmTiming(name, load_seconds, total - len(done), len(done), hits, misses, engine is not None)
+    load_seconds = pool.load_seconds if misses and not started else 0.0
+    return ArmTiming(name, load_seconds, total - len(done), len(done), hits, misses, misses > 0)
 
 
-def _replay_batch(name: str, engine: Engine | None, b: int, requests: Sequence[Request],
-                  prepared: Sequence[PreparedRequest], cached: dict[str, Generation], run: RunDir,
-                  cache: GenerationCache | None) -> None:
-    """Generate the batch's requests that are not in ``cached``, store them in the cache, commit the batch."""
-    todo = [p for p in prepared if p.request_id not in cached]
-    fresh: list[Generation] = []
-    seconds = 0.0
-    if todo:
-        if engine is None:
-            raise EngineError(f"arm {name}: batch {b} has requests to generate but no engine (a bug in replay_arm).")
+def _generate(name: str, engine: Callable[[], Engine], items: Iterator[_Work]
+              ) -> Iterator[tuple[_Work, list[Generation], float]]:
+    """Each work item with the generations of its ``todo`` and the seconds the replay waited for them, in order.
+
+    Items with nothing to generate pass through without an engine; from the first item with requests to generate
+    on, the rest are streamed through the engine (started then, by ``engine()``). ``seconds`` is the wall time spent
+    waiting for the item's generations: the engine time the throughput is computed from.
+    """
+    first = None
+    for item in items:
+        if item.todo:
+            first = item
+            break
+        yield item, [], 0.0
+    if first is None:
+        return
+    pulled: deque[_Work] = deque()  # the items the engine has taken and not answered yet, in order
+
+    def todos(first: _Work) -> Iterator[list[PreparedRequest]]:
+        for it in itertools.chain([first], items):
+            pulled.append(it)
+            yield it.todo
+
+    stream = engine().stream(todos(first))
+    while True:
         t = time.perf_counter()
-        fresh = engine.generate(todo)
+        fresh = next(stream, None)
         seconds = time.perf_counter() - t
-        if [g.request_id for g in fresh] != [p.request_id for p in todo]:
-            raise EngineError(f"arm {name}: the engine answered batch {b} with other request ids than it was given. "
-                              "Fix: an engine must return one generation per request, in order (a bug in the engine).")
-        if cache is not None:
-            cache.add(todo, fresh)
-    by_id = {**cached, **{g.request_id: g for g in fresh}}
-    gens = [by_id[r.request_id] for r in requests]
-    run.write_part("batches", name, b, _batch_table(b, fresh, seconds, cached=len(cached)))
-    run.write_part("generations", name, b, _generation_table(b, requests, gens))  # last: it marks the batch done
+        if fresh is None:
+            return
+        it = pulled.popleft()
+        if [g.request_id for g in fresh] != [p.request_id for p in it.todo]:
+            raise EngineError(f"arm {name}: the engine answered batch {it.index} with other request ids than it was "
+                              "given. Fix: an engine must return one generation per request, in order (a bug in the "
+                              "engine).")
+        yield it, fresh, seconds if it.todo else 0.0
 
 
 def _check_part(run: RunDir, name: str, b: int, request_ids: list[str]) -> None:

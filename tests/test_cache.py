@@ -7,7 +7,7 @@ is tests/test_sweep.py).
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from helpers import SAMPLE
 
 from harness.cache import GenerationCache, arm_inputs, cache_info, clear_cache, request_key
 from harness.config import ArmConfig, EngineConfig, SamplingConfig
-from harness.engines.base import Generation, PreparedRequest
+from harness.engines.base import Generation, PreparedRequest, batch_by_batch
 from harness.replay import SharedEngine, prepare, replay_arm
 from harness.store import RunDir
 from harness.traffic import load_traffic, open_traffic, write_traffic
@@ -121,6 +121,9 @@ class CountingEngine:
     def generate(self, requests: Sequence[PreparedRequest]) -> list[Generation]:
         CountingEngine.asked.append(len(requests))
         return [Generation(p.request_id, f"out {p.request_id} {p.max_tokens}", 5, 3, "stop") for p in requests]
+
+    def stream(self, batches: Iterable[Sequence[PreparedRequest]]) -> Iterator[list[Generation]]:
+        return batch_by_batch(self, batches)
 
     def close(self) -> None:
         pass

@@ -85,7 +85,9 @@ def _cached_tokens(engine: Engine, prompts: list[PreparedRequest]) -> list[int |
         return []
     from vllm import TokensPrompt
 
-    ids = [engine._prompt_ids(r) for r in prompts]  # type: ignore[attr-defined]
+    from harness.engines.base import prompt_ids
+
+    ids = prompt_ids(engine.tokenizer, engine.checkpoint, prompts)  # type: ignore[attr-defined]
     params = [engine._sampling(r, 64) for r in prompts]  # type: ignore[attr-defined]
     outs = llm.generate([TokensPrompt(prompt_token_ids=x) for x in ids], params, use_tqdm=False)
     return [getattr(o, "num_cached_tokens", None) for o in outs]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -53,6 +53,12 @@ class Engine(Protocol):
         """Answer every request, in order; a request that cannot be served gets an error row."""
         ...
 
+    def stream(self, batches: Iterable[Sequence[PreparedRequest]]) -> Iterator[list[Generation]]:
+        """``generate`` for each batch, in order, yielding each batch's answers as soon as they are all in. An
+        engine may take the next batch from ``batches`` before the current one is answered (vLLM does, so the
+        engine never drains between batches); one that cannot answers batch by batch (``batch_by_batch``)."""
+        ...
+
     def close(self) -> None:
         """Release the engine's memory so the next arm fits."""
         ...
@@ -66,22 +72,37 @@ ENGINES: dict[str, str] = {
 """Engine name -> "module:class"; imported lazily so heavy packages load only when used."""
 
 
+def batch_by_batch(engine: Engine, batches: Iterable[Sequence[PreparedRequest]]) -> Iterator[list[Generation]]:
+    """``Engine.stream`` for an engine that answers one batch at a time."""
+    for batch in batches:
+        yield engine.generate(batch)
+
+
 def request_seed(base_seed: int, request_id: str) -> int:
     """A per-request sampling seed that does not depend on batching or order."""
     digest = hashlib.sha256(f"{base_seed}:{request_id}".encode()).digest()
     return int.from_bytes(digest[:4], "little")
 
 
-def prompt_ids(tokenizer: Any, checkpoint: str | None, r: PreparedRequest) -> list[int]:
-    """The token ids every engine sends: the chat template applied once to chat messages, else the prompt."""
-    if r.messages is not None:
-        if not getattr(tokenizer, "chat_template", None):
-            raise EngineError(f"checkpoint {checkpoint!r}: its tokenizer has no chat template, but request "
-                              f"{r.request_id} has chat messages. Fix: use a chat/instruct checkpoint or add a "
-                              "chat template to its tokenizer, or replay traffic with a plain `prompt`.")
-        text = tokenizer.apply_chat_template(list(r.messages), add_generation_prompt=True, tokenize=False)
-        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
-    return list(tokenizer(r.prompt)["input_ids"])
+def prompt_ids(tokenizer: Any, checkpoint: str | None, requests: Sequence[PreparedRequest]) -> list[list[int]]:
+    """The token ids every engine sends, per request: the chat template applied once to chat messages, else the
+    prompt. The texts are tokenized in one call per kind (the fast tokenizer's batch encoding)."""
+    chat = [i for i, r in enumerate(requests) if r.messages is not None]
+    if chat and not getattr(tokenizer, "chat_template", None):
+        raise EngineError(f"checkpoint {checkpoint!r}: its tokenizer has no chat template, but request "
+                          f"{requests[chat[0]].request_id} has chat messages. Fix: use a chat/instruct checkpoint or "
+                          "add a chat template to its tokenizer, or replay traffic with a plain `prompt`.")
+    plain = [i for i, r in enumerate(requests) if r.messages is None]
+    out: list[list[int]] = [[] for _ in requests]
+    if chat:
+        texts = [tokenizer.apply_chat_template(list(requests[i].messages or ()), add_generation_prompt=True,
+                                               tokenize=False) for i in chat]
+        for i, ids in zip(chat, tokenizer(texts, add_special_tokens=False)["input_ids"], strict=True):
+            out[i] = list(ids)
+    if plain:
+        for i, ids in zip(plain, tokenizer([requests[i].prompt for i in plain])["input_ids"], strict=True):
+            out[i] = list(ids)
+    return out
 
 
 def backend_name(arm: ArmConfig) -> str:

@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from harness.engines.base import EngineError, Generation, PreparedRequest, prompt_ids
+from harness.engines.base import EngineError, Generation, PreparedRequest, batch_by_batch, prompt_ids
 from harness.engines.checkpoints import resolve_checkpoint
 
 if TYPE_CHECKING:
@@ -146,15 +146,11 @@ class TransformersEngine:
                               "Fix: set eos_token in its tokenizer_config.json.")
         return list(dict.fromkeys(flat))
 
-    def _prompt_ids(self, r: PreparedRequest) -> list[int]:
-        return prompt_ids(self.tokenizer, self.checkpoint, r)
-
     def generate(self, requests: Sequence[PreparedRequest]) -> list[Generation]:
         """Answer the batch with one ``generate`` call (or micro-batches); unservable requests become error rows."""
         results: list[Generation | None] = [None] * len(requests)
         todo: list[tuple[int, list[int], int]] = []  # (index, prompt ids, max new tokens)
-        for i, r in enumerate(requests):
-            ids = self._prompt_ids(r)
+        for i, (r, ids) in enumerate(zip(requests, prompt_ids(self.tokenizer, self.checkpoint, requests), strict=True)):
             room = self.max_model_len - len(ids)
             if room < 1:
                 results[i] = Generation(r.request_id, "", len(ids), 0, None,
@@ -191,6 +187,9 @@ class TransformersEngine:
         tokens = new if stop is None else new[: stop + 1]
         text = self.tokenizer.decode(tokens, skip_special_tokens=True)
         return Generation(r.request_id, text, prompt_tokens, len(tokens), "length" if stop is None else "stop")
+
+    def stream(self, batches: Iterable[Sequence[PreparedRequest]]) -> Iterator[list[Generation]]:
+        return batch_by_batch(self, batches)
 
     def close(self) -> None:
         """Drop the model (and the CUDA cache) so the next arm gets the memory."""

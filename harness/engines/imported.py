@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.engines.base import EngineError, Generation, PreparedRequest
+from harness.engines.base import EngineError, Generation, PreparedRequest, batch_by_batch
 from harness.traffic.schema import Issue, _show, show_id
 
 if TYPE_CHECKING:
@@ -170,6 +170,9 @@ class ImportedOutputs:
             out.append(Generation(r.request_id, row["output"], extra["prompt_tokens"], extra["output_tokens"],
                                   extra["finish_reason"] or "stop"))
         return out
+
+    def stream(self, batches: Iterable[Sequence[PreparedRequest]]) -> Iterator[list[Generation]]:
+        return batch_by_batch(self, batches)
 
     def close(self) -> None:
         self.rows = {}

@@ -3,13 +3,21 @@
 Prompts are tokenized here (chat template applied once) so that prompt length is checked before the
 engine sees a request: a prompt that does not fit ``max_model_len`` becomes an error row and the run
 goes on, and ``max_tokens`` is clamped to the room left.
+
+Batches are streamed (``stream``): the next batch is tokenized and added to the engine while the current one is
+being generated, so the engine's continuous batching never drains at a batch boundary and tokenization overlaps
+generation (the engine core is another process). Each batch's answers are handed back as soon as its last
+request finishes, in batch order.
 """
 
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.engines.base import EngineError, Generation, PreparedRequest, prompt_ids
@@ -23,6 +31,17 @@ log = logging.getLogger(__name__)
 
 CPU_MAX_NUM_SEQS = 256
 """vLLM's default ``max_num_seqs`` on the CPU backend."""
+LOOKAHEAD = 1
+"""Batches added to the engine beyond the one whose answers are awaited."""
+
+
+@dataclass
+class _InFlight:
+    """One batch inside the engine: its answers so far, by position, and how many are still generating."""
+
+    requests: Sequence[PreparedRequest]
+    results: list[Generation | None]
+    waiting: int
 
 
 def _on_cpu() -> bool:
@@ -68,9 +87,7 @@ class VLLMEngine:
                               "Fix: point `checkpoint` at a causal LM.")
         self.checkpoint = arm.checkpoint
         self.tokenizer: Any = self.llm.get_tokenizer()
-
-    def _prompt_ids(self, r: PreparedRequest) -> list[int]:
-        return prompt_ids(self.tokenizer, self.checkpoint, r)
+        self._ids = itertools.count()
 
     def _sampling(self, r: PreparedRequest, room: int) -> Any:
         from vllm import SamplingParams
@@ -84,28 +101,61 @@ class VLLMEngine:
                               seed=r.seed, **extra)
 
     def generate(self, requests: Sequence[PreparedRequest]) -> list[Generation]:
-        """Answer the batch with one ``LLM.generate`` call; unservable requests become error rows."""
-        from vllm import TokensPrompt
+        """Answer one batch; unservable requests become error rows."""
+        return next(self.stream([requests]))
 
-        results: list[Generation | None] = [None] * len(requests)
-        prompts, params, index = [], [], []
-        for i, r in enumerate(requests):
-            ids = self._prompt_ids(r)
+    def stream(self, batches: Iterable[Sequence[PreparedRequest]]) -> Iterator[list[Generation]]:
+        """Answer each batch, in order, keeping ``LOOKAHEAD`` more batches in the engine meanwhile."""
+        source = iter(batches)
+        inflight: deque[_InFlight] = deque()
+        owner: dict[str, tuple[_InFlight, int]] = {}  # our request id in vLLM -> its batch and position
+        engine = self.llm.llm_engine
+        try:
+            while True:
+                while len(inflight) <= LOOKAHEAD and (batch := next(source, None)) is not None:
+                    inflight.append(self._add(batch, owner))
+                if not inflight:
+                    return
+                head = inflight[0]
+                if head.waiting == 0:
+                    inflight.popleft()
+                    yield [g for g in head.results if g is not None]
+                    continue
+                if not engine.has_unfinished_requests():
+                    raise EngineError(f"vLLM has no request left but {head.waiting} of the batch are unanswered "
+                                      "(a bug in the engine loop).")
+                for out in engine.step():
+                    if out.finished:
+                        state, i = owner.pop(out.request_id)
+                        c = out.outputs[0]  # type: ignore[index]  # a generative model: RequestOutput
+                        state.results[i] = Generation(state.requests[i].request_id, c.text,
+                                                      len(out.prompt_token_ids or []), len(c.token_ids),
+                                                      c.finish_reason)
+                        state.waiting -= 1
+        finally:  # stopped early (an error, or the caller stopped reading): leave nothing in the engine
+            if owner:
+                engine.abort_request(list(owner))
+
+    def _add(self, requests: Sequence[PreparedRequest], owner: dict[str, tuple[_InFlight, int]]) -> _InFlight:
+        """Tokenize a batch and add its servable requests to the engine; the others get their error row now."""
+        from vllm.sampling_params import RequestOutputKind
+
+        state = _InFlight(requests, [None] * len(requests), 0)
+        engine = self.llm.llm_engine
+        for i, (r, ids) in enumerate(zip(requests, prompt_ids(self.tokenizer, self.checkpoint, requests),
+                                         strict=True)):
             room = self.max_model_len - len(ids)
             if room < 1:
-                results[i] = Generation(r.request_id, "", len(ids), 0, None,
-                                        f"prompt_too_long: {len(ids)} tokens, max_model_len {self.max_model_len}")
+                state.results[i] = Generation(r.request_id, "", len(ids), 0, None,
+                                              f"prompt_too_long: {len(ids)} tokens, max_model_len {self.max_model_len}")
                 continue
-            prompts.append(TokensPrompt(prompt_token_ids=ids))
-            params.append(self._sampling(r, room))
-            index.append(i)
-        if prompts:
-            outs = self.llm.generate(prompts, params, use_tqdm=False)
-            for i, out in zip(index, outs, strict=True):
-                c = out.outputs[0]
-                results[i] = Generation(requests[i].request_id, c.text, len(out.prompt_token_ids or []),
-                                        len(c.token_ids), c.finish_reason)
-        return [g for g in results if g is not None]
+            params = self._sampling(r, room)
+            params.output_kind = RequestOutputKind.FINAL_ONLY  # one output per request, when it finishes
+            rid = f"harness-{next(self._ids)}"
+            engine.add_request(rid, {"prompt_token_ids": ids}, params)
+            owner[rid] = (state, i)
+            state.waiting += 1
+        return state
 
     def close(self) -> None:
         """Shut the engine core down and drop the model so the next arm gets the memory."""

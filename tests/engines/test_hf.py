@@ -13,7 +13,7 @@ import pytest
 from helpers import SAMPLE, run_harness
 
 from harness.config import ArmConfig, EngineConfig
-from harness.engines.base import EngineError, Generation, PreparedRequest, make_engine
+from harness.engines.base import EngineError, Generation, PreparedRequest, make_engine, prompt_ids
 from harness.engines.checkpoints import resolve_checkpoint
 from harness.engines.hf import TransformersEngine
 from harness.replay import prepare
@@ -54,7 +54,8 @@ def test_counts_finish_reasons_and_the_chat_template(engine: TransformersEngine,
     assert [g.request_id for g in gens] == [sample[0].request_id, "short"]
     full, cut = gens
     assert full.finish_reason == "stop" and full.error is None and full.output_text
-    assert full.prompt_tokens == len(engine._prompt_ids(sample[0])) and full.output_tokens and full.output_tokens > 3
+    assert full.prompt_tokens == len(prompt_ids(engine.tokenizer, None, [sample[0]])[0])
+    assert full.output_tokens and full.output_tokens > 3
     assert cut.finish_reason == "length" and cut.output_tokens == 3 and full.output_text.startswith(cut.output_text)
     text = engine.tokenizer.apply_chat_template(list(sample[0].messages or ()), add_generation_prompt=True,
                                                 tokenize=False)
@@ -63,10 +64,10 @@ def test_counts_finish_reasons_and_the_chat_template(engine: TransformersEngine,
 
 def test_overlong_prompt_is_an_error_row_and_max_tokens_is_clamped(engine: TransformersEngine) -> None:
     words = 1
-    while len(engine._prompt_ids(chat("x", "help " * words))) < engine.max_model_len - 4:
+    while len(prompt_ids(engine.tokenizer, None, [chat("x", "help " * words)])[0]) < engine.max_model_len - 4:
         words += 1
     near = chat("near", "help " * words, max_tokens=64)
-    room = engine.max_model_len - len(engine._prompt_ids(near))
+    room = engine.max_model_len - len(prompt_ids(engine.tokenizer, None, [near])[0])
     gens = engine.generate([chat("ok", "How do I export my data?"), chat("long", "please help " * 300), near])
     assert [g.request_id for g in gens] == ["ok", "long", "near"]
     assert gens[0].error is None and gens[0].output_text
