@@ -4,7 +4,7 @@
         [--checkpoint zoo:baseline] [--out docs/bench/engines.jsonl]
 
 Every backend's engine is built first (load seconds recorded, not timed with the rest); then each repetition
-answers the same greedy requests with each engine through the Engine Protocol, in batches of
+answers the same greedy requests with each engine through the Engine Protocol (``Engine.stream``), in batches of
 ``engine.batch_size`` as a replay does, backends in alternating order. Requests/s and output tokens/s come from
 the best repetition of each backend; the record also counts requests whose outputs are identical across
 backends. On a machine without vLLM (the lent GPU box) use ``--backends transformers``.
@@ -31,13 +31,12 @@ def arm_for(backend: str, checkpoint: str, dtype: str, batch_size: int) -> ArmCo
 
 
 def time_engine(engine: Engine, prepared: Sequence[PreparedRequest], batch: int) -> tuple[float, list[Generation]]:
-    """Seconds spent in ``engine.generate`` over ``prepared`` in batches of ``batch``, and the generations."""
-    seconds, gens = 0.0, []
-    for i in range(0, len(prepared), batch):
-        start = time.perf_counter()
-        gens += engine.generate(prepared[i: i + batch])
-        seconds += time.perf_counter() - start
-    return seconds, gens
+    """Seconds ``engine.stream`` takes to answer ``prepared`` in batches of ``batch`` (as a replay hands them over),
+    and the generations."""
+    start = time.perf_counter()
+    gens = [g for answers in engine.stream(prepared[i: i + batch] for i in range(0, len(prepared), batch))
+            for g in answers]
+    return time.perf_counter() - start, gens
 
 
 def run(n: int, repeats: int, backends: list[str], checkpoint: str, dtype: str, batch: int,
@@ -102,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--backends", default="vllm,transformers", help="comma-separated engine names")
     p.add_argument("--checkpoint", default="zoo:baseline")
     p.add_argument("--dtype", default="float32")
-    p.add_argument("--batch-size", type=int, default=256, help="requests per generate call (engine.batch_size)")
+    p.add_argument("--batch-size", type=int, default=256, help="requests per batch (engine.batch_size)")
     p.add_argument("--traffic", type=Path, default=DEFAULT_SAMPLE)
     p.add_argument("--out", type=Path, default=Path("docs/bench/engines.jsonl"), help="JSON-lines file to append")
     a = p.parse_args(argv)

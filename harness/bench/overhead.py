@@ -1,6 +1,6 @@
 """Harness overhead: ``replay_arm`` through a run directory vs a plain ``vllm.LLM.generate``, not a test.
 
-    python -m harness.bench.overhead [--n 2000] [--repeats 3] [--checkpoint zoo:baseline] \
+    python -m harness.bench.overhead [--n 2000] [--repeats 12] [--checkpoint zoo:baseline] \
         [--out docs/bench/overhead.jsonl]
 
 One ``vllm.LLM`` (the ``VLLMEngine`` of the arm) is built once and serves both sides, so engine start-up and
@@ -17,7 +17,8 @@ shutdown are outside every timing and both sides time the same engine (the repla
   ``plain_tokenize_s``), then one timed ``LLM.generate`` over them. A lower bound no script reaches from text.
 
 Each repetition runs the sides in a rotated order; the overhead is the median over repetitions of
-``replay / plain - 1`` (and, reported beside it, ``replay / plain_tokens - 1``). All sides must give identical
+``replay / plain - 1``, with the distribution-free 95% CI of that median (order statistics), and, reported
+beside it, the median of ``replay / plain_tokens - 1``. All sides must give identical
 outputs (counted in the record).
 """
 
@@ -30,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.bench.record import append, header, machine_line, median
+from harness.bench.record import append, header, machine_line, median, median_ci
 from harness.config import ArmConfig, EngineConfig, SamplingConfig
 from harness.engines.base import PreparedRequest
 from harness.store import RunDir
@@ -131,10 +132,11 @@ def run(n: int, repeats: int, checkpoint: str, traffic_path: Path) -> dict[str, 
     finally:
         shared.close()
     overhead = median([r["ratio"] for r in reps]) - 1
+    ci = median_ci([r["ratio"] - 1 for r in reps])
     return {"bench": "overhead", "checkpoint": checkpoint, "n": n, "served": len(prompts), "repeats": repeats,
             "plain_tokenize_s": tokenize_s, "batch_size": arm.engine.batch_size,
             "max_model_len": arm.engine.max_model_len, "reps": reps,
-            "median_ratio": overhead + 1, "overhead": overhead,
+            "median_ratio": overhead + 1, "overhead": overhead, "overhead_ci95": ci,
             "overhead_vs_tokens": median([r["ratio_tokens"] for r in reps]) - 1,
             "target": TARGET_OVERHEAD, "met": overhead <= TARGET_OVERHEAD}
 
@@ -148,7 +150,10 @@ def print_table(rec: dict[str, Any]) -> None:
         print(f"{r['rep']:>3} {','.join(r['order']):<28} {r['replay_s']:>9.2f} {r['replay_engine_s']:>9.2f} "
               f"{r['plain_s']:>8.2f} {r['plain_tokens_s']:>9.2f} {r['ratio']:>6.3f} "
               f"{r['identical_outputs']:>5}/{rec['served']}")
-    print(f"overhead (median replay/plain - 1): {rec['overhead']:+.1%} (target <= {rec['target']:.0%}: "
+    ci = rec["overhead_ci95"]
+    ci_text = "n/a (fewer than 6 repetitions)" if ci is None else f"[{ci[0]:+.1%}, {ci[1]:+.1%}]"
+    print(f"overhead (median replay/plain - 1): {rec['overhead']:+.1%}, 95% CI of the median {ci_text} "
+          f"(target <= {rec['target']:.0%}: "
           f"{'met' if rec['met'] else 'MISSED'}); vs plain from token ids (tokenizing took "
           f"{rec['plain_tokenize_s']:.2f} s apart): {rec['overhead_vs_tokens']:+.1%}")
 
@@ -157,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     """Parse arguments, measure, append one JSON line to ``--out`` and print the table."""
     p = argparse.ArgumentParser(prog="python -m harness.bench.overhead", description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=2000, help="requests from the traffic file")
-    p.add_argument("--repeats", type=int, default=3, help="repetitions, side order rotated each time")
+    p.add_argument("--repeats", type=int, default=12, help="repetitions, side order rotated each time")
     p.add_argument("--checkpoint", default="zoo:baseline")
     p.add_argument("--traffic", type=Path, default=DEFAULT_SAMPLE)
     p.add_argument("--out", type=Path, default=Path("docs/bench/overhead.jsonl"), help="JSON-lines file to append")

@@ -68,6 +68,18 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
+def median_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float] | None:
+    """Distribution-free CI of the median: the order statistics ``x_(k)`` and ``x_(n-k+1)`` with ``k`` the largest
+    rank such that ``P(Binomial(n, 1/2) < k) <= (1 - level) / 2``; None when ``n`` is too small (n < 6 at 95%)."""
+    from scipy.stats import binom
+
+    x, n = sorted(values), len(values)
+    k = 0
+    while k < n and binom.cdf(k, n, 0.5) <= (1 - level) / 2:
+        k += 1
+    return None if k == 0 else (x[k - 1], x[n - k])
+
+
 def machine_line(rec: dict[str, Any]) -> str:
     """One line naming when and where ``rec`` was measured."""
     return (f"{rec['date']}  {rec['gpu'] or 'no GPU'}  {rec['cpu']} x{rec['cpu_count']}  "

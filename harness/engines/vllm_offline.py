@@ -4,10 +4,11 @@ Prompts are tokenized here (chat template applied once) so that prompt length is
 engine sees a request: a prompt that does not fit ``max_model_len`` becomes an error row and the run
 goes on, and ``max_tokens`` is clamped to the room left.
 
-Batches are streamed (``stream``): the next batch is tokenized and added to the engine while the current one is
-being generated, so the engine's continuous batching never drains at a batch boundary and tokenization overlaps
-generation (the engine core is another process). Each batch's answers are handed back as soon as its last
-request finishes, in batch order.
+Batches are streamed (``stream``): whenever fewer than twice ``max_num_seqs`` requests are unfinished in the
+engine, the next batch is tokenized and added, so the engine always has requests waiting for the slots that free
+up: its continuous batching never drains at a batch boundary, and tokenization overlaps generation (the engine
+core is another process). Each batch's answers are handed back as soon as its last request finishes, in batch
+order.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ log = logging.getLogger(__name__)
 
 CPU_MAX_NUM_SEQS = 256
 """vLLM's default ``max_num_seqs`` on the CPU backend."""
-LOOKAHEAD = 1
-"""Batches added to the engine beyond the one whose answers are awaited."""
+MAX_INFLIGHT_BATCHES = 8
+"""At most this many batches are held in the engine (a slow request at the head holds back the batches after it)."""
 
 
 @dataclass
@@ -87,6 +88,7 @@ class VLLMEngine:
                               "Fix: point `checkpoint` at a causal LM.")
         self.checkpoint = arm.checkpoint
         self.tokenizer: Any = self.llm.get_tokenizer()
+        self.feed_below = 2 * self.llm.llm_engine.vllm_config.scheduler_config.max_num_seqs
         self._ids = itertools.count()
 
     def _sampling(self, r: PreparedRequest, room: int) -> Any:
@@ -105,14 +107,15 @@ class VLLMEngine:
         return next(self.stream([requests]))
 
     def stream(self, batches: Iterable[Sequence[PreparedRequest]]) -> Iterator[list[Generation]]:
-        """Answer each batch, in order, keeping ``LOOKAHEAD`` more batches in the engine meanwhile."""
+        """Answer each batch, in order, adding the next ones while the engine has room (module docstring)."""
         source = iter(batches)
         inflight: deque[_InFlight] = deque()
         owner: dict[str, tuple[_InFlight, int]] = {}  # our request id in vLLM -> its batch and position
         engine = self.llm.llm_engine
         try:
             while True:
-                while len(inflight) <= LOOKAHEAD and (batch := next(source, None)) is not None:
+                while (len(owner) < self.feed_below and len(inflight) < MAX_INFLIGHT_BATCHES
+                       and (batch := next(source, None)) is not None):
                     inflight.append(self._add(batch, owner))
                 if not inflight:
                     return

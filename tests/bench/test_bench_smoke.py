@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from harness.bench import analysis_scaling, engines, overhead
+from harness.bench import analysis_scaling, cache, engines, overhead
 from harness.signals.base import SIGNAL_SCHEMA
 from harness.store import GENERATION_SCHEMA, RunDir
 
@@ -47,4 +47,18 @@ def test_overhead_bench_replays_and_matches_the_plain_script(zoo: Path, tmp_path
     rec = json.loads(out.read_text())
     (rep,) = rec["reps"]
     assert rec["served"] == 40 and rep["identical_outputs"] == 40
-    assert rep["replay_s"] > 0 and rep["plain_s"] > 0 and rep["plain_batched_s"] > 0
+    assert rep["replay_s"] > 0 and rep["plain_s"] > 0 and rep["plain_tokens_s"] > 0
+
+
+def test_cache_bench_runs_the_experiment_twice_and_the_second_generates_nothing(zoo: Path, tmp_path: Path) -> None:
+    """On the transformers engine (starts in a second), without golden set and drift: a smoke test, no timing."""
+    out = tmp_path / "cache.jsonl"
+    cache.main(["--limit", "6", "--out", str(out), "golden.path=null", "drift.enabled=false",
+                "baseline.engine.backend=transformers", "candidate.engine.backend=transformers"])
+    rec = json.loads(out.read_text())
+    first, second = rec["runs"]
+    assert MACHINE_FIELDS <= rec.keys() and rec["same_verdict"] and rec["ratio"] > 0
+    assert {a: (v["cache_hits"], v["cache_misses"]) for a, v in first["replay"].items()} == {
+        "baseline": (0, 6), "candidate": (0, 6)}
+    assert {a: (v["cache_hits"], v["cache_misses"], v["engine_started"]) for a, v in second["replay"].items()} == {
+        "baseline": (6, 0, False), "candidate": (6, 0, False)}
