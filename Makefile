@@ -63,6 +63,7 @@ bench: zoo
 	$(BIN)/python -m harness.bench.overhead
 	$(BIN)/python -m harness.bench.engines
 	$(BIN)/python -m harness.bench.analysis_scaling
+	$(BIN)/python -m harness.bench.cache
 
 lint: $(STAMP)
 	$(BIN)/ruff check harness tests
