@@ -145,8 +145,8 @@ def replay_arm(name: str, arm: ArmConfig, traffic: Traffic, run: RunDir,
     re-running after a crash regenerates nothing that was written and loses nothing that was not. With a ``cache``,
     requests it holds are taken from it and only the misses are generated (and then added to it). The engine starts
     only when some request is left to generate, and is handed the batches as a stream (``Engine.stream``): it may
-    read the next batch from the traffic while it generates the current one. At most that many batches of requests
-    are held in memory at a time.
+    read the next batches from the traffic while it generates the current one (the vLLM engine holds at most
+    ``MAX_INFLIGHT_BATCHES``), so only those batches of requests are in memory at a time.
 
     Raises:
         ResumeError: a part exists whose request ids are not the traffic's batch with that index.
