@@ -128,11 +128,10 @@ class SharedEngine:
 
 @dataclass
 class _Work:
-    """One traffic batch to replay: its requests as prepared for the arm, those the cache answers, the rest."""
+    """One traffic batch to replay: its requests, those the cache answers, and the rest, prepared for the arm."""
 
     index: int
     requests: Sequence[Request]
-    prepared: list[PreparedRequest]
     cached: dict[str, Generation]
     todo: list[PreparedRequest]
 
@@ -173,8 +172,7 @@ def replay_arm(name: str, arm: ArmConfig, traffic: Traffic, run: RunDir,
                 continue
             prepared = [prepare(r, arm) for r in batch.requests]
             cached = cache.lookup(prepared) if cache is not None else {}
-            yield _Work(batch.index, batch.requests, prepared, cached,
-                        [p for p in prepared if p.request_id not in cached])
+            yield _Work(batch.index, batch.requests, cached, [p for p in prepared if p.request_id not in cached])
 
     def engine() -> Engine:
         if pool.engine is None:
