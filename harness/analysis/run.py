@@ -38,10 +38,15 @@ def connect(run: RunDir):  # type: ignore[no-untyped-def]
     return con
 
 
+def create_pairs(con) -> None:  # type: ignore[no-untyped-def]
+    """``pairs.sql`` as a table inside DuckDB (the paired queries read it; it never goes to Python)."""
+    con.execute("CREATE TEMP TABLE pairs AS " + (SQL_DIR / "pairs.sql").read_text())
+
+
 def analyze(run: RunDir) -> dict[str, pa.Table]:
     """Run every analysis query and write its table next to the run's other Parquet files."""
     con = connect(run)
-    con.execute("CREATE TEMP TABLE pairs AS " + (SQL_DIR / "pairs.sql").read_text())
+    create_pairs(con)
     tests = tests_table(con.sql((SQL_DIR / "paired_counts.sql").read_text()).to_arrow_table())
     con.register("tests", tests)
     run.write_table("tests", tests)

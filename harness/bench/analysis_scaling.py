@@ -205,7 +205,7 @@ def sql_breakdown(run: RunDir) -> dict[str, float]:
     con = analysis_run.connect(run)
     out: dict[str, float] = {}
     start = time.perf_counter()
-    con.execute("CREATE TEMP TABLE pairs AS " + (analysis_run.SQL_DIR / "pairs.sql").read_text())
+    analysis_run.create_pairs(con)
     out["pairs"] = time.perf_counter() - start
     con.register("tests", run.read_table("tests"))
     for name in ("paired_counts", *analysis_run.TABLES):

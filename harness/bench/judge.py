@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.bench.record import cpu_model
-from harness.engines.base import Engine, PreparedRequest, make_engine
+from harness.engines.base import Engine, PreparedRequest, make_engine, prompt_ids
 from harness.run import package_versions
 from harness.signals import judge_prompts as jp
 from harness.signals.judge import JudgeSettings, judge_request, judge_settings, request_text
@@ -85,14 +85,10 @@ def _cached_tokens(engine: Engine, prompts: list[PreparedRequest]) -> list[int |
         return []
     from vllm import TokensPrompt
 
-    from harness.engines.base import prompt_ids
-
     ids = prompt_ids(engine.tokenizer, engine.checkpoint, prompts)  # type: ignore[attr-defined]
     params = [engine._sampling(r, 64) for r in prompts]  # type: ignore[attr-defined]
     outs = llm.generate([TokensPrompt(prompt_token_ids=x) for x in ids], params, use_tqdm=False)
     return [getattr(o, "num_cached_tokens", None) for o in outs]
-
-
 
 
 def run(config: str, n: int, rounds: int) -> dict[str, Any]:
@@ -133,8 +129,6 @@ def run(config: str, n: int, rounds: int) -> dict[str, Any]:
                      "median_prompt_tokens_per_s": statistics.median(r["prompt_tokens"] / r["seconds"] for r in rs),
                      "probe_cached_prompt_tokens": cached[c]} for c, rs in results.items()],
     }
-
-
 
 
 def main() -> None:

@@ -8,8 +8,8 @@ shutdown are outside every timing and both sides time the same engine (the repla
 ``SharedEngine``, as a run shares one engine between the traffic and the golden set):
 
 - ``replay``: ``harness.replay.replay_arm`` as a run calls it: traffic read and validated batch by batch from
-  Parquet, requests prepared, chat template applied and tokenized, ``generate`` per batch of ``engine.batch_size``,
-  generations and batch parts written atomically and durably.
+  Parquet, requests prepared, chat template applied and tokenized, batches of ``engine.batch_size`` streamed
+  through the engine (``Engine.stream``), generations and batch parts written atomically and durably.
 - ``plain``: what a plain script does with the same prompts: render each request's chat template to text, then one
   ``LLM.generate`` over all the texts (vLLM tokenizes them inside the call), both timed. Its greedy
   ``SamplingParams`` (the same ``max_tokens``, clamped the same way) are built beforehand, untimed.
@@ -42,9 +42,9 @@ TARGET_OVERHEAD = 0.05
 
 
 def plain_inputs(llm: Any, prepared: Sequence[PreparedRequest], max_model_len: int
-                 ) -> tuple[list[str], list[Any], list[Any], list[Any]]:
-    """Request ids, the requests themselves, token-id prompts and greedy sampling params as a plain script builds
-    them, for the prompts that fit."""
+                 ) -> tuple[list[PreparedRequest], list[Any], list[Any]]:
+    """The requests whose prompts fit, their token-id prompts and greedy sampling params as a plain script builds
+    them."""
     from vllm import SamplingParams, TokensPrompt
 
     from harness.engines.base import prompt_ids
@@ -55,7 +55,7 @@ def plain_inputs(llm: Any, prepared: Sequence[PreparedRequest], max_model_len: i
             keep.append(r)
             prompts.append(TokensPrompt(prompt_token_ids=tokens))
             params.append(SamplingParams(temperature=0.0, max_tokens=min(r.max_tokens, max_model_len - len(tokens))))
-    return [r.request_id for r in keep], keep, prompts, params
+    return keep, prompts, params
 
 
 def time_replay(arm: ArmConfig, traffic: Any, shared: Any, out_dir: Path,
@@ -106,7 +106,8 @@ def run(n: int, repeats: int, checkpoint: str, traffic_path: Path) -> dict[str, 
     try:
         llm = shared.get().llm  # type: ignore[attr-defined]
         start = time.perf_counter()
-        ids, kept, prompts, params = plain_inputs(llm, [prepare(r, arm) for r in requests], arm.engine.max_model_len)
+        kept, prompts, params = plain_inputs(llm, [prepare(r, arm) for r in requests], arm.engine.max_model_len)
+        ids = [r.request_id for r in kept]
         tokenize_s = time.perf_counter() - start
         llm.generate(prompts[:64], params[:64], use_tqdm=False)  # warm-up
         reps = []
