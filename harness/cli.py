@@ -24,7 +24,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
+from harness import CONFIG_DIR
+from harness.errors import BadInput
+
 EXIT_BAD_INPUT = 2
 log = logging.getLogger("harness")
 
@@ -35,19 +37,50 @@ def _print_result(run_path: Path, verdict: str, code: int) -> None:
     print(f"verdict: {run_path / 'verdict.json'}")
 
 
-def _policy(cfg: Any) -> Any:
-    """The gate policy from the experiment config (plain values; the gate never sees the config)."""
+def policy(g: Any) -> Any:
+    """The gate policy from the ``gate`` config group (plain values; the gate never sees the config)."""
+    from omegaconf.errors import ValidationError
+
     from harness.gate import Policy, Threshold
 
-    g = cfg.gate
     if g.correction not in ("holm", "bh"):
-        from omegaconf.errors import ValidationError
-
         raise ValidationError(f"gate.correction: expected holm or bh, found {g.correction!r}. Fix: set one of them.")
     return Policy(thresholds={k: Threshold(v.absolute, v.relative) for k, v in g.thresholds.items()},
-                  golden_margin=g.golden_margin, judge_margin=g.judge_margin, min_requests=g.min_requests,
-                  alpha=g.alpha, correction=g.correction, power=g.power, drift_margin=g.drift_margin,
-                  aa_quantile=cfg.drift.aa_quantile)
+                  margins=dict(g.margins), min_requests=g.min_requests, alpha=g.alpha, correction=g.correction,
+                  power=g.power)
+
+
+def default_policy() -> Any:
+    """The policy of ``configs/gate/default.yaml`` as a run builds it (for benchmarks that gate like a run)."""
+    from omegaconf import OmegaConf
+
+    from harness.config import GateConfig
+
+    return policy(OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(GateConfig),
+                                                      OmegaConf.load(CONFIG_DIR / "gate" / "default.yaml"))))
+
+
+def run_spec(dcfg: Any, sweep: Any = None) -> Any:
+    """The typed ``RunSpec`` from the composed Hydra config: the one place config becomes plain values.
+
+    The A/A arm is the baseline with ``drift.aa_perturbation`` applied (when drift is on and it is not empty).
+    """
+    from omegaconf import OmegaConf
+
+    from harness.config import ExperimentConfig
+    from harness.spec import RunSpec
+
+    cfg: ExperimentConfig = OmegaConf.to_object(dcfg)  # type: ignore[assignment]
+    arms = {"baseline": cfg.baseline, "candidate": cfg.candidate}
+    if cfg.drift.enabled and cfg.drift.aa_perturbation:
+        perturbation = OmegaConf.from_dotlist(list(cfg.drift.aa_perturbation))
+        arms["aa"] = OmegaConf.to_object(OmegaConf.merge(dcfg.baseline, perturbation))  # type: ignore[assignment]
+    return RunSpec(
+        name=cfg.name, traffic_path=cfg.traffic.path, limit=cfg.traffic.limit, arms=arms, signals=tuple(cfg.signals),
+        policy=policy(cfg.gate), drift=cfg.drift, golden_path=cfg.golden.path,
+        judge=cfg.judge if cfg.judge.enabled else None, report=cfg.report,
+        cache_dir=str(Path(cfg.cache.dir).resolve()) if cfg.cache.enabled else None, output_dir=cfg.output_dir,
+        run_id=cfg.run_id or (f"{sweep.id}-j{sweep.job}" if sweep else None), sweep=sweep)
 
 
 def _replay(argv: list[str]) -> int:
@@ -55,7 +88,7 @@ def _replay(argv: list[str]) -> int:
     from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from harness.config import ExperimentConfig, register
+    from harness.config import register
 
     register()
     result: dict[str, Any] = {}
@@ -66,32 +99,18 @@ def _replay(argv: list[str]) -> int:
 
         argv = [*argv, f"hydra.sweep.dir=${{output_dir}}/sweeps/{new_sweep_id()}"]
 
-    @hydra.main(version_base=None, config_path=CONFIG_DIR, config_name="config")
+    @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="config")
     def main(dcfg: DictConfig) -> None:
-        from harness.engines.base import EngineError
         from harness.run import run_experiment
-        from harness.signals.judge_prompts import JudgeError
-        from harness.traffic import TrafficError
 
         result["code"] = 1  # composed: from here on a failure is the run's, not the config's
-        cfg: ExperimentConfig = OmegaConf.to_object(dcfg)  # type: ignore[assignment]
         sweep = _sweep_job()
         if sweep is not None:
-            result["sweep_dir"] = sweep["dir"]
+            result["sweep_dir"] = sweep.dir
         try:
-            arms = {"baseline": cfg.baseline, "candidate": cfg.candidate}
-            if cfg.drift.enabled and cfg.drift.aa_perturbation:
-                perturbation = OmegaConf.from_dotlist(list(cfg.drift.aa_perturbation))
-                arms["aa"] = OmegaConf.to_object(OmegaConf.merge(dcfg.baseline, perturbation))  # type: ignore
-            run, verdict = run_experiment(
-                name=cfg.name, traffic_path=cfg.traffic.path, limit=cfg.traffic.limit,
-                arms=arms, drift=cfg.drift,
-                policy=_policy(cfg), golden_path=cfg.golden.path, judge=cfg.judge, output_dir=cfg.output_dir,
-                run_id=cfg.run_id or (f"{sweep['id']}-j{sweep['job']}" if sweep else None),
-                cache_dir=cfg.cache.dir if cfg.cache.enabled else None, sweep=sweep,
-                resolved_config=OmegaConf.to_container(dcfg, resolve=True),  # type: ignore[arg-type]
-                top_pairs=cfg.report.top_pairs, max_chars=cfg.report.max_chars, redact=cfg.report.redact)
-        except (TrafficError, EngineError, JudgeError, OmegaConfBaseException) as e:
+            spec = run_spec(dcfg, sweep)
+            run, verdict = run_experiment(spec, OmegaConf.to_container(dcfg, resolve=True))  # type: ignore[arg-type]
+        except (BadInput, OmegaConfBaseException) as e:
             print(f"error: {e}", file=sys.stderr)
             result["code"] = EXIT_BAD_INPUT
             codes.append(EXIT_BAD_INPUT)
@@ -112,16 +131,18 @@ def _replay(argv: list[str]) -> int:
     return int(result.get("code", EXIT_BAD_INPUT))
 
 
-def _sweep_job() -> dict[str, Any] | None:
+def _sweep_job() -> Any:
     """This job's place in a Hydra multirun (sweep id = the sweep directory's name), or None outside one."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from harness.spec import SweepJob
+
     hc = HydraConfig.get()
     if hc.mode != RunMode.MULTIRUN:
         return None
-    return {"id": Path(hc.sweep.dir).name, "dir": str(Path(hc.sweep.dir).resolve()), "job": int(hc.job.num),
-            "overrides": list(hc.overrides.task)}
+    return SweepJob(Path(hc.sweep.dir).name, str(Path(hc.sweep.dir).resolve()), int(hc.job.num),
+                    tuple(hc.overrides.task))
 
 
 def _after_sweep(sweep_dir: Path, codes: list[int]) -> int:
@@ -172,7 +193,7 @@ def _report(argv: list[str]) -> int:
     p.add_argument("run_dir", type=Path)
     a = p.parse_args(argv)
     if not (a.run_dir / "manifest.json").exists():
-        raise FileNotFoundError(f"{a.run_dir} has no manifest.json: not a run directory. "
+        raise BadInput(f"{a.run_dir} has no manifest.json: not a run directory. "
                                 "Fix: pass reports/<experiment>/<run_id> (or .../latest).")
     run = RunDir.at(a.run_dir)
     verdict = evaluate(run)
@@ -231,7 +252,7 @@ def _golden(argv: list[str]) -> int:
         from harness.golden.candidates import propose
 
         if not (a.run_dir / "manifest.json").exists():
-            raise FileNotFoundError(f"{a.run_dir}: no manifest.json. Fix: pass a run directory "
+            raise BadInput(f"{a.run_dir}: no manifest.json. Fix: pass a run directory "
                                     "(reports/<experiment>/<run_id> or reports/<experiment>/latest).")
         print(f"golden candidates written to {propose(a.run_dir.resolve(), a.n, a.out)}")
     else:
@@ -247,10 +268,6 @@ COMMANDS = {"replay": _replay, "report": _report, "zoo": _zoo, "traffic": _traff
 
 def main(argv: list[str] | None = None) -> int:
     """Dispatch ``python -m harness COMMAND ...``; bad input exits 2 with the fix, not a traceback."""
-    from harness.engines.base import EngineError
-    from harness.signals.judge_prompts import JudgeError
-    from harness.traffic import TrafficError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS:
         print(__doc__, file=sys.stderr)
@@ -258,6 +275,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return COMMANDS[argv[0]](argv[1:])
-    except (TrafficError, EngineError, JudgeError, FileNotFoundError) as e:
+    except BadInput as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

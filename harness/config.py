@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional  # noqa: UP035  (OmegaConf needs typing generics)
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 
 @dataclass
@@ -74,14 +74,15 @@ class GateConfig:
     way beyond the metric's margin that the paired test finds significant after multiple-comparison control;
     breached families are counted into a verdict."""
 
-    thresholds: Dict[str, ThresholdConfig] = field(default_factory=dict)  # noqa: UP006
-    golden_margin: float = 0.02  # margin of golden metrics without their own threshold (2-5 points)
-    judge_margin: float = 0.25  # margin of judge scores (scale points) without their own threshold
+    thresholds: Dict[str, ThresholdConfig] = field(default_factory=dict)  # noqa: UP006  per metric
+    # per family, an absolute margin for its metrics without their own threshold, e.g. golden: 0.03 (points),
+    # judge: 0.5 (scale points), drift: 0.15 (share below the A/A floor beyond the A/A level); else each metric's
+    # declared default (harness/signals/*.py, docs/gate.md)
+    margins: Dict[str, float] = field(default_factory=dict)  # noqa: UP006
     min_requests: int = 30  # fewer paired requests than this: the metric (or segment) is not gated
     alpha: float = 0.05  # significance level of every paired test, after correction
     correction: str = "holm"  # multiple comparisons within a family: holm (FWER) or bh (FDR)
     power: float = 0.8  # power asked of the golden/judge sample to detect its margin, else INSUFFICIENT_DATA
-    drift_margin: float = 0.10  # divergence: share below the A/A floor beyond the A/A level by this much
 
 
 @dataclass
@@ -149,7 +150,7 @@ class JudgeConfig:
     template_version: str = "v1"  # prompt templates in harness/signals/judge_prompts.py, recorded with every score
     pairwise: bool = True  # also compare the arms head to head, in both orders
     max_chars: int = 2000  # each request/answer text is cut to this many characters in the judge prompt
-    max_unscored: float = 0.05  # an unscored rate above this makes the judge's numbers untrustworthy
+    max_unscored: float = 0.05  # unscored share of all judge answers above this: every criterion is advisory
     agreement_bar: float = 0.6  # weighted kappa a criterion needs against the annotations to be gated
     agreement_min_n: int = 20  # fewer matched annotations than this: the criterion stays uncalibrated
     annotations: Optional[str] = None  # noqa: UP045  CSV/Parquet: request_id, arm, criterion, label
@@ -170,6 +171,8 @@ class ExperimentConfig:
 
     name: str = MISSING
     traffic: TrafficConfig = field(default_factory=TrafficConfig)
+    # the signal families scored (harness.signals.base.SIGNALS); each skips itself where it does not apply
+    signals: List[str] = field(default_factory=lambda: ["stats", "golden", "judge", "drift"])  # noqa: UP006
     baseline: ArmConfig = field(default_factory=ArmConfig)
     candidate: ArmConfig = field(default_factory=ArmConfig)
     gate: GateConfig = field(default_factory=GateConfig)
@@ -180,6 +183,17 @@ class ExperimentConfig:
     cache: CacheConfig = field(default_factory=CacheConfig)
     output_dir: str = "reports"
     run_id: Optional[str] = None  # noqa: UP045  default: a timestamp
+
+
+def shipped(relative: str) -> str:
+    """``${pkg:replays/NAME}`` in a config: the absolute path of a file shipped inside the package."""
+    from harness import PACKAGE_DIR
+
+    return str(PACKAGE_DIR / relative)
+
+
+if not OmegaConf.has_resolver("pkg"):  # any config read with these schemas may name shipped files
+    OmegaConf.register_new_resolver("pkg", shipped)
 
 
 def register() -> None:

@@ -1,4 +1,4 @@
-"""The gate: pure policy from the analysis tables to a verdict. No I/O. The policy is stated in docs/gate.md.
+"""The gate: pure policy from the signal families' checks to a verdict. No I/O. The policy is stated in docs/gate.md.
 
 Per metric and per segment (a **check**), on the paired analysis (``summary``: delta, bootstrap CI, paired
 test p-values; ``harness.analysis.paired``):
@@ -6,39 +6,37 @@ test p-values; ``harness.analysis.paired``):
 - **breach**: the change is in the metric's worse direction (``higher_is_better``; None = either way), larger
   than its margin (absolute points, or relative to the baseline), and significant: the paired test's one-sided
   p-value for "worse", adjusted for multiple comparisons, is below ``alpha``;
-- **improved**: the same in the better direction (eval families only: golden, judge);
+- **improved**: the same in the better direction (metrics whose role is ``eval``);
 - **advisory**: would breach, but the metric is not trusted yet (an uncalibrated judge criterion);
 - ``not_significant``, ``ok``, ``too_few`` (fewer than ``min_requests`` pairs).
 
 Multiple comparisons: within each signal family, the overall checks form one family of tests and the
-per-segment checks another, each adjusted with Holm (or Benjamini-Hochberg, ``correction``).
+per-segment checks another, each adjusted with Holm (or Benjamini-Hochberg, ``correction``). A family whose
+statistic is not a paired delta (embedding drift) makes its own checks (``Signal.checks``) with the same policy.
 
-**Divergence** (embedding drift, when the run has an A/A floor): the share of requests whose old-vs-new
-similarity falls below the A/A floor, overall and per segment, breaches when it exceeds the A/A reference
-level by more than ``drift_margin`` with a one-sided exact binomial p-value (H0: share <= level +
-drift_margin), Holm-adjusted over the segments, below ``alpha``. The level of a segment is the A/A arm's own
-share below the floor in that segment, at least ``aa_quantile``.
+Every metric's direction, role (``harness.signals.base.ROLES``), default margin and advisory flag come from the
+metric catalog: this module names no signal family.
 
-**Verdict**: each signal family with a breach counts once (stats, golden, judge as degradations; drift as
-divergence). Any degradation: 1 breached family -> INVESTIGATE, 2 or more -> ROLLBACK (direction
-REGRESSION). No degradation but an eval improvement -> HOLD_FOR_SIGNOFF (IMPROVEMENT: a person approves).
-Divergence alone -> INVESTIGATE (DIVERGENCE: outputs changed, evals did not move). Nothing -> PASS, unless
-an eval metric is underpowered for its margin (power calculation, ``harness.analysis.paired.required_n``) or
-no gated metric has enough pairs: then INSUFFICIENT_DATA.
+**Verdict**: each signal family with a breach counts once; it is a degradation when a breached metric's role is
+``degradation`` or ``eval``, else a divergence. Any degradation: 1 breached family -> INVESTIGATE, 2 or more ->
+ROLLBACK (direction REGRESSION). No degradation but an eval improvement -> HOLD_FOR_SIGNOFF (IMPROVEMENT: a
+person approves). Divergence alone -> INVESTIGATE (DIVERGENCE: outputs changed, evals did not move). Nothing ->
+PASS, unless an eval metric is underpowered for its margin (power calculation, ``harness.analysis.paired.required_n``)
+or no gated metric has enough pairs: then INSUFFICIENT_DATA.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from harness.analysis.paired import adjust, required_n
 
 VERDICT_CODES = {"PASS": 0, "INVESTIGATE": 10, "ROLLBACK": 11, "HOLD_FOR_SIGNOFF": 12, "INSUFFICIENT_DATA": 13}
 """Exit code of ``python -m harness replay`` per verdict. Errors: 1 (unexpected), 2 (bad input/config)."""
-EVAL_FAMILIES = ("golden", "judge")
-DEGRADATION_FAMILIES = ("stats", "golden", "judge")
+VERDICT_SCHEMA_VERSION = 2
+COUNTED_AS_DEGRADATION = ("degradation", "eval")
 
 
 @dataclass(frozen=True)
@@ -54,26 +52,25 @@ class Threshold:
 
 @dataclass(frozen=True)
 class Policy:
-    """The alert policy (``configs/gate/*.yaml``)."""
+    """The alert policy (``configs/gate/*.yaml``). Margins: ``thresholds`` per metric, else ``margins`` per
+    family (absolute), else the metric's declared default (the catalog); none: reported, not gated."""
 
     thresholds: Mapping[str, Threshold] = field(default_factory=dict)
-    golden_margin: float = 0.02  # default margin of golden metrics without their own threshold
-    judge_margin: float = 0.25  # default margin of judge scores (scale points) without their own threshold
+    margins: Mapping[str, float] = field(default_factory=dict)
     min_requests: int = 30
     alpha: float = 0.05
     correction: str = "holm"  # or "bh"
     power: float = 0.8
-    drift_margin: float = 0.10
-    aa_quantile: float = 0.05
-    advisory: frozenset[str] = frozenset()  # metrics reported but never counted (uncalibrated judge criteria)
 
-    def threshold(self, metric: str, family: str) -> Threshold | None:
-        if metric in self.thresholds:
-            return self.thresholds[metric]
-        if family == "golden":
-            return Threshold(absolute=self.golden_margin)
-        if family == "judge":
-            return Threshold(absolute=self.judge_margin)
+    def threshold(self, metric: Mapping[str, Any]) -> Threshold | None:
+        """The margin of a catalog row (``name`` or ``metric``, ``family``, ``margin_absolute/relative``)."""
+        name = metric.get("metric", metric.get("name"))
+        if name in self.thresholds:
+            return self.thresholds[name]
+        if metric["family"] in self.margins:
+            return Threshold(absolute=self.margins[metric["family"]])
+        if metric.get("margin_absolute") is not None or metric.get("margin_relative") is not None:
+            return Threshold(metric.get("margin_absolute"), metric.get("margin_relative"))
         return None
 
 
@@ -94,7 +91,7 @@ class Check:
     threshold: str
     test: str
     p_value: float  # adjusted, for the direction the status speaks about (worse unless improved)
-    n_required: int | None  # power calculation: pairs needed to detect the margin (eval families)
+    n_required: int | None  # power calculation: pairs needed to detect the margin (eval metrics)
     status: str  # breach | improved | advisory | not_significant | ok | too_few
     reason: str
 
@@ -148,16 +145,15 @@ def _check(row: Mapping[str, Any], t: Threshold, p_worse: float, p_better: float
     size, limit = _size(row, t)
     beyond = size > limit
     worse = _worse(row["delta"], row["higher_is_better"])
-    family = row["family"]
+    family, is_eval, advisory = row["family"], row["role"] == "eval", bool(row["advisory"])
     n_required = (required_n(t.absolute, row["sd_diff"] or 0.0, policy.alpha, policy.power)
-                  if family in EVAL_FAMILIES and t.absolute is not None else None)
+                  if is_eval and t.absolute is not None else None)
     p = p_worse
     if row["n"] < policy.min_requests:
         status = "too_few"
     elif worse and beyond and p_worse < policy.alpha:
-        status = "advisory" if row["metric"] in policy.advisory else "breach"
-    elif (not worse and beyond and family in EVAL_FAMILIES and p_better is not None and p_better < policy.alpha
-          and row["metric"] not in policy.advisory):
+        status = "advisory" if advisory else "breach"
+    elif not worse and beyond and is_eval and p_better is not None and p_better < policy.alpha and not advisory:
         status, p = "improved", p_better
     elif worse and beyond:
         status = "not_significant"
@@ -175,10 +171,11 @@ def _check(row: Mapping[str, Any], t: Threshold, p_worse: float, p_better: float
 
 
 def metric_checks(summary: Sequence[Mapping[str, Any]], policy: Policy) -> list[Check]:
-    """Checks of every gated metric, overall and per segment, with adjusted p-values."""
+    """Checks of every gated metric of the paired analysis (``summary.sql`` rows, catalog columns joined),
+    overall and per segment, with adjusted p-values."""
     groups: dict[tuple[str, bool], list[tuple[Mapping[str, Any], Threshold]]] = {}
     for r in summary:
-        t = policy.threshold(r["metric"], r["family"])
+        t = policy.threshold(r)
         if t is not None and r["p_two"] is not None:
             groups.setdefault((r["family"], r["segment"] is None), []).append((r, t))
     out = []
@@ -191,50 +188,12 @@ def metric_checks(summary: Sequence[Mapping[str, Any]], policy: Policy) -> list[
     return out
 
 
-def drift_checks(rows: Sequence[Mapping[str, Any]], policy: Policy) -> list[Check]:
-    """Divergence checks from the drift summary (candidate arm, overall and per segment)."""
-    from scipy.stats import binom
-
-    cand = [r for r in rows if r["arm"] == "candidate" and r.get("n_below") is not None]
-    # The reference level of a segment is the A/A arm's own share below the floor there (at least aa_quantile):
-    # the floor is one quantile over all requests, and segments whose outputs vary more under the serving
-    # perturbation or sampling sit below it more often even when nothing changed.
-    aa_share = {r["segment"]: r["share_below"] for r in rows
-                if r["arm"] == "aa" and r.get("share_below") is not None}
-    ref = [max(policy.aa_quantile, aa_share.get(r["segment"], 0.0)) for r in cand]
-    raw = [float(binom.sf(r["n_below"] - 1, r["n"], min(lv + policy.drift_margin, 1.0))) if r["n"] else 1.0
-           for r, lv in zip(cand, ref, strict=True)]
-    out = []
-    for overall in (True, False):
-        idx = [i for i, r in enumerate(cand) if (r["segment"] is None) == overall]
-        adj = adjust([raw[i] for i in idx], policy.correction)
-        for i, p in zip(idx, adj, strict=True):
-            r, level = cand[i], ref[i]
-            share = r["share_below"]
-            if r["n"] < policy.min_requests:
-                status = "too_few"
-            elif share - level > policy.drift_margin and p < policy.alpha:
-                status = "breach"
-            else:
-                status = "ok"
-            where = f" [{r['segment']}]" if r["segment"] is not None else ""
-            reason = (f"drift/share_below_aa_floor{where}: {share:.1%} of {r['n']} requests below the A/A floor "
-                      f"(95% CI [{r['below_ci_low']:.1%}, {r['below_ci_high']:.1%}]; A/A level {level:.1%}, "
-                      f"margin {policy.drift_margin:.0%}, binomial p={p:.2g} adj.): {status}")
-            out.append(Check("share_below_aa_floor", "drift", r["segment"], int(r["n"]), level, share,
-                             share - level, r["below_ci_low"] - level, r["below_ci_high"] - level, None,
-                             f"abs {policy.drift_margin:g}", "binomial", p, None, status, reason))
-    return out
-
-
-def decide(summary: Sequence[Mapping[str, Any]], policy: Policy,
-           drift: Sequence[Mapping[str, Any]] | None = None) -> Verdict:
-    """The verdict from the analysis summary (all families) and the drift summary (module docstring)."""
-    checks = metric_checks(summary, policy) + drift_checks(drift or [], policy)
+def decide(checks: Sequence[Check], roles: Mapping[str, str]) -> Verdict:
+    """The verdict from every family's checks (module docstring); ``roles``: metric -> role, from the catalog."""
     breaches = tuple(c for c in checks if c.status == "breach")
     improvements = tuple(c for c in checks if c.status == "improved")
-    degraded = {c.family for c in breaches if c.family in DEGRADATION_FAMILIES}
-    diverged = any(c.family == "drift" for c in breaches)
+    degraded = {c.family for c in breaches if roles.get(c.metric) in COUNTED_AS_DEGRADATION}
+    diverged = {c.family for c in breaches} - degraded
     underpowered = tuple(c for c in checks if c.segment is None and c.n_required is not None
                          and c.status in ("ok", "not_significant") and c.n < c.n_required)
     families = {c.family: "ok" for c in checks}
@@ -242,7 +201,7 @@ def decide(summary: Sequence[Mapping[str, Any]], policy: Policy,
     families.update({c.family: "breached" for c in breaches})
     overall = tuple(c for c in checks if c.segment is None)
     if degraded:
-        count = len(degraded) + diverged
+        count = len(degraded) + len(diverged)
         verdict, direction = ("ROLLBACK" if count >= 2 else "INVESTIGATE"), "REGRESSION"
     elif improvements:
         verdict, direction = "HOLD_FOR_SIGNOFF", "IMPROVEMENT"
@@ -255,3 +214,29 @@ def decide(summary: Sequence[Mapping[str, Any]], policy: Policy,
     return Verdict(verdict, direction, breaches, overall, tuple(c for c in checks if c.segment is not None),
                    improvements, underpowered, families)
 
+
+def policy_to_json(policy: Policy) -> dict[str, Any]:
+    """The policy as recorded in the manifest (JSON)."""
+    out = asdict(policy)
+    out["thresholds"] = {k: asdict(v) for k, v in policy.thresholds.items()}
+    out["margins"] = dict(policy.margins)
+    return out
+
+
+def policy_from_json(obj: Mapping[str, Any]) -> Policy:
+    """The policy written by ``policy_to_json`` (re-evaluating a run uses its own policy)."""
+    fields = {k: v for k, v in obj.items() if k not in ("thresholds", "margins")}
+    return Policy(thresholds={k: Threshold(**v) for k, v in obj["thresholds"].items()},
+                  margins=dict(obj["margins"]), **fields)
+
+
+def verdict_document(verdict: Verdict, manifest: Mapping[str, Any], sections: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``verdict.json`` object (schema in the README); ``sections``: what the families add (``divergence``)."""
+    return {
+        "schema_version": VERDICT_SCHEMA_VERSION, "verdict": verdict.verdict, "exit_code": verdict.exit_code,
+        "direction": verdict.direction, "reasons": verdict.reasons, "families": dict(verdict.families),
+        "breaches": [asdict(c) for c in verdict.breaches], "improvements": [asdict(c) for c in verdict.improvements],
+        "underpowered": [asdict(c) for c in verdict.underpowered], "checks": [asdict(c) for c in verdict.checks],
+        "segment_checks": [asdict(c) for c in verdict.segment_checks], "divergence": None, **sections,
+        "manifest": manifest,
+    }

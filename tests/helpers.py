@@ -6,9 +6,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+from harness import REPLAYS_DIR
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "replays" / "support_sample.parquet"
+SAMPLE = REPLAYS_DIR / "support_sample.parquet"
 CHROMIUM = Path("/usr/bin/chromium")
 
 
@@ -31,3 +34,32 @@ def console_errors(stderr: str) -> list[str]:
     """Console messages: script errors, CSP refusals (Chromium 156 says "violates ... Content Security Policy")."""
     return [line for line in stderr.splitlines()
             if ":CONSOLE" in line or "Uncaught" in line or "Refused to" in line or "Content Security Policy" in line]
+
+
+def report_input(*, name: str = "e", run_id: str = "r", verdict: Any = None, summary: list[dict[str, Any]] = (),
+                 throughput: list[dict[str, Any]] = (), pairs: list[dict[str, Any]] = (),
+                 prompts: dict[str, str] | None = None, sources: tuple[str, str] = ("a", "b"),
+                 max_chars: int = 500, redact: bool = False, text: str = "x") -> Any:
+    """A ``ReportInput`` from plain values (report tests): every untrusted field of the manifest holds ``text``."""
+    from types import SimpleNamespace
+
+    import pyarrow as pa
+
+    from harness.config import ArmConfig, DriftConfig, ReportConfig
+    from harness.gate import Policy, Verdict
+    from harness.report import ReportInput
+    from harness.spec import ArmRecord, Manifest, RunSpec, TrafficRecord
+
+    spec = RunSpec(name=name, traffic_path=text, limit=None,
+                   arms={a: ArmConfig(checkpoint=text) for a in ("baseline", "candidate")}, signals=("stats",),
+                   policy=Policy(), drift=DriftConfig(), report=ReportConfig(top_pairs=10, max_chars=max_chars,
+                                                                             redact=redact))
+    manifest = Manifest(spec=spec, run_id=run_id, created_at="2025-01-01T00:00:00+00:00",
+                        traffic=TrafficRecord(text, "ab" * 32, 40, None),
+                        arms={a: ArmRecord(s, "vllm", "cd" * 32)
+                              for a, s in zip(("baseline", "candidate"), sources, strict=True)},
+                        golden=None, versions={"python": "3.11.9", "duckdb": text}, determinism={}, config={})
+    requests = {k: SimpleNamespace(messages=None, prompt=v) for k, v in (prompts or {}).items()}
+    tables = {"summary": pa.Table.from_pylist(list(summary)), "throughput": pa.Table.from_pylist(list(throughput)),
+              "changed_pairs": pa.Table.from_pylist(list(pairs))}
+    return ReportInput(manifest, verdict or Verdict("PASS", "NONE", (), ()), tables, requests, {})

@@ -84,7 +84,7 @@ def test_chat_traffic_for_a_tokenizer_without_chat_template(tmp_path: Path) -> N
     assert code == 2, err[-2000:]
     first = load_traffic(SAMPLE, limit=1)[0].request_id
     assert (f"arm candidate: checkpoint '{checkpoint}' has no chat template (no chat_template.jinja, no "
-            f"chat_template in tokenizer_config.json), but 20 of the 20 requests in replays/{SAMPLE.name} are chat "
+            f"chat_template in tokenizer_config.json), but 20 of the 20 requests in {SAMPLE} are chat "
             f"messages (the first: request_id={first}). Fix: ") in err
     assert "engine ready" not in err
 

@@ -18,7 +18,7 @@ from helpers import SAMPLE
 from harness.cache import GenerationCache, arm_inputs, cache_info, clear_cache, request_key
 from harness.config import ArmConfig, EngineConfig, SamplingConfig
 from harness.engines.base import Generation, PreparedRequest, batch_by_batch
-from harness.replay import SharedEngine, prepare, replay_arm
+from harness.replay import ArmEngine, prepare, replay_arm
 from harness.store import RunDir
 from harness.traffic import load_traffic, open_traffic, write_traffic
 
@@ -139,7 +139,7 @@ def test_replay_generates_only_misses_and_starts_no_engine_when_all_hit(tmp_path
     cache = GenerationCache(tmp_path / "cache", arm_inputs(arm, FP) or {}, "zoo:baseline")
     first = replay_arm("baseline", arm, traffic, RunDir(tmp_path, "e", "r1"), cache=cache)
     assert (first.cache_hits, first.cache_misses, first.engine_started) == (0, 10, True)
-    second = replay_arm("baseline", arm, traffic, RunDir(tmp_path, "e", "r2"), SharedEngine(arm), cache=cache)
+    second = replay_arm("baseline", arm, traffic, RunDir(tmp_path, "e", "r2"), ArmEngine(arm), cache=cache)
     assert (second.cache_hits, second.cache_misses, second.engine_started) == (10, 0, False)
     assert CountingEngine.asked == [4, 4, 2]  # the second run asked the engine nothing
     batches = pq.read_table(RunDir(tmp_path, "e", "r2").path / "batches").to_pylist()

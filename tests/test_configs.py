@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -10,38 +11,48 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError
 
+from harness import CONFIG_DIR as PACKAGE_CONFIG_DIR
+from harness.cli import run_spec
 from harness.config import ExperimentConfig, register
 from harness.engines.base import ENGINES, backend_name
 from harness.gate import Threshold
 from harness.golden.schema import load_golden
-from harness.signals.golden import GoldenSignal
+from harness.signals.base import SIGNALS
+from harness.signals.drift import METRIC as DRIFT_METRIC
+from harness.signals.golden import golden_metrics
 from harness.signals.judge import judge_settings
 from harness.signals.stats import METRICS
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
+CONFIG_DIR = str(PACKAGE_CONFIG_DIR)
 EXPERIMENTS = sorted(p.stem for p in Path(CONFIG_DIR, "experiment").glob("*.yaml"))
 
 
-def _compose(overrides: list[str]) -> ExperimentConfig:
+def _compose_dict(overrides: list[str]) -> Any:
     register()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
-        cfg = compose(config_name="config", overrides=overrides)
-    return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+        return compose(config_name="config", overrides=overrides)
+
+
+def _compose(overrides: list[str]) -> ExperimentConfig:
+    return OmegaConf.to_object(_compose_dict(overrides))  # type: ignore[return-value]
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_composes_and_binds(experiment: str) -> None:
-    cfg = _compose([f"experiment={experiment}"])
+    dcfg = _compose_dict([f"experiment={experiment}"])
+    cfg: ExperimentConfig = OmegaConf.to_object(dcfg)  # type: ignore[assignment]
     assert isinstance(cfg, ExperimentConfig)
     assert cfg.name == experiment
     assert Path(cfg.traffic.path).exists()
-    for arm in (cfg.baseline, cfg.candidate):
+    spec = run_spec(dcfg)  # what the CLI hands the run: typed, the A/A arm built, the policy bound
+    assert set(spec.signals) <= set(SIGNALS) and {"baseline", "candidate"} <= set(spec.arms)
+    for arm in spec.arms.values():
         assert backend_name(arm) in ENGINES
         assert arm.checkpoint and arm.checkpoint.startswith("zoo:")
-    metric_names = {m.name for m in METRICS} | {"judge_unscored"}  # the judge's, when the run has one
+    metric_names = {m.name for m in METRICS} | {"judge_unscored", DRIFT_METRIC.name}
     if cfg.golden.path:
         _, items = load_golden(cfg.golden.path)
-        metric_names |= {m.name for m in GoldenSignal(items).metrics}
+        metric_names |= {m.name for m in golden_metrics(items)}
     for name, t in cfg.gate.thresholds.items():
         assert name in metric_names, f"threshold for unknown metric {name}"
         Threshold(t.absolute, t.relative)

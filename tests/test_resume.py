@@ -6,6 +6,7 @@ or duplicated (every request id exactly once per arm), and the run ends with a v
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -19,8 +20,10 @@ import pytest
 from helpers import REPO, SAMPLE, run_harness
 
 from harness import store
-from harness.config import ArmConfig, EngineConfig
+from harness.config import ArmConfig, DriftConfig, EngineConfig
+from harness.gate import Policy
 from harness.replay import ResumeError, check_resume, replay_arm
+from harness.spec import ArmRecord, Manifest, RunSpec, TrafficRecord
 from harness.store import RunDir
 from harness.traffic import load_traffic, open_traffic, write_traffic
 
@@ -132,14 +135,17 @@ def test_a_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
         f"{run.part_path('generations', 'baseline', 0)}: expected the 3 requests of traffic batch 0 ({ids[0]} .. "
         f"{ids[2]}), found 4 ({ids[0]} .. {ids[3]}): the run was replayed with other traffic, limit or "
         "engine.batch_size. Fix: resume with the settings in its manifest.json, or use a new run_id.")
-    previous = {"run_id": "r", "traffic": {"sha256": "abc", "limit": 10},
-                "arms": {"baseline": {"source": "zoo:baseline", "config": {"engine": {"dtype": "float32"}}}}}
-    changed = {**previous, "traffic": {"sha256": "def", "limit": 10}}
+    spec = RunSpec(name="e", traffic_path="t.parquet", limit=10,
+                   arms={"baseline": ArmConfig(checkpoint="zoo:baseline")}, signals=("stats",), policy=Policy(),
+                   drift=DriftConfig())
+    arms = {"baseline": ArmRecord("zoo:baseline", "vllm", "sha256:1")}
+    previous = Manifest(spec, "r", "", TrafficRecord("t.parquet", "abc", 10, 10), arms, None, {}, {}, {})
+    changed = dataclasses.replace(previous, traffic=TrafficRecord("t.parquet", "def", 10, 10))
     with pytest.raises(ResumeError, match="^run r replayed traffic with sha256 abc, this command has def. Fix: run "
                                           "the same command again"):
         check_resume(previous, changed, {"baseline"})
-    other_dtype = {**previous, "arms": {"baseline": {"source": "zoo:baseline",
-                                                     "config": {"engine": {"dtype": "bfloat16"}}}}}
+    bf16 = ArmConfig(checkpoint="zoo:baseline", engine=EngineConfig(dtype="bfloat16"))
+    other_dtype = dataclasses.replace(previous, spec=dataclasses.replace(spec, arms={"baseline": bf16}))
     with pytest.raises(ResumeError, match="^run r: arm baseline was replayed with config.engine.dtype = 'float32', "
                                           "this command has 'bfloat16'. Fix: "):
         check_resume(previous, other_dtype, {"baseline"})

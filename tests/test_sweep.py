@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import REPO, run_harness
 
+from harness import CONFIG_DIR
 from harness.sweep import pareto_front, swept_settings
 
 
@@ -65,7 +66,7 @@ def test_swept_settings_and_pareto_front() -> None:
     assert pareto_front([(1.0, 0.9), (2.0, 0.5), (0.5, 0.8), (2.0, 0.4), (1.5, 0.9)]) == [1, 4]
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "configs" / "sweep").glob("*.yaml")))
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONFIG_DIR / "sweep").glob("*.yaml")))
 def test_sweep_configs_compose_and_sweep_arm_settings(name: str) -> None:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
@@ -73,7 +74,7 @@ def test_sweep_configs_compose_and_sweep_arm_settings(name: str) -> None:
     from harness.config import ExperimentConfig, register
 
     register()
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base=None):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
         params = dict(compose(config_name="config", overrides=[f"sweep={name}"],
                               return_hydra_config=True).hydra.sweeper.params)
         exp = OmegaConf.to_object(compose(config_name="config", overrides=[f"sweep={name}"]))

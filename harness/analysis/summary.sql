@@ -8,7 +8,8 @@ WITH agg AS (
     FROM pairs
     GROUP BY GROUPING SETS ((metric), (metric, segment))
 )
-SELECT a.metric, a.segment, m.family, m.kind, m.higher_is_better, m.description,
+SELECT a.metric, a.segment, m.family, m.kind, m.higher_is_better, m.description, m.role, m.advisory,
+       m.margin_absolute, m.margin_relative,
        a.n, a.n_changed, a.baseline, a.candidate, a.delta,
        t.ci_low, t.ci_high, t.test, t.p_lower, t.p_higher, t.p_two, t.sd_diff,
        CASE WHEN a.baseline <> 0 THEN a.delta / abs(a.baseline) END AS rel_delta

@@ -19,7 +19,6 @@ Peak resident memory is recorded after each size. (For the attribution, ``tests_
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import resource
 import tempfile
 import time
@@ -35,7 +34,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from harness.bench.record import append, header, machine_line
-from harness.signals.base import SIGNAL_SCHEMA, make_signal, metric_catalog
+from harness.signals.base import SIGNAL_SCHEMA, metric_catalog
+from harness.signals.stats import OutputStats
 from harness.store import BATCH_SCHEMA, GENERATION_SCHEMA, RunDir
 
 SEGMENTS = ("extract", "faq", "summarize", "chat")
@@ -105,7 +105,7 @@ def synthesize(run: RunDir, n: int, part_size: int, seed: int = 0) -> int:
             rows += signals.num_rows
             for arm, table in gens.items():
                 _write_parts(run, arm, table, start, part_size)
-    pq.write_table(metric_catalog([make_signal("stats")]), run.table_path("metrics"))
+    pq.write_table(metric_catalog([OutputStats()]), run.table_path("metrics"))
     return rows
 
 
@@ -164,36 +164,29 @@ def timed(module: ModuleType, name: str, into: dict[str, float], key: str) -> It
         setattr(module, name, original)
 
 
-def policy() -> Any:
-    """The alert policy of ``configs/gate/default.yaml``, as the CLI builds it."""
-    from omegaconf import OmegaConf
-
-    from harness.gate import Policy, Threshold
-
-    gate: Any = OmegaConf.to_container(OmegaConf.load(Path(__file__).resolve().parents[2] / "configs" / "gate"
-                                                      / "default.yaml"))
-    known = {f.name for f in dataclasses.fields(Policy)} - {"thresholds"}
-    return Policy(thresholds={k: Threshold(**v) for k, v in gate.pop("thresholds").items()},
-                  **{k: v for k, v in gate.items() if k in known})
-
-
 def report(run: RunDir, tables: dict[str, pa.Table]) -> dict[str, float]:
     """Gate, then render the report with ``harness.run``'s own report step; seconds per part."""
-    from harness import run as harness_run
-    from harness.gate import decide
-    from harness.report import plots
+    from harness.cli import default_policy
+    from harness.config import ArmConfig, DriftConfig
+    from harness.gate import decide, metric_checks
+    from harness.report import ReportInput, plots, write_report
+    from harness.signals.stats import METRICS
+    from harness.spec import RunSpec, handmade_manifest
+    from harness.zoo.traffic import DEFAULT_SAMPLE
 
     parts: dict[str, float] = {}
     start = time.perf_counter()
-    verdict = decide(tables["summary"].to_pylist(), policy())
+    policy = default_policy()
+    verdict = decide(metric_checks(tables["summary"].to_pylist(), policy), {m.name: m.role for m in METRICS})
     parts["gate_s"] = time.perf_counter() - start
     pairs = tables["changed_pairs"].to_pylist()
-    manifest = {"experiment": "bench_scaling", "run_id": run.run_id, "report": {"top_pairs": 5, "max_chars": 600,
-                "redact": False}, "arms": {a: {"source": f"synthetic {a}"} for a in ARMS}}
+    spec = RunSpec(name="bench_scaling", traffic_path=str(DEFAULT_SAMPLE), limit=None,
+                   arms={a: ArmConfig() for a in ARMS}, signals=("stats",), policy=policy, drift=DriftConfig())
+    manifest = handmade_manifest(spec, run.run_id, len(pairs))
     requests = {p["request_id"]: SimpleNamespace(messages=None, prompt="synthetic prompt") for p in pairs}
     start = time.perf_counter()
     with timed(plots, "length_distributions", parts, "length_plot_s"):
-        harness_run._report(run, manifest, verdict, tables, requests, None)
+        write_report(run, ReportInput(manifest, verdict, tables, requests, {}))  # type: ignore[arg-type]
     parts["report_s"] = time.perf_counter() - start
     return parts
 

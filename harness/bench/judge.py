@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness import CONFIG_DIR, REPLAYS_DIR
 from harness.bench.record import cpu_model
 from harness.engines.base import Engine, PreparedRequest, make_engine, prompt_ids
 from harness.run import package_versions
@@ -36,7 +37,7 @@ from harness.signals import judge_prompts as jp
 from harness.signals.judge import JudgeSettings, judge_request, judge_settings, request_text
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO / "replays" / "support_sample.parquet"
+SAMPLE = REPLAYS_DIR / "support_sample.parquet"
 
 
 def workload(settings: JudgeSettings, start: int, n: int) -> list[PreparedRequest]:
@@ -134,7 +135,7 @@ def run(config: str, n: int, rounds: int) -> dict[str, Any]:
 def main() -> None:
     """Parse arguments, run, append the JSON line, print a short table."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default=str(REPO / "configs" / "judge" / "zoo.yaml"))
+    ap.add_argument("--config", default=str(CONFIG_DIR / "judge" / "zoo.yaml"))
     ap.add_argument("--requests", type=int, default=15, help="sample requests per round (4 judge prompts each)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--out", default=str(REPO / "docs" / "bench" / "judge.jsonl"))

@@ -5,7 +5,7 @@
 
 One ``vllm.LLM`` (the ``VLLMEngine`` of the arm) is built once and serves both sides, so engine start-up and
 shutdown are outside every timing and both sides time the same engine (the replay gets it as its
-``SharedEngine``, as a run shares one engine between the traffic and the golden set):
+``ArmEngine``, as a run shares one engine between the traffic and the golden set):
 
 - ``replay``: ``harness.replay.replay_arm`` as a run calls it: traffic read and validated batch by batch from
   Parquet, requests prepared, chat template applied and tokenized, batches of ``engine.batch_size`` streamed
@@ -67,7 +67,7 @@ def time_replay(arm: ArmConfig, traffic: Any, shared: Any, out_dir: Path,
 
     run = RunDir(out_dir, "bench_overhead", f"rep{rep}")
     start = time.perf_counter()
-    replay_arm("baseline", arm, traffic, run, shared=shared)
+    replay_arm("baseline", arm, traffic, run, shared)
     seconds = time.perf_counter() - start
     con = duckdb.connect()
     engine_s = con.execute(f"SELECT sum(seconds) FROM read_parquet('{run.glob('batches')}')").fetchall()[0][0]
@@ -95,14 +95,14 @@ def time_plain(llm: Any, requests: list[PreparedRequest] | None, prompts: list[A
 
 def run(n: int, repeats: int, checkpoint: str, traffic_path: Path) -> dict[str, Any]:
     """Measure and return one record: per repetition the seconds of each side, and the median overhead."""
-    from harness.replay import SharedEngine, prepare
+    from harness.replay import ArmEngine, prepare
     from harness.traffic import load_traffic, open_traffic
 
     arm = ArmConfig(checkpoint=checkpoint, engine=EngineConfig(backend="vllm"),
                     sampling=SamplingConfig(temperature=0.0))
     traffic = open_traffic(traffic_path, limit=n)
     requests = load_traffic(traffic_path, limit=n)
-    shared = SharedEngine(arm)
+    shared = ArmEngine(arm)
     try:
         llm = shared.get().llm  # type: ignore[attr-defined]
         start = time.perf_counter()

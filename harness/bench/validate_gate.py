@@ -29,7 +29,6 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +36,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from harness.cli import default_policy
 from harness.config import ArmConfig, DriftConfig
 from harness.engines.base import make_engine
-from harness.gate import Policy, Threshold
+from harness.gate import Policy, policy_to_json
 from harness.golden.schema import load_golden
 from harness.golden.zoo import DEFAULT_GOLDEN
 from harness.replay import _generation_table, prepare
-from harness.run import evaluate, golden_run, policy_manifest
+from harness.run import evaluate
 from harness.signals.embedding import Embedder, embeddings_table
+from harness.signals.golden import golden_run
+from harness.spec import GoldenRecord, RunSpec, handmade_manifest, write_manifest
 from harness.store import BATCH_SCHEMA, RunDir
 from harness.traffic import Request, load_traffic, traffic_fingerprint
 from harness.zoo.traffic import DEFAULT_SAMPLE
@@ -52,16 +54,6 @@ from harness.zoo.traffic import DEFAULT_SAMPLE
 log = logging.getLogger("harness.bench.validate_gate")
 REGRESSIONS = ("terse", "hedging", "json_drift")
 EMBED_MODEL = "packaged:all-MiniLM-L6-v2"
-
-
-def default_policy() -> Policy:
-    """The policy of ``configs/gate/default.yaml`` (read from the YAML, so the benchmark gates like a run)."""
-    from omegaconf import OmegaConf
-
-    g = OmegaConf.load(Path(__file__).resolve().parents[2] / "configs" / "gate" / "default.yaml")
-    return Policy(thresholds={k: Threshold(v.get("absolute"), v.get("relative")) for k, v in g.thresholds.items()},
-                  golden_margin=g.golden_margin, judge_margin=g.judge_margin, min_requests=g.min_requests,
-                  alpha=g.alpha, correction=g.correction, power=g.power, drift_margin=g.drift_margin)
 
 
 def generate(checkpoint: str, requests: list[Request], *, seeds: list[int], temperature: float,
@@ -128,18 +120,15 @@ def write_run(root: Path, name: str, arms: dict[str, pa.Table], ids: set[str], p
         sub = _subset(t, ids)
         run.write_part("generations", arm, 0, sub)
         run.write_part("batches", arm, 0, _batch(sub))
-    manifest: dict[str, Any] = {
-        "experiment": "validate", "run_id": name,
-        "traffic": {"path": str(DEFAULT_SAMPLE), "sha256": traffic_fingerprint(DEFAULT_SAMPLE), "limit": limit},
-        "arms": {a: {"source": a} for a in arms}, "gate": policy_manifest(policy),
-        "drift": asdict(DriftConfig(model=EMBED_MODEL, n_perm=200)), "golden": {},
-        "report": {"top_pairs": 5, "max_chars": 600, "redact": False}}
-    if golden:
-        manifest["golden"] = {"path": str(DEFAULT_GOLDEN), "sha256": traffic_fingerprint(DEFAULT_GOLDEN)}
-        for arm, t in golden.items():
-            golden_run(run).write_part("generations", arm, 0, t)
-            golden_run(run).write_part("batches", arm, 0, _batch(t))
-    run.write_json("manifest.json", manifest)
+    spec = RunSpec(name="validate", traffic_path=str(DEFAULT_SAMPLE), limit=limit,
+                   arms={a: ArmConfig() for a in arms}, signals=("stats", "golden", "drift"), policy=policy,
+                   drift=DriftConfig(model=EMBED_MODEL, n_perm=200),
+                   golden_path=str(DEFAULT_GOLDEN) if golden else None)
+    record = GoldenRecord(str(DEFAULT_GOLDEN), traffic_fingerprint(DEFAULT_GOLDEN)) if golden else None
+    for arm, t in (golden or {}).items():
+        golden_run(run).write_part("generations", arm, 0, t)
+        golden_run(run).write_part("batches", arm, 0, _batch(t))
+    write_manifest(run, handmade_manifest(spec, name, limit or 0, record))
     run.write_table("embeddings", emb.table(arms, ids))
     return run
 
@@ -236,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         ["python -m harness.bench.validate_gate", *(argv if argv is not None else __import__("sys").argv[1:])]),
         "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} CPUs",
         "seconds": round(time.perf_counter() - t0, 1), "seeds": a.seeds, "sizes": sizes,
-        "aa_requests": a.aa_requests, "temperature": a.temperature, "policy": policy_manifest(policy),
+        "aa_requests": a.aa_requests, "temperature": a.temperature, "policy": policy_to_json(policy),
         "summary": summarize(aa, power), "aa": aa, "power": power}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(record, indent=1, default=str) + "\n")

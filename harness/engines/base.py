@@ -8,6 +8,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from harness.errors import BadInput
+
 if TYPE_CHECKING:
     from harness.config import ArmConfig
 
@@ -16,7 +18,7 @@ DEFAULT_TOP_P = 1.0
 DEFAULT_MAX_TOKENS = 128
 
 
-class EngineError(RuntimeError):
+class EngineError(BadInput, RuntimeError):
     """An arm cannot be served as configured (missing checkpoint, missing extra, ...)."""
 
 

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from harness.analysis.run import SQL_DIR, _quote, connect
 from harness.golden.schema import GOLDEN_COLUMNS
+from harness.spec import read_manifest
 from harness.store import RunDir
 from harness.traffic import load_traffic, requests_to_table
 
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 def propose(run_path: Path, n: int = 50, out: Path | None = None) -> Path:
     """Write the candidate items of the run at ``run_path``; returns the file written."""
     run = RunDir.at(run_path)
-    manifest = run.read_json("manifest.json")
+    manifest = read_manifest(run)
     con = connect(run)
     drift = run.table_path("drift")
     if drift.exists():
@@ -39,18 +40,18 @@ def propose(run_path: Path, n: int = 50, out: Path | None = None) -> Path:
     con.close()
     ids = picked["request_id"].to_pylist()
     wanted = set(ids)
-    requests = {r.request_id: r for r in load_traffic(manifest["traffic"]["path"], limit=manifest["traffic"]["limit"])
+    requests = {r.request_id: r for r in load_traffic(manifest.traffic.path, limit=manifest.traffic.limit)
                 if r.request_id in wanted}
     table = requests_to_table([requests[i] for i in ids])
     for name in ("reasons", "baseline_output", "candidate_output"):
         table = table.append_column(name, picked[name])
     now = dt.datetime.now(dt.UTC)
     empty = {"expected": None, "checks": None, "dimension": None, "added_at": now,
-             "source": f"run:{manifest['experiment']}/{manifest['run_id']}"}
+             "source": f"run:{manifest.experiment}/{manifest.run_id}"}
     golden = pa.Table.from_pylist([empty] * len(ids), schema=GOLDEN_COLUMNS)
     for f in GOLDEN_COLUMNS:
         table = table.append_column(f, golden[f.name])
     out = out or run.path / "golden_candidates.parquet"
     pq.write_table(table, out)
-    log.info("%d golden candidates from run %s written to %s", len(ids), manifest["run_id"], out)
+    log.info("%d golden candidates from run %s written to %s", len(ids), manifest.run_id, out)
     return out

@@ -1,6 +1,6 @@
 """The zoo's golden set: requests of the zoo task mix with their TRUE answers and the checks that score them.
 
-``python -m harness golden build`` writes ``replays/golden_zoo.parquet`` (committed). Items are drawn with a
+``python -m harness golden build`` writes ``harness/replays/golden_zoo.parquet`` (committed). Items are drawn with a
 seed used nowhere else (not the training seed 1234, the sample traffic seed 7 or the quality seed 99), an
 equal number per segment, and the expected answers use the true plan facts (the baseline's five wrong facts
 are corrected), so ``golden_regex`` on faq measures factuality.
@@ -20,12 +20,13 @@ import json
 import random
 from pathlib import Path
 
+from harness import REPLAYS_DIR
 from harness.golden.schema import GoldenItem, write_golden
 from harness.traffic import Message, Request
 from harness.zoo import tasks
 from harness.zoo.traffic import MAX_TOKENS
 
-DEFAULT_GOLDEN = Path(__file__).resolve().parents[2] / "replays" / "golden_zoo.parquet"
+DEFAULT_GOLDEN = REPLAYS_DIR / "golden_zoo.parquet"
 SEED = 2026
 ADDED_AT = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
 THREE_BULLETS = r"\A- [^\n]+\n- [^\n]+\n- [^\n]+\Z"

@@ -7,7 +7,9 @@ from typing import Any
 
 HEADER = ["arm", "segment", "n", "mean cosine", "5th pct cosine", "below A/A floor", "95% CI"]
 NOTE = ("Cosine similarity between each request's output and the baseline's (embedding model above). Divergence is "
-        "not regression: an improvement diverges too. Reported here, not counted as a breach by the gate.")
+        "not regression: an improvement diverges too. Gated as its own family: the share of requests below the A/A "
+        "floor breaches when it exceeds the A/A level by more than the margin (binomial test, Holm over segments); "
+        "a breach counts as divergence, so alone it gives INVESTIGATE, and with a degradation ROLLBACK.")
 
 
 def rows(divergence: Mapping[str, Any]) -> list[list[Any]]:

@@ -15,10 +15,12 @@ import html
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.gate import Verdict
+from harness.gate import Verdict, policy_to_json
+from harness.report import ReportInput
 from harness.report import divergence as div
 from harness.report.common import (
     CHECK_HEADER,
@@ -31,6 +33,9 @@ from harness.report.common import (
     redacted,
     segment_rows,
 )
+
+if TYPE_CHECKING:
+    from harness.spec import Manifest
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 VERDICT_COLORS = {"PASS": "#1e7b34", "INVESTIGATE": "#a86400", "ROLLBACK": "#b3261e",
@@ -149,48 +154,37 @@ def _pair(p: Mapping[str, Any], prompt: str, max_chars: int, redact: bool) -> st
             "</article>")
 
 
-def _manifest(manifest: Mapping[str, Any]) -> str:
-    traffic = manifest.get("traffic", {})
-    arms = manifest.get("arms", {})
-    run_rows = [["experiment", manifest.get("experiment")], ["run", manifest.get("run_id")],
-                ["created", manifest.get("created_at")], ["traffic", traffic.get("path")],
-                ["traffic sha256", traffic.get("sha256")], ["requests", traffic.get("requests")],
-                ["limit", traffic.get("limit")]]
-    arm_rows = [[a, m.get("source"), m.get("backend"), m.get("fingerprint")] for a, m in arms.items()]
-    configs = {a: m.get("config") for a, m in arms.items()}
+def _manifest(manifest: Manifest) -> str:
+    traffic = manifest.traffic
+    run_rows: list[list[Any]] = [
+        ["experiment", manifest.experiment], ["run", manifest.run_id], ["created", manifest.created_at],
+        ["traffic", traffic.path], ["traffic sha256", traffic.sha256], ["requests", traffic.requests],
+        ["limit", traffic.limit]]
+    arm_rows = [[a, m.source, m.backend, m.fingerprint] for a, m in manifest.arms.items()]
+    configs = {a: asdict(arm) for a, arm in manifest.spec.arms.items()}
+    gate = policy_to_json(manifest.spec.policy)
     return ("<details><summary>Run manifest</summary>" + _table(["field", "value"], run_rows)
             + _table(["arm", "source", "backend", "fingerprint"], arm_rows)
-            + _table(["package", "version"], sorted(manifest.get("versions", {}).items()))
-            + "<h4>Gate</h4>" + f"<pre>{esc(json.dumps(manifest.get('gate', {}), indent=2, default=str))}</pre>"
+            + _table(["package", "version"], sorted(manifest.versions.items()))
+            + "<h4>Gate</h4>" + f"<pre>{esc(json.dumps(gate, indent=2, default=str))}</pre>"
             + "<h4>Arm config</h4>" + f"<pre>{esc(json.dumps(configs, indent=2, default=str))}</pre></details>")
 
 
-def render_html(*, experiment: str, run_id: str, verdict: Verdict, summary: Sequence[Mapping[str, Any]],
-                throughput: Sequence[Mapping[str, Any]], pairs: Sequence[Mapping[str, Any]],
-                prompts: Mapping[str, str], arms: Mapping[str, str], figures: Sequence[Path],
-                manifest: Mapping[str, Any], max_chars: int, redact: bool = False,
-                divergence: Mapping[str, Any] | None = None,
+def render_html(data: ReportInput, figures: Sequence[Path],
                 judge_pairwise: Sequence[Mapping[str, Any]] | None = None) -> str:
     """The whole report as one self-contained HTML page (no script, no external resource, strict CSP).
 
     Args:
-        experiment: Experiment name.
-        run_id: Run id.
-        verdict: The gate's verdict; its checks fill the signal table, its breaches the banner.
-        summary: Rows of the analysis summary (overall and per segment).
-        throughput: Rows of the throughput table, one per arm.
-        pairs: The most changed pairs, in the order to show them.
-        prompts: Prompt text per request id of ``pairs``.
-        arms: Source (checkpoint or imported file) per arm.
+        data: the run's manifest, verdict, analysis tables, requests and the families' sections.
         figures: PNG files, embedded as ``data:`` URIs.
-        manifest: The run manifest (``manifest.json``).
-        max_chars: Prompts and outputs are cut to this many characters.
-        redact: Show prompts and outputs only as sha256 prefix and length.
-        divergence: The embedding-drift summary (``harness.signals.drift``), or None.
+        judge_pairwise: the pairwise judge summary rows, when the run has a judge.
 
     Returns:
         The HTML document.
     """
+    opts, verdict, arms, divergence = data.manifest.spec.report, data.verdict, data.arms, data.divergence
+    experiment, run_id, redact, max_chars = data.manifest.experiment, data.manifest.run_id, opts.redact, opts.max_chars
+    summary, throughput, pairs = data.tables["summary"].to_pylist(), data.tables["throughput"].to_pylist(), data.pairs
     metrics = [c.metric for c in verdict.checks]
     body = [_banner(experiment, run_id, verdict, arms),
             "<h2>Signals (all requests)</h2>", _signal_table(verdict),
@@ -206,9 +200,9 @@ def render_html(*, experiment: str, run_id: str, verdict: Verdict, summary: Sequ
             "<h2>Throughput (engine time, load excluded)</h2>", _throughput_table(throughput),
             "<h2>Figures</h2>", *(_figure(f) for f in figures),
             "<h2>Most changed pairs</h2>" + ("<p>Prompts and outputs redacted.</p>" if redact else ""),
-            *(_pair(p, prompts.get(p["request_id"], ""), max_chars, redact) for p in pairs),
+            *(_pair(p, data.prompt(p["request_id"]), max_chars, redact) for p in pairs),
             "" if pairs else "<p>No output changed.</p>",
-            _manifest(manifest)]
+            _manifest(data.manifest)]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'

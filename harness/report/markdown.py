@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.gate import Verdict
+from harness.report import ReportInput
 from harness.report import divergence as div
 from harness.report.common import (
     CHECK_HEADER,
@@ -51,12 +51,13 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def render(*, experiment: str, run_id: str, verdict: Verdict, summary: Sequence[Mapping[str, Any]],
-           throughput: Sequence[Mapping[str, Any]], pairs: Sequence[Mapping[str, Any]],
-           prompts: Mapping[str, str], arms: Mapping[str, str], figures: Sequence[str], max_chars: int,
-           redact: bool = False, divergence: Mapping[str, Any] | None = None,
+def render(data: ReportInput, figures: Sequence[str],
            judge_pairwise: Sequence[Mapping[str, Any]] | None = None) -> str:
-    """The whole report as Markdown; ``redact`` shows prompts and outputs as sha256 prefix + length."""
+    """The whole report as Markdown; ``report.redact`` shows prompts and outputs as sha256 prefix + length."""
+    opts, verdict, arms, divergence = data.manifest.spec.report, data.verdict, data.arms, data.divergence
+    experiment, run_id, redact, max_chars = data.manifest.experiment, data.manifest.run_id, opts.redact, opts.max_chars
+    summary, throughput = data.tables["summary"].to_pylist(), data.tables["throughput"].to_pylist()
+    pairs = data.pairs
 
     def block(text: str) -> str:
         return fence(redacted(text) if redact else text, max_chars)
@@ -91,7 +92,7 @@ def render(*, experiment: str, run_id: str, verdict: Verdict, summary: Sequence[
         out += ["No output changed.", ""]
     for p in pairs:
         out += [f"### {cell(p['request_id'])} ({cell(p['segment'])}, {p['chars_delta']:+d} chars)", "",
-                "Prompt:", block(prompts.get(p["request_id"], "")), "",
+                "Prompt:", block(data.prompt(p["request_id"])), "",
                 "Baseline:", block(p["baseline_output"] or ""), "",
                 "Candidate:", block(p["candidate_output"] or ""), ""]
     out += ["## Files", "", "`report.html` (this report, self-contained, with word-level diffs and the manifest), "
@@ -100,9 +101,9 @@ def render(*, experiment: str, run_id: str, verdict: Verdict, summary: Sequence[
     return "\n".join(out)
 
 
-def render_ticket(*, experiment: str, run_id: str, verdict: Verdict, arms: Mapping[str, str],
-                  attachments: Sequence[str], max_reasons: int = 5) -> str:
+def render_ticket(data: ReportInput, attachments: Sequence[str], max_reasons: int = 5) -> str:
     """A summary sized for a ticket comment: verdict, the top reasons, the files to attach."""
+    verdict, arms, experiment, run_id = data.verdict, data.arms, data.manifest.experiment, data.manifest.run_id
     reasons = [f"- {cell(r)}" for r in verdict.reasons[:max_reasons]]
     if len(verdict.reasons) > max_reasons:
         reasons.append(f"- ... and {len(verdict.reasons) - max_reasons} more in report.html")

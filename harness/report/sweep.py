@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.report.markdown import _table
 from harness.report.plots import ARM_COLORS, _pyplot
+
+if TYPE_CHECKING:
+    from harness.spec import Manifest
 
 COLUMNS = (("job", "job"), ("settings", "swept settings"), ("verdict", "verdict"), ("direction", "direction"),
            ("families", "families"), ("key_deltas", "key deltas (cand - base)"),
@@ -15,19 +18,19 @@ COLUMNS = (("job", "job"), ("settings", "swept settings"), ("verdict", "verdict"
            ("requests_per_s", "req/s"), ("seconds_per_request", "s/request"), ("run_id", "run"))
 
 
-def render_summary(sweep_id: str, manifest: dict[str, Any], rows: Sequence[dict[str, Any]], quality_label: str,
+def render_summary(sweep_id: str, manifest: Manifest, rows: Sequence[dict[str, Any]], quality_label: str,
                    quality: Sequence[float | None], front: Sequence[int], figure: str) -> str:
     """The sweep's Markdown summary: what was fixed, one row per candidate setting, the figure."""
-    baseline = manifest["arms"]["baseline"]
+    baseline = manifest.arms["baseline"]
     header = [title for _, title in COLUMNS] + [quality_label, "Pareto"]
     body = [[r[k] for k, _ in COLUMNS] + [q, "yes" if i in front else ""]
             for i, (r, q) in enumerate(zip(rows, quality, strict=True))]
     return "\n".join([
         f"# Sweep {sweep_id}", "",
-        f"Experiment `{manifest['experiment']}`, {manifest['traffic']['requests']} requests of "
-        f"`{manifest['traffic']['path']}`; baseline `{baseline['source']}` "
-        f"({baseline['config']['engine']['dtype']}), fixed across jobs. {len(rows)} jobs; each is a normal run "
-        f"(`reports/{manifest['experiment']}/<run>`).", "",
+        f"Experiment `{manifest.experiment}`, {manifest.traffic.requests} requests of "
+        f"`{manifest.traffic.path}`; baseline `{baseline.source}` "
+        f"({manifest.spec.arms['baseline'].engine.dtype}), fixed across jobs. {len(rows)} jobs; each is a normal run "
+        f"(`reports/{manifest.experiment}/<run>`).", "",
         "Throughput is over generated requests only (engine time, load excluded). A candidate served entirely "
         "from the generation cache shows 0 generated and no rate: nothing was measured.", "",
         _table(header, body), "",

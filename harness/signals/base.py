@@ -1,22 +1,41 @@
 """The signal plug-in point: a Protocol, a registry by family name, and the metric catalog.
 
-A signal family scores every generation of both arms and emits one row per request, arm and
-metric: ``(request_id, arm, segment, metric, value)``; ``value`` is null when the metric does not
-apply to that request (e.g. JSON validity for a request that expects no JSON). Aggregation, deltas
-and segments happen in SQL (``harness/analysis``). Each metric declares its direction, so the gate's
-notion of "worse" is data, not code.
+A signal family is one module and one registry entry (``SIGNALS``, or ``register`` from your own code). It
+scores the run's generations and emits one row per request, arm and metric: ``(request_id, arm, segment, metric,
+value)``; ``value`` is null when the metric does not apply to that request (e.g. JSON validity for a request that
+expects no JSON). Aggregation, deltas and segments happen in SQL (``harness/analysis``), and the gate reads each
+metric's direction, role and default margin from the catalog (``metrics.parquet``): what a breach means is data,
+not code.
+
+Roles (``ROLES``): how the gate counts a breached metric (docs/gate.md):
+
+- ``degradation``: a move the worse way beyond the margin is a regression (output statistics);
+- ``eval``: the same, and a move the better way is an improvement; the sample must have the power to see the
+  margin, else INSUFFICIENT_DATA (golden set, judge);
+- ``divergence``: the outputs changed, with no direction of their own (embedding drift).
+
+Most families are read by the paired analysis (``summary.sql`` -> ``harness.gate.metric_checks``). A family whose
+statistic is not a paired delta (drift: a share against an A/A level) returns its own checks from ``checks``.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
+from harness.errors import BadInput
 from harness.traffic import Request
+
+if TYPE_CHECKING:
+    from harness.gate import Check, Policy
+    from harness.spec import Manifest, RunSpec
+    from harness.store import RunDir
+
+ROLES = ("degradation", "eval", "divergence")
 
 SIGNAL_SCHEMA = pa.schema([
     ("request_id", pa.string()),
@@ -25,6 +44,11 @@ SIGNAL_SCHEMA = pa.schema([
     ("metric", pa.string()),
     ("value", pa.float64()),
 ])
+
+CATALOG_SCHEMA = pa.schema([
+    ("name", pa.string()), ("family", pa.string()), ("kind", pa.string()), ("higher_is_better", pa.bool_()),
+    ("description", pa.string()), ("role", pa.string()), ("margin_absolute", pa.float64()),
+    ("margin_relative", pa.float64()), ("advisory", pa.bool_())])
 
 
 @dataclass(frozen=True)
@@ -37,6 +61,10 @@ class MetricSpec:
         kind: ``rate`` (values 0/1, compared in absolute points) or ``mean`` (compared relatively).
         higher_is_better: True/False, or None when both directions are a change to flag (length).
         description: one line for the report.
+        role: how a breach counts (``ROLES``).
+        margin_absolute, margin_relative: the default margin (``gate.thresholds.<name>`` and
+            ``gate.margins.<family>`` override it); neither: reported, not gated.
+        advisory: reported, never counted (e.g. a judge criterion not calibrated against human labels).
     """
 
     name: str
@@ -44,36 +72,80 @@ class MetricSpec:
     kind: str
     higher_is_better: bool | None
     description: str
+    role: str = "degradation"
+    margin_absolute: float | None = None
+    margin_relative: float | None = None
+    advisory: bool = False
+
+
+@dataclass(frozen=True)
+class ScoreInputs:
+    """What a signal family may read: the run directory, its manifest (``manifest.spec``: the typed run spec),
+    the traffic and every arm's generations."""
+
+    run: RunDir
+    manifest: Manifest
+    requests: Mapping[str, Request]
+    generations: pa.Table  # GENERATION_SCHEMA columns plus ``arm``, every arm of the traffic replay
 
 
 class Signal(Protocol):
-    """A signal family: scores generations, one row per request, arm and metric."""
+    """A signal family: scores generations, one row per request, arm and metric.
+
+    ``metrics`` is read after ``score`` (a family may learn them while scoring, e.g. which judge criteria are
+    advisory); ``details`` is what the family adds to ``verdict.json`` and the report under its name (or None).
+    """
 
     family: str
-    metrics: tuple[MetricSpec, ...]
+    details: dict[str, Any] | None
 
-    def score(self, requests: Mapping[str, Request], generations: pa.Table) -> pa.Table:
-        """Score ``generations`` (columns of ``GENERATION_SCHEMA`` plus ``arm``); rows in ``SIGNAL_SCHEMA``."""
+    @property
+    def metrics(self) -> tuple[MetricSpec, ...]: ...
+
+    def score(self, inputs: ScoreInputs) -> pa.Table:
+        """Rows in ``SIGNAL_SCHEMA`` for the generations in ``inputs``."""
+        ...
+
+    def checks(self, policy: Policy) -> list[Check]:
+        """The gate's checks of a statistic that is not a paired delta; ``[]`` when the paired analysis reads it."""
         ...
 
 
-SIGNALS: dict[str, str] = {
+SignalFactory = Callable[["RunSpec"], "Signal | None"]
+"""Builds a family for a run, or returns None when it does not apply (no golden set, drift off, no judge)."""
+
+SIGNALS: dict[str, str | SignalFactory] = {
     "stats": "harness.signals.stats:OutputStats",
+    "golden": "harness.signals.golden:make",
+    "judge": "harness.signals.judge:make",
+    "drift": "harness.signals.drift:make",
 }
-"""Family name -> "module:class", imported when used."""
+"""Family name -> factory, or ``"module:attribute"`` imported when used. ``signals: [...]`` in an experiment names
+the families a run scores, in this order by default."""
 
 
-def make_signal(name: str) -> Signal:
-    """Instantiate the signal family ``name``."""
+def register(name: str, factory: str | SignalFactory) -> None:
+    """Add a signal family (``factory(spec) -> Signal | None``) under ``name``; experiments name it in ``signals``."""
+    SIGNALS[name] = factory
+
+
+def make_signal(name: str, spec: RunSpec) -> Signal | None:
+    """The family ``name`` for the run ``spec`` (None when it does not apply to this run).
+
+    Raises:
+        BadInput: ``name`` is not registered.
+    """
     if name not in SIGNALS:
-        raise ValueError(f"unknown signal family {name!r}; known: {sorted(SIGNALS)}")
-    module, cls = SIGNALS[name].split(":")
-    return getattr(importlib.import_module(module), cls)()  # type: ignore[no-any-return]
+        raise BadInput(f"signals: unknown signal family {name!r}; known: {sorted(SIGNALS)}. Fix: name registered "
+                       "families in `signals`, or register yours with harness.signals.base.register.")
+    factory = SIGNALS[name]
+    if isinstance(factory, str):
+        module, attr = factory.split(":")
+        factory = getattr(importlib.import_module(module), attr)
+    return factory(spec)  # type: ignore[operator,no-any-return]
 
 
 def metric_catalog(signals: list[Signal]) -> pa.Table:
-    """The metrics of ``signals`` as a table (joined in SQL for direction and kind)."""
+    """The metrics of ``signals`` as a table (joined in SQL for direction, kind, role and margin)."""
     rows: list[dict[str, Any]] = [asdict(m) for s in signals for m in s.metrics]
-    return pa.Table.from_pylist(rows, schema=pa.schema([
-        ("name", pa.string()), ("family", pa.string()), ("kind", pa.string()),
-        ("higher_is_better", pa.bool_()), ("description", pa.string())]))
+    return pa.Table.from_pylist(rows, schema=CATALOG_SCHEMA)

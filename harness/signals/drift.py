@@ -10,29 +10,43 @@ Tables written to the run directory:
 - ``drift_summary.parquet`` (``harness/analysis/drift.sql``): per arm, overall and per segment: n, mean
   and 5th-percentile cosine, and the share of requests below the A/A floor with its Wilson 95% CI.
 
-Divergence is not regression: these numbers are reported and go into ``verdict.json`` under
-``divergence``; the gate does not count them as breaches.
+As a signal family (``DriftSignal``, role ``divergence``): no per-request rows for the paired analysis; its checks
+(``drift_checks``) read the share of requests below the A/A floor, overall and per segment, against the A/A arm's
+own share there (at least ``aa_quantile``): a breach is a share beyond that level by more than the margin
+(``gate.margins.drift``, default 0.10) with a one-sided exact binomial p-value (H0: share <= level + margin),
+Holm-adjusted over the segments, below ``alpha``. Divergence is not regression: a breach counts as a divergence
+(DIVERGENCE alone -> INVESTIGATE). The numbers also go into ``verdict.json`` under ``divergence``.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from harness.analysis.paired import adjust
+from harness.gate import Check, Policy
+from harness.signals.base import SIGNAL_SCHEMA, MetricSpec, ScoreInputs
 from harness.signals.drift_stats import aa_floor, paired_permutation_test, wilson_interval
 from harness.signals.embedding import Embedder, cosine_pairs, embeddings_table, release_gpu_memory, table_vectors
 from harness.store import RunDir
+
+if TYPE_CHECKING:
+    from harness.spec import RunSpec
 
 log = logging.getLogger(__name__)
 DRIFT_SCHEMA = pa.schema([("request_id", pa.string()), ("segment", pa.string()), ("arm", pa.string()),
                           ("cosine", pa.float64())])
 SQL = Path(__file__).resolve().parents[1] / "analysis" / "drift.sql"
+METRIC = MetricSpec("share_below_aa_floor", "drift", "rate", False,
+                    "share of requests whose output moved further from the baseline's than the A/A floor allows",
+                    role="divergence", margin_absolute=0.10)
 
 
 def embed_outputs(run: RunDir, generations: pa.Table, model: str, device: str | None) -> pa.Table:
@@ -120,3 +134,69 @@ def run_drift(run: RunDir, generations: pa.Table, model: str, device: str | None
     drift = drift_rows(embeddings, segments)
     run.write_table("drift", drift)
     return summarize(run, embeddings, drift, quantile, n_perm)
+
+
+def drift_checks(rows: list[dict[str, Any]], aa_quantile: float, policy: Policy) -> list[Check]:
+    """Divergence checks from the drift summary rows (candidate arm, overall and per segment; module docstring)."""
+    from scipy.stats import binom
+
+    margin = policy.threshold(asdict(METRIC))
+    drift_margin = margin.absolute if margin is not None and margin.absolute is not None else 0.0
+    cand = [r for r in rows if r["arm"] == "candidate" and r.get("n_below") is not None]
+    # The reference level of a segment is the A/A arm's own share below the floor there (at least aa_quantile):
+    # the floor is one quantile over all requests, and segments whose outputs vary more under the serving
+    # perturbation or sampling sit below it more often even when nothing changed.
+    aa_share = {r["segment"]: r["share_below"] for r in rows
+                if r["arm"] == "aa" and r.get("share_below") is not None}
+    ref = [max(aa_quantile, aa_share.get(r["segment"], 0.0)) for r in cand]
+    raw = [float(binom.sf(r["n_below"] - 1, r["n"], min(lv + drift_margin, 1.0))) if r["n"] else 1.0
+           for r, lv in zip(cand, ref, strict=True)]
+    out = []
+    for overall in (True, False):
+        idx = [i for i, r in enumerate(cand) if (r["segment"] is None) == overall]
+        adj = adjust([raw[i] for i in idx], policy.correction)
+        for i, p in zip(idx, adj, strict=True):
+            r, level = cand[i], ref[i]
+            share = r["share_below"]
+            if r["n"] < policy.min_requests:
+                status = "too_few"
+            elif share - level > drift_margin and p < policy.alpha:
+                status = "breach"
+            else:
+                status = "ok"
+            where = f" [{r['segment']}]" if r["segment"] is not None else ""
+            reason = (f"drift/share_below_aa_floor{where}: {share:.1%} of {r['n']} requests below the A/A floor "
+                      f"(95% CI [{r['below_ci_low']:.1%}, {r['below_ci_high']:.1%}]; A/A level {level:.1%}, "
+                      f"margin {drift_margin:.0%}, binomial p={p:.2g} adj.): {status}")
+            out.append(Check(METRIC.name, METRIC.family, r["segment"], int(r["n"]), level, share,
+                             share - level, r["below_ci_low"] - level, r["below_ci_high"] - level, None,
+                             f"abs {drift_margin:g}", "binomial", p, None, status, reason))
+    return out
+
+
+class DriftSignal:
+    """The ``drift`` family: embeds every arm's outputs, compares them with the baseline's, gates the share below
+    the A/A floor (``drift_checks``); ``details`` is the ``divergence`` section of ``verdict.json``."""
+
+    family = "drift"
+    metrics = (METRIC,)
+
+    def __init__(self, model: str, device: str | None, aa_quantile: float, n_perm: int) -> None:
+        self.model, self.device, self.aa_quantile, self.n_perm = model, device, aa_quantile, n_perm
+        self.details: dict[str, Any] | None = None
+
+    def score(self, inputs: ScoreInputs) -> pa.Table:
+        """Runs the drift stage (tables in the module docstring); no rows for the paired analysis."""
+        divergence = run_drift(inputs.run, inputs.generations, self.model, self.device, self.aa_quantile,
+                               self.n_perm)
+        self.details = {"divergence": divergence}
+        return SIGNAL_SCHEMA.empty_table()
+
+    def checks(self, policy: Policy) -> list[Check]:
+        return drift_checks(self.details["divergence"]["rows"], self.aa_quantile, policy) if self.details else []
+
+
+def make(spec: RunSpec) -> DriftSignal | None:
+    """The drift family of a run, or None when ``drift.enabled`` is off."""
+    d = spec.drift
+    return DriftSignal(d.model, d.device, d.aa_quantile, d.n_perm) if d.enabled else None

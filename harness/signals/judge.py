@@ -15,20 +15,10 @@ verdict_ab, verdict_ba, preference, raw texts), ``judge_batches`` (engine second
 When ``judge.json`` holds the same key (settings, judge fingerprint, generations) the engine is not run again:
 ``python -m harness report RUN_DIR`` rebuilds everything from the files.
 
-Wiring into ``harness/run.py`` (``cli.py`` passes ``cfg.judge``; ``run_experiment`` stores it)::
-
-    # run_experiment(..., judge: JudgeConfig): manifest["judge"] = asdict(judge)
-    # evaluate(run), after `generations` is read:
-    signals = [make_signal("stats")]
-    judge = JudgeSignal(run, judge_settings(manifest["judge"])) if manifest.get("judge", {}).get("enabled") else None
-    if judge is not None:
-        signals.append(judge)          # a Signal: .family, .metrics, .score(requests, generations)
-    run.write_table("signals", pa.concat_tables([s.score(requests, generations) for s in signals]))
-    run.write_table("metrics", metric_catalog(signals))
-    ...
-    advisory = set(judge.result.advisory_metrics) if judge else set()
-    thresholds = {k: Threshold(**v) for k, v in gate_cfg["thresholds"].items() if k not in advisory}
-    # judge.result.pairwise_summary / .agreement / .unscored_rate / .unscored_breach: for the report.
+As a signal family (``JudgeSignal``, role ``eval``; ``judge_unscored`` is a ``degradation``): default margins
+0.25 scale points for scores and preferences (``gate.margins.judge``), 5 points for ``judge_unscored``. When the
+unscored share of all judge answers is above ``judge.max_unscored``, every criterion is advisory for that run (the
+judge's numbers are not trusted), and ``verdict.json`` says so under ``judge``.
 
 ``JudgeError`` (a ``ValueError``) is a bad rubric, config or annotation file: exit code 2 in ``cli.py``.
 """
@@ -41,7 +31,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
 
@@ -50,9 +40,13 @@ from harness.engines.base import Generation, PreparedRequest, make_engine, reque
 from harness.engines.checkpoints import fingerprint
 from harness.signals import judge_prompts as jp
 from harness.signals import judge_tables as jt
-from harness.signals.base import MetricSpec
+from harness.signals.base import MetricSpec, ScoreInputs
 from harness.store import RunDir
 from harness.traffic import Request
+
+if TYPE_CHECKING:
+    from harness.gate import Check, Policy
+    from harness.spec import RunSpec
 
 log = logging.getLogger(__name__)
 JUDGE_MAX_TOKENS = 128
@@ -109,13 +103,20 @@ def judge_settings(cfg: JudgeConfig | Mapping[str, Any]) -> JudgeSettings:
                          agreement_min_n=cfg.agreement_min_n, annotations=cfg.annotations)
 
 
-def judge_metrics(rubric: jp.Rubric) -> tuple[MetricSpec, ...]:
-    """The metric catalog entries of the judge family for ``rubric``."""
-    per = tuple(MetricSpec(c.metric, "judge", "mean", c.higher_is_better, f"judge score: {c.description.strip()}")
+JUDGE_MARGIN = 0.25
+UNSCORED_MARGIN = 0.05
+
+
+def judge_metrics(rubric: jp.Rubric, advisory: Sequence[str] = ()) -> tuple[MetricSpec, ...]:
+    """The metric catalog entries of the judge family for ``rubric``; ``advisory``: metrics not to be counted."""
+    per = tuple(MetricSpec(c.metric, "judge", "mean", c.higher_is_better, f"judge score: {c.description.strip()}",
+                           role="eval", margin_absolute=JUDGE_MARGIN, advisory=c.metric in advisory)
                 for c in rubric.criteria)
     return per + (
-        MetricSpec("judge_unscored", "judge", "rate", False, "judge answer unusable for a criterion (unscored)"),
-        MetricSpec("judge_preferred", "judge", "rate", True, "pairwise: judge preferred this arm in both orders"))
+        MetricSpec("judge_unscored", "judge", "rate", False, "judge answer unusable for a criterion (unscored)",
+                   role="degradation", margin_absolute=UNSCORED_MARGIN),
+        MetricSpec("judge_preferred", "judge", "rate", True, "pairwise: judge preferred this arm in both orders",
+                   role="eval", margin_absolute=JUDGE_MARGIN))
 
 
 @dataclass(frozen=True)
@@ -280,12 +281,17 @@ def run_judge(run: RunDir, requests: Mapping[str, Request], generations: pa.Tabl
         run.write_table("judge_agreement", agreement)
     n_bad, n = jt.unscored_rate(scores, pairwise)
     rate = n_bad / n if n else 0.0
-    metrics = judge_metrics(settings.rubric)
+    untrusted = rate > settings.max_unscored
+    if untrusted:
+        log.warning("judge: %.1f%% of answers unscored, above judge.max_unscored %.1f%%: every criterion is advisory",
+                    100 * rate, 100 * settings.max_unscored)
+    advisory = tuple(c.metric for c in settings.rubric.criteria if untrusted or c.name in uncalibrated)
+    metrics = judge_metrics(settings.rubric, advisory)
     return JudgeResult(
         signals=jt.signal_rows(scores, pairwise), metrics=metrics if settings.pairwise else metrics[:-1],
         pairwise_summary=summary, agreement=agreement, uncalibrated=uncalibrated,
-        advisory_metrics=tuple(f"judge_{c}" for c in uncalibrated), unscored_rate=rate,
-        unscored_breach=rate > settings.max_unscored, engine_ran=not cached,
+        advisory_metrics=advisory, unscored_rate=rate,
+        unscored_breach=untrusted, engine_ran=not cached,
         info={"answers": n, "unscored": n_bad, "judge_fingerprint": judge_fp,
               "template_version": settings.template_version,
               "rubric_sha": jp.rubric_sha(settings.rubric, settings.template_version)})
@@ -296,12 +302,27 @@ class JudgeSignal:
 
     family = "judge"
 
-    def __init__(self, run: RunDir, settings: JudgeSettings) -> None:
-        self.run, self.settings = run, settings
+    def __init__(self, settings: JudgeSettings) -> None:
+        self.settings = settings
         self.metrics = judge_metrics(settings.rubric) if settings.pairwise else judge_metrics(settings.rubric)[:-1]
         self.result: JudgeResult | None = None
+        self.details: dict[str, Any] | None = None
 
-    def score(self, requests: Mapping[str, Request], generations: pa.Table) -> pa.Table:
-        """Judge ``generations``; rows in ``SIGNAL_SCHEMA``."""
-        self.result = run_judge(self.run, requests, generations, self.settings)
+    def score(self, inputs: ScoreInputs) -> pa.Table:
+        """Judge the traffic's generations (or reuse the run's judge tables); rows in ``SIGNAL_SCHEMA``."""
+        self.result = run_judge(inputs.run, inputs.requests, inputs.generations, self.settings)
+        self.metrics = self.result.metrics
+        self.details = {"judge": {"unscored_rate": self.result.unscored_rate,
+                                  "max_unscored": self.settings.max_unscored,
+                                  "untrusted": self.result.unscored_breach,
+                                  "uncalibrated": list(self.result.uncalibrated),
+                                  "advisory_metrics": list(self.result.advisory_metrics), **self.result.info}}
         return self.result.signals
+
+    def checks(self, policy: Policy) -> list[Check]:
+        return []
+
+
+def make(spec: RunSpec) -> JudgeSignal | None:
+    """The judge family of a run, or None when the run has no judge."""
+    return JudgeSignal(judge_settings(spec.judge)) if spec.judge is not None and spec.judge.enabled else None

@@ -23,13 +23,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from harness.errors import BadInput
+
 MIN_CRITERIA, MAX_CRITERIA = 3, 5
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 PREFERENCES = ("A", "B", "tie")
 FINAL = ("baseline", "candidate", "tie", "inconsistent", "unscored")
 
 
-class JudgeError(ValueError):
+class JudgeError(BadInput, ValueError):
     """A judge rubric, config or annotation file is unusable; the message names where and the fix."""
 
 

@@ -14,12 +14,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from harness.signals.base import SIGNAL_SCHEMA, MetricSpec
+from harness.signals.base import SIGNAL_SCHEMA, MetricSpec, ScoreInputs
 from harness.traffic import Request
+
+if TYPE_CHECKING:
+    from harness.gate import Check, Policy
+    from harness.spec import RunSpec
 
 REFUSAL_PATTERNS = re.compile(
     r"\b(I'?m sorry,? but I (can(?:no|')t|won'?t|am unable)|I (cannot|can'?t|won'?t) (help|assist|do that)|"
@@ -31,21 +35,23 @@ ASKS_FOR_LIST = re.compile(r"\b(bullet(ed)?( points?| list)?|as a list|list the)
 LIST_LINE = re.compile(r"^\s*([-*•]|\d+[.)])\s+\S", re.MULTILINE)
 
 
-def _m(name: str, kind: str, hib: bool | None, desc: str) -> MetricSpec:
-    return MetricSpec(name, "stats", kind, hib, desc)
+def _m(name: str, kind: str, hib: bool | None, desc: str, absolute: float | None = None,
+       relative: float | None = None) -> MetricSpec:
+    return MetricSpec(name, "stats", kind, hib, desc, role="degradation", margin_absolute=absolute,
+                      margin_relative=relative)
 
 
-METRICS = (
-    _m("chars", "mean", None, "output length in characters"),
+METRICS = (  # default margins: rates in absolute points (0.05 = 5 points), means relative (0.15 = 15%)
+    _m("chars", "mean", None, "output length in characters", relative=0.15),
     _m("output_tokens", "mean", None, "output length in tokens"),
-    _m("json_valid", "rate", True, "output parses as JSON (requests with a response_schema)"),
-    _m("schema_valid", "rate", True, "output satisfies the request's response_schema"),
-    _m("refusal", "rate", False, "output refuses the request (phrase classifier)"),
-    _m("hedge", "rate", False, "output hedges (phrase classifier)"),
-    _m("structure_ok", "rate", True, "list requested and at least two list lines given"),
-    _m("truncated", "rate", False, "generation stopped at max_tokens (finish_reason length)"),
-    _m("empty", "rate", False, "output is empty or whitespace"),
-    _m("error", "rate", False, "request could not be served (error row)"),
+    _m("json_valid", "rate", True, "output parses as JSON (requests with a response_schema)", 0.05),
+    _m("schema_valid", "rate", True, "output satisfies the request's response_schema", 0.05),
+    _m("refusal", "rate", False, "output refuses the request (phrase classifier)", 0.03),
+    _m("hedge", "rate", False, "output hedges (phrase classifier)", 0.05),
+    _m("structure_ok", "rate", True, "list requested and at least two list lines given", 0.05),
+    _m("truncated", "rate", False, "generation stopped at max_tokens (finish_reason length)", 0.03),
+    _m("empty", "rate", False, "output is empty or whitespace", 0.02),
+    _m("error", "rate", False, "request could not be served (error row)", 0.01),
 )
 
 
@@ -94,16 +100,28 @@ def score_one(r: Request, text: str, finish_reason: str | None, output_tokens: i
 
 
 class OutputStats:
-    """The ``stats`` signal family."""
+    """The ``stats`` signal family (role ``degradation``), read by the paired analysis."""
 
     family = "stats"
     metrics = METRICS
+    details: dict[str, Any] | None = None
 
-    def score(self, requests: Mapping[str, Request], generations: pa.Table) -> pa.Table:
-        rows = []
-        for g in generations.to_pylist():
-            r = requests[g["request_id"]]
-            values = score_one(r, g["output_text"] or "", g["finish_reason"], g["output_tokens"], g["error"])
-            rows += [{"request_id": g["request_id"], "arm": g["arm"], "segment": g["segment"], "metric": k,
-                      "value": v} for k, v in values.items()]
-        return pa.Table.from_pylist(rows, schema=SIGNAL_SCHEMA)
+    def __init__(self, spec: RunSpec | None = None) -> None:
+        pass
+
+    def score(self, inputs: ScoreInputs) -> pa.Table:
+        return score_table(inputs.requests, inputs.generations)
+
+    def checks(self, policy: Policy) -> list[Check]:
+        return []
+
+
+def score_table(requests: Mapping[str, Request], generations: pa.Table) -> pa.Table:
+    """Rows in ``SIGNAL_SCHEMA``: every stats metric of every generation."""
+    rows = []
+    for g in generations.to_pylist():
+        r = requests[g["request_id"]]
+        values = score_one(r, g["output_text"] or "", g["finish_reason"], g["output_tokens"], g["error"])
+        rows += [{"request_id": g["request_id"], "arm": g["arm"], "segment": g["segment"], "metric": k,
+                  "value": v} for k, v in values.items()]
+    return pa.Table.from_pylist(rows, schema=SIGNAL_SCHEMA)

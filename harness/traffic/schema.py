@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from harness.errors import BadInput
+
 logger = logging.getLogger(__name__)
 
 ROLES = ("system", "user", "assistant")
@@ -65,7 +67,7 @@ class Request:
     metadata: dict | None = field(hash=False)  # parsed JSON
 
 
-class TrafficError(ValueError):
+class TrafficError(BadInput, ValueError):
     """Every problem found in a traffic file, one per line.
 
     The message lists the first 20; `problems` keeps the first `MAX_KEPT` (a file where every row is bad does not

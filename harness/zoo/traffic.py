@@ -1,4 +1,4 @@
-"""The sample captured traffic in ``replays/``: requests drawn from the zoo's task mix.
+"""The sample captured traffic in ``harness/replays/``: requests drawn from the zoo's task mix.
 
 ``python -m harness traffic`` writes it; the committed file came from the defaults below. The
 metadata keeps each request's facts (``metadata.facts``) so quality can be scored against truth.
@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from harness import REPLAYS_DIR
 from harness.traffic import Message, Request, write_traffic
 from harness.zoo import tasks
 
-DEFAULT_SAMPLE = Path(__file__).resolve().parents[2] / "replays" / "support_sample.parquet"
+DEFAULT_SAMPLE = REPLAYS_DIR / "support_sample.parquet"
 MAX_TOKENS = {"extract": 96, "faq": 48, "summarize": 96, "chat": 96}
 START = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
 

@@ -10,11 +10,14 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import SAMPLE
 
+from harness.config import ArmConfig, DriftConfig
+from harness.gate import Policy
 from harness.golden.candidates import propose
 from harness.golden.schema import load_golden
 from harness.signals.base import SIGNAL_SCHEMA
+from harness.spec import RunSpec, handmade_manifest, write_manifest
 from harness.store import BATCH_SCHEMA, GENERATION_SCHEMA, RunDir
-from harness.traffic import TrafficError, load_traffic, traffic_fingerprint
+from harness.traffic import TrafficError, load_traffic
 
 
 def test_candidates_are_the_diverged_and_failed_requests_ready_for_annotation(tmp_path: Path) -> None:
@@ -32,8 +35,10 @@ def test_candidates_are_the_diverged_and_failed_requests_ready_for_annotation(tm
     run.write_table("drift", pa.Table.from_pylist([  # ids[1] moved furthest
         {"request_id": i, "segment": "s", "arm": "candidate", "cosine": c}
         for i, c in zip(ids, (0.99, 0.2, 0.9, 0.95), strict=True)]))
-    run.write_json("manifest.json", {"experiment": "exp", "run_id": "r1", "traffic": {
-        "path": str(SAMPLE), "sha256": traffic_fingerprint(SAMPLE), "limit": 4}})
+    spec = RunSpec(name="exp", traffic_path=str(SAMPLE), limit=4,
+                   arms={"baseline": ArmConfig(), "candidate": ArmConfig()}, signals=("stats",), policy=Policy(),
+                   drift=DriftConfig())
+    write_manifest(run, handmade_manifest(spec, "r1", 4))
     out = propose(run.path, n=1)
     rows = pq.read_table(out).to_pylist()
     assert [(r["request_id"], r["reasons"]) for r in rows] == [(ids[3], "failed:json_valid"), (ids[1], "diverged")]

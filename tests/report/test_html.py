@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import CHROMIUM, chromium, console_errors
+from helpers import CHROMIUM, chromium, console_errors, report_input
 
-from harness.gate import Policy, Threshold, Verdict, decide
+from harness.gate import Policy, Threshold, Verdict, decide, metric_checks
 from harness.report.html import CSP, VERDICT_COLORS, redacted, render_html, word_diff
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,33 +32,29 @@ def _row(metric: str, segment: str | None, base: float, cand: float, ci: tuple[f
     return {"metric": metric, "segment": segment, "family": "stats", "kind": "mean", "higher_is_better": None,
             "description": SCRIPT, "n": 40, "n_changed": 30, "baseline": base, "candidate": cand,
             "delta": cand - base, "ci_low": ci[0], "ci_high": ci[1], "rel_delta": (cand - base) / base,
-            "test": "wilcoxon", "p_lower": 1.0, "p_higher": 1.0, "p_two": 1e-4 if ci[0] > 0 else 0.5, "sd_diff": 1.0}
+            "test": "wilcoxon", "p_lower": 1.0, "p_higher": 1.0, "p_two": 1e-4 if ci[0] > 0 else 0.5, "sd_diff": 1.0,
+            "role": "degradation", "advisory": False, "margin_absolute": None, "margin_relative": None}
 
 
 def _report(tmp_path: Path, *, max_chars: int = 50_000, redact: bool = False) -> str:
     """A report from hand-made data with every injection string in an untrusted field."""
     summary = [_row("chars_mean", None, 120.0, 180.0, (40.0, 80.0)), _row("words_mean", None, 20.0, 20.5, (-1, 2)),
                _row("chars_mean", SCRIPT, 100.0, 190.0, (30.0, 150.0)), _row("chars_mean", "faq", 130.0, 170.0, (1, 9))]
-    verdict = decide(summary, Policy(thresholds={"chars_mean": Threshold(relative=0.2),
-                                                 "words_mean": Threshold(relative=0.2)}))
+    policy = Policy(thresholds={"chars_mean": Threshold(relative=0.2), "words_mean": Threshold(relative=0.2)})
+    verdict = decide(metric_checks(summary, policy), {"chars_mean": "degradation", "words_mean": "degradation"})
     figure = tmp_path / "signal_deltas.png"
     figure.write_bytes(PNG)
     pairs = [{"request_id": IMG, "segment": BREAKOUT, "chars_delta": 12,
               "baseline_output": f"{LINK} the cat sat", "candidate_output": f"{SCRIPT} the dog sat"},
              {"request_id": "long-1", "segment": SCRIPT, "chars_delta": 19_990,
               "baseline_output": "short", "candidate_output": LONG}]
-    manifest = {"experiment": SCRIPT, "run_id": "r1", "created_at": "2025-01-01T00:00:00+00:00",
-                "traffic": {"path": IMG, "sha256": "ab" * 32, "requests": 40, "limit": None},
-                "arms": {a: {"source": LINK, "backend": "vllm_offline", "fingerprint": "cd" * 32,
-                             "config": {"checkpoint": BREAKOUT}} for a in ("baseline", "candidate")},
-                "versions": {"python": "3.11.9", "duckdb": SCRIPT}, "gate": {"min_requests": 30}}
-    return render_html(experiment=SCRIPT, run_id=IMG, verdict=verdict, summary=summary,
-                       throughput=[{"arm": "baseline", "batches": 2, "requests": 40, "prompt_tokens": 900,
-                                    "output_tokens": 4000, "seconds": 2.0, "requests_per_s": 20.0,
-                                    "output_tokens_per_s": 2000.0}],
-                       pairs=pairs, prompts={IMG: BREAKOUT + "\n" + LINK, "long-1": LONG},
-                       arms={"baseline": LINK, "candidate": IMG}, figures=[figure], manifest=manifest,
-                       max_chars=max_chars, redact=redact)
+    data = report_input(name=SCRIPT, run_id=IMG, verdict=verdict, summary=summary, text=BREAKOUT,
+                        throughput=[{"arm": "baseline", "batches": 2, "requests": 40, "prompt_tokens": 900,
+                                     "output_tokens": 4000, "seconds": 2.0, "requests_per_s": 20.0,
+                                     "output_tokens_per_s": 2000.0}],
+                        pairs=pairs, prompts={IMG: BREAKOUT + "\n" + LINK, "long-1": LONG}, sources=(LINK, IMG),
+                        max_chars=max_chars, redact=redact)
+    return render_html(data, [figure])
 
 
 class _Elements(HTMLParser):
@@ -131,9 +127,7 @@ def test_word_diff_marks_changed_words_and_escapes() -> None:
 
 @pytest.mark.parametrize("verdict", sorted(VERDICT_COLORS))
 def test_banner_colour_follows_verdict(verdict: str) -> None:
-    page = render_html(experiment="e", run_id="r", verdict=Verdict(verdict, "NONE", (), ()), summary=[], throughput=[],
-                       pairs=[], prompts={}, arms={"baseline": "a", "candidate": "b"}, figures=[], manifest={},
-                       max_chars=100)
+    page = render_html(report_input(verdict=Verdict(verdict, "NONE", (), ())), [])
     assert f"background: {VERDICT_COLORS[verdict]}" in page and f"Upgrade gate e: {verdict}" in page
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-from harness.gate import Policy, Threshold, Verdict, decide
+from helpers import report_input
+
+from harness.gate import Policy, decide, metric_checks
 from harness.report.markdown import cell, fence, render, render_ticket
 
 
@@ -27,10 +29,8 @@ def test_cell_escapes_table_and_html() -> None:
 
 def test_render_keeps_outputs_inside_fences() -> None:
     evil = "</pre><script>alert('x')</script>\n| fake | row |"
-    md = render(experiment="e", run_id="r", verdict=Verdict("PASS", "NONE", (), ()), summary=[], throughput=[],
-                pairs=[{"request_id": "q<1>", "segment": "s", "chars_delta": 3, "baseline_output": evil,
-                        "candidate_output": "ok"}],
-                prompts={"q<1>": "hi"}, arms={"baseline": "a", "candidate": "b"}, figures=[], max_chars=500)
+    md = render(report_input(pairs=[{"request_id": "q<1>", "segment": "s", "chars_delta": 3, "baseline_output": evil,
+                                     "candidate_output": "ok"}], prompts={"q<1>": "hi"}), [])
     lines = md.splitlines()
     i = lines.index("</pre><script>alert('x')</script>")
     assert lines[i - 1].startswith("```") and lines[i + 2].startswith("```")
@@ -38,22 +38,21 @@ def test_render_keeps_outputs_inside_fences() -> None:
 
 
 def test_redact_hides_prompts_and_outputs() -> None:
-    md = render(experiment="e", run_id="r", verdict=Verdict("PASS", "NONE", (), ()), summary=[], throughput=[],
-                pairs=[{"request_id": "q1", "segment": "s", "chars_delta": 3, "baseline_output": "secret answer",
-                        "candidate_output": "other secret"}],
-                prompts={"q1": "customer email alice@example.com"}, arms={"baseline": "a", "candidate": "b"},
-                figures=[], max_chars=500, redact=True)
+    md = render(report_input(pairs=[{"request_id": "q1", "segment": "s", "chars_delta": 3,
+                                     "baseline_output": "secret answer", "candidate_output": "other secret"}],
+                             prompts={"q1": "customer email alice@example.com"}, redact=True), [])
     assert "secret" not in md and "alice@example.com" not in md and "sha256:" in md
 
 
 def test_ticket_summary_is_short_and_names_reasons_and_files() -> None:
-    v = decide([{"metric": m, "family": "stats", "segment": None, "n": 500, "baseline": 0.5, "candidate": 0.1,
+    rows = [{"metric": m, "family": "stats", "segment": None, "n": 500, "baseline": 0.5, "candidate": 0.1,
                  "delta": -0.4, "ci_low": -0.45, "ci_high": -0.35, "rel_delta": -0.8, "higher_is_better": True,
-                 "test": "mcnemar", "p_lower": 1e-9, "p_higher": 1.0, "p_two": 2e-9, "sd_diff": 0.5}
-                for m in ("a", "b", "c", "d", "e", "f", "g")], Policy(thresholds={m: Threshold(absolute=0.05)
-                                                                                  for m in "abcdefg"}))
-    text = render_ticket(experiment="exp", run_id="r1", verdict=v, arms={"baseline": "old", "candidate": "new"},
-                         attachments=["report.html", "verdict.json"])
+                 "test": "mcnemar", "p_lower": 1e-9, "p_higher": 1.0, "p_two": 2e-9, "sd_diff": 0.5,
+                 "role": "degradation", "advisory": False, "margin_absolute": 0.05, "margin_relative": None}
+                for m in ("a", "b", "c", "d", "e", "f", "g")]
+    v = decide(metric_checks(rows, Policy()), {m: "degradation" for m in "abcdefg"})
+    text = render_ticket(report_input(name="exp", run_id="r1", verdict=v, sources=("old", "new")),
+                         ["report.html", "verdict.json"])
     assert text.startswith("**Model upgrade gate: INVESTIGATE** (REGRESSION")  # one family: counted once
     assert text.count("\n- ") == 6 and "... and 2 more in report.html" in text
     assert "Attached: report.html, verdict.json" in text and len(text) < 1500

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import CONFIG_DIR, REPLAYS_DIR
 from harness.signals.agreement import (
     agreement_rows,
     cohen_kappa,
@@ -140,7 +141,7 @@ def test_shipped_sample_loads_against_the_zoo_rubric() -> None:
     from harness.config import JudgeConfig
     from harness.signals.judge import judge_settings
 
-    cfg = OmegaConf.merge(OmegaConf.structured(JudgeConfig), OmegaConf.load(REPO / "configs" / "judge" / "zoo.yaml"))
+    cfg = OmegaConf.merge(OmegaConf.structured(JudgeConfig), OmegaConf.load(CONFIG_DIR / "judge" / "zoo.yaml"))
     settings = judge_settings(OmegaConf.to_object(cfg))  # type: ignore[arg-type]
-    labels = load_annotations(REPO / "replays" / "judge_annotations_sample.csv", settings.rubric)
+    labels = load_annotations(REPLAYS_DIR / "judge_annotations_sample.csv", settings.rubric)
     assert len(labels) == 40 * 2 * 5

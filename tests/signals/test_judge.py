@@ -14,27 +14,28 @@ import pyarrow.compute as pc
 import pytest
 from omegaconf import OmegaConf
 
+from harness import CONFIG_DIR, REPLAYS_DIR
 from harness.analysis.run import analyze
 from harness.config import JudgeConfig
 from harness.engines.base import Generation, PreparedRequest
 from harness.signals import judge as judge_mod
 from harness.signals import judge_prompts as jp
 from harness.signals import judge_tables as jt
-from harness.signals.base import SIGNAL_SCHEMA, metric_catalog
+from harness.signals.base import SIGNAL_SCHEMA, ScoreInputs, metric_catalog
 from harness.signals.judge import JudgeSettings, JudgeSignal, judge_settings, run_judge
 from harness.store import GENERATION_SCHEMA, RunDir
 from harness.traffic import Request, load_traffic
 from harness.zoo import tasks
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO / "replays" / "support_sample.parquet"
-ANNOTATIONS = REPO / "replays" / "judge_annotations_sample.csv"
+SAMPLE = REPLAYS_DIR / "support_sample.parquet"
+ANNOTATIONS = REPLAYS_DIR / "judge_annotations_sample.csv"
 CRITERIA = ("accuracy", "instruction_adherence", "tone", "verbosity", "format")
 
 
 def zoo_settings(*dotlist: str) -> JudgeSettings:
     """configs/judge/zoo.yaml with overrides, through the same schema as a run."""
-    cfg = OmegaConf.merge(OmegaConf.structured(JudgeConfig), OmegaConf.load(REPO / "configs" / "judge" / "zoo.yaml"),
+    cfg = OmegaConf.merge(OmegaConf.structured(JudgeConfig), OmegaConf.load(CONFIG_DIR / "judge" / "zoo.yaml"),
                           OmegaConf.from_dotlist(list(dotlist)))
     return judge_settings(OmegaConf.to_object(cfg))  # type: ignore[arg-type]
 
@@ -88,17 +89,17 @@ def test_config_is_checked_at_the_entry_point() -> None:
     with pytest.raises(jp.JudgeError, match="unknown judge template_version 'v9'"):
         zoo_settings("template_version=v9")
     assert judge_settings(dataclasses.asdict(OmegaConf.to_object(OmegaConf.merge(  # type: ignore[call-overload]
-        OmegaConf.structured(JudgeConfig), OmegaConf.load(REPO / "configs/judge/zoo.yaml"))))) == settings
+        OmegaConf.structured(JudgeConfig), OmegaConf.load(CONFIG_DIR / "judge" / "zoo.yaml"))))) == settings
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "configs" / "judge").glob("*.yaml")))
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONFIG_DIR / "judge").glob("*.yaml")))
 def test_every_judge_config_composes_with_hydra_and_binds(name: str) -> None:
     from hydra import compose, initialize_config_dir
 
     from harness.config import ExperimentConfig, register
 
     register()
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base=None):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
         cfg = OmegaConf.to_object(compose(config_name="config", overrides=[f"judge={name}"]))
     assert isinstance(cfg, ExperimentConfig) and cfg.judge.enabled
     settings = judge_settings(cfg.judge)
@@ -297,8 +298,8 @@ def test_judge_signal_feeds_the_summary_sql(tmp_path: Path, fake_settings: Judge
         run.write_part("generations", arm, 0, part)
         run.write_part("batches", arm, 0, pa.Table.from_pylist(
             [{"batch": 0, "requests": 40, "prompt_tokens": 1, "output_tokens": 1, "seconds": 1.0}]))
-    signal = JudgeSignal(run, dataclasses.replace(fake_settings, annotations=None))
-    run.write_table("signals", signal.score(requests, generations))
+    signal = JudgeSignal(dataclasses.replace(fake_settings, annotations=None))
+    run.write_table("signals", signal.score(ScoreInputs(run, None, requests, generations)))  # type: ignore[arg-type]
     run.write_table("metrics", metric_catalog([signal]))
     summary = {(r["metric"], r["segment"]): r for r in analyze(run)["summary"].to_pylist()}
     acc = summary[("judge_accuracy", None)]
@@ -307,6 +308,8 @@ def test_judge_signal_feeds_the_summary_sql(tmp_path: Path, fake_settings: Judge
     assert summary[("judge_unscored", None)]["higher_is_better"] is False
     assert summary[("judge_preferred", None)]["n"] == 39 - 1  # request 02: both orders "garbage", unscored
     assert signal.result is not None and signal.result.agreement is None
+    assert summary[("judge_accuracy", None)]["role"] == "eval" and summary[("judge_unscored", None)]["role"] == \
+        "degradation"
     assert ("judge_accuracy", "faq") in summary
 
 
@@ -376,3 +379,15 @@ def test_vllm_agreement_and_advisory(vllm_judged: tuple[RunDir, Any, JudgeSettin
     assert set(res.advisory_metrics) == {f"judge_{c}" for c in res.uncalibrated}
     assert run.read_table("judge_agreement").num_rows == 5
     assert run.read_json("judge.json")["judge_fingerprint"].startswith("sha256:")
+
+
+def test_too_many_unscored_answers_make_every_criterion_advisory(tmp_path: Path, fake_settings: JudgeSettings) -> None:
+    requests, generations = reference_run(40)
+    run = RunDir(tmp_path, "exp", "r1")
+    trusted = run_judge(run, requests, generations, dataclasses.replace(fake_settings, annotations=None,
+                                                                        max_unscored=1.0))
+    assert 0 < trusted.unscored_rate and not trusted.unscored_breach  # (advisory anyway: no human labels here)
+    strict = run_judge(run, requests, generations, dataclasses.replace(fake_settings, annotations=None,
+                                                                       max_unscored=0.0))
+    assert strict.unscored_breach and set(strict.advisory_metrics) == {f"judge_{c}" for c in CRITERIA}
+    assert all(m.advisory for m in strict.metrics if m.name in strict.advisory_metrics)
