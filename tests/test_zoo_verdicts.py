@@ -1,8 +1,10 @@
 """Each zoo regression is flagged by the signals it changes, the improvement is held for sign-off, a benign
 change passes (real vLLM, CPU; the golden set is replayed in every run).
 
-zoo_terse and zoo_aa are covered in test_replay_vllm.py. These runs have no A/A arm (drift is not gated here;
-the drift breach is covered in test_replay_vllm.py).
+The four experiments run as one Hydra multirun (one process) over the session's generation cache, so the
+baseline (traffic and golden set) is generated at most once. zoo_terse and zoo_aa are covered in
+test_replay_vllm.py. These runs have no A/A arm (drift is not gated here; the drift breach is covered in
+test_replay_vllm.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 from helpers import run_harness
 
-pytestmark = pytest.mark.vllm
+pytestmark = [pytest.mark.vllm, pytest.mark.e2e]
 
 CASES = {  # experiment: (metrics that must breach, metrics that must improve, verdict)
     "zoo_benign": (set(), set(), "PASS"),
@@ -23,13 +25,23 @@ CASES = {  # experiment: (metrics that must breach, metrics that must improve, v
 }
 
 
+@pytest.fixture(scope="module")
+def verdicts(zoo: Path, shared_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    out = tmp_path_factory.mktemp("zoo_verdicts")
+    proc = run_harness("replay", "-m", f"experiment={','.join(sorted(CASES))}", "traffic.limit=400",
+                       f"output_dir={out}", f"cache.dir={shared_cache}",
+                       "drift.aa_perturbation=[]")  # the A/A arm is covered in test_replay_vllm.py
+    assert proc.returncode == 0, proc.stderr[-3000:]  # a sweep exits 0 when every job ran
+    found = {p.parent.parent.name: json.loads(p.read_text()) for p in out.glob("*/*/verdict.json")}
+    assert set(found) == set(CASES), proc.stderr[-3000:]
+    return found
+
+
 @pytest.mark.parametrize("experiment", sorted(CASES))
-def test_zoo_experiment_verdict(experiment: str, zoo: Path, tmp_path: Path) -> None:
+def test_zoo_experiment_verdict(experiment: str, verdicts: dict[str, dict]) -> None:
     must_breach, must_improve, expected = CASES[experiment]
-    proc = run_harness("replay", f"experiment={experiment}", "traffic.limit=400", f"output_dir={tmp_path}",
-                       "run_id=t", "drift.aa_perturbation=[]")  # the A/A arm is covered in test_replay_vllm.py
-    verdict = json.loads((tmp_path / experiment / "t" / "verdict.json").read_text())
+    verdict = verdicts[experiment]
     assert verdict["verdict"] == expected, (verdict["verdict"], verdict["reasons"])
-    assert proc.returncode == verdict["exit_code"], proc.stderr[-2000:]
+    assert verdict["exit_code"] == {"PASS": 0, "ROLLBACK": 11, "HOLD_FOR_SIGNOFF": 12}[expected]
     assert must_breach <= {b["metric"] for b in verdict["breaches"]}, verdict["reasons"]
     assert must_improve <= {c["metric"] for c in verdict["improvements"]}, verdict["reasons"]
