@@ -1,10 +1,16 @@
-"""Shared fixtures: the zoo (committed; rebuilt only when its build key changed)."""
+"""Shared fixtures: the zoo (committed; rebuilt only when its build key changed), the session's generation cache,
+one vLLM engine, and the zoo_terse run the end-to-end tests read."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
+from helpers import SAMPLE, run_harness
+
+from harness.traffic import Message, Request, load_traffic, write_traffic
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +26,32 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (the zoo baseline on the sample traffic and the golden set) the next reads back instead of starting an engine.
     Tests of the cache itself, of resume and of reproducibility use their own (or none)."""
     return tmp_path_factory.mktemp("generation_cache")
+
+
+@pytest.fixture(scope="session")
+def zoo_vllm(zoo: Path) -> Any:
+    """One vLLM engine (CPU build) for ``zoo:baseline`` with the default engine options, shared by the tests that
+    drive an engine directly (sampling and settings are per request); closed at the end of the session."""
+    from harness.config import ArmConfig
+    from harness.engines.base import make_engine
+
+    engine = make_engine(ArmConfig(checkpoint="zoo:baseline"))
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def terse_run(zoo: Path, shared_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    """zoo_terse (with its A/A arm) on 300 sample requests plus one prompt longer than max_model_len, over the
+    session's generation cache (test_replay_vllm.py reads it; test_installed.py and test_zoo_verdicts.py reuse the
+    generations it leaves in the cache).
+
+    300 requests give about 60 summarize requests: enough for structure_ok to pass gate.min_requests (30)."""
+    tmp = tmp_path_factory.mktemp("terse")
+    reqs = load_traffic(SAMPLE, limit=300)
+    long = Request("too-long", dt.datetime(2026, 11, 3, tzinfo=dt.UTC), "chat",
+                   (Message("user", "please help " * 300),), None, 0.0, None, 32, None, None, None)
+    write_traffic([*reqs, long], tmp / "traffic.parquet")
+    proc = run_harness("replay", "experiment=zoo_terse", f"traffic.path={tmp / 'traffic.parquet'}",
+                       f"output_dir={tmp / 'reports'}", "run_id=r1", f"cache.dir={shared_cache}")
+    return tmp / "reports" / "zoo_terse" / "r1", proc

@@ -3,7 +3,8 @@ from another directory runs the default experiment with the configs, SQL, zoo an
 
 The fresh venv borrows the dependencies of this one (a ``.pth`` line naming its site-packages, which does not load
 this venv's editable install of the project), so only the project itself is installed: seconds, not the 4 GB of
-vLLM. The replay reads the session's generation cache, so an engine starts only for what is not cached yet.
+vLLM. The replay reads the session's generation cache and runs after test_replay_vllm.py's zoo_terse run (the
+``terse_run`` fixture in conftest.py: the same arms on the same first sample requests), so no engine needs to start.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import site
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import REPO
@@ -21,7 +23,8 @@ from helpers import REPO
 pytestmark = [pytest.mark.vllm, pytest.mark.e2e]
 
 
-def test_installed_package_runs_the_default_experiment_elsewhere(tmp_path: Path, shared_cache: Path) -> None:
+def test_installed_package_runs_the_default_experiment_elsewhere(tmp_path: Path, shared_cache: Path,
+                                                                terse_run: Any) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
@@ -37,7 +40,7 @@ def test_installed_package_runs_the_default_experiment_elsewhere(tmp_path: Path,
     where = subprocess.run([str(python), "-c", "import harness; print(harness.__file__)"], cwd=elsewhere,
                            capture_output=True, text=True, env=env, check=True).stdout.strip()
     assert where.startswith(purelib), where  # the installed copy, not the source tree
-    proc = subprocess.run([str(python), "-m", "harness", "replay", "traffic.limit=60", "drift.aa_perturbation=[]",
+    proc = subprocess.run([str(python), "-m", "harness", "replay", "traffic.limit=60", "golden.path=null",
                            f"cache.dir={shared_cache}", "run_id=installed"], cwd=elsewhere, capture_output=True,
                           text=True, env=env, timeout=900)
     run = elsewhere / "reports" / "default" / "installed"

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 
 import duckdb
 import pytest
-from helpers import CHROMIUM, SAMPLE, chromium, console_errors, run_harness
+from helpers import CHROMIUM, chromium, console_errors, run_harness
 
 from harness.spec import read_manifest
 from harness.store import RunDir
-from harness.traffic import Message, Request, load_traffic, write_traffic
 
 pytestmark = [pytest.mark.vllm, pytest.mark.e2e]
 
@@ -21,21 +19,6 @@ def _generations(run: Path) -> list[dict]:
     glob = str(run / "generations" / "*" / "*.parquet")
     return duckdb.sql(f"SELECT * FROM read_parquet('{glob}', hive_partitioning=true) ORDER BY arm, request_id"
                       ).to_arrow_table().to_pylist()
-
-
-@pytest.fixture(scope="module")
-def terse_run(zoo: Path, shared_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
-    """zoo_terse (with its A/A arm) on 300 sample requests plus one prompt longer than max_model_len.
-
-    300 requests give about 60 summarize requests: enough for structure_ok to pass gate.min_requests (30)."""
-    tmp = tmp_path_factory.mktemp("terse")
-    reqs = load_traffic(SAMPLE, limit=300)
-    long = Request("too-long", dt.datetime(2026, 11, 3, tzinfo=dt.UTC), "chat",
-                   (Message("user", "please help " * 300),), None, 0.0, None, 32, None, None, None)
-    write_traffic([*reqs, long], tmp / "traffic.parquet")
-    proc = run_harness("replay", "experiment=zoo_terse", f"traffic.path={tmp / 'traffic.parquet'}",
-                       f"output_dir={tmp / 'reports'}", "run_id=r1", f"cache.dir={shared_cache}")
-    return tmp / "reports" / "zoo_terse" / "r1", proc
 
 
 def test_terse_is_flagged_with_the_signals_that_moved(terse_run: tuple[Path, object]) -> None:

@@ -2,7 +2,8 @@
 change passes (real vLLM, CPU; the golden set is replayed in every run).
 
 The four experiments run as one Hydra multirun (one process) over the session's generation cache, so the
-baseline (traffic and golden set) is generated at most once. zoo_terse and zoo_aa are covered in
+baseline (traffic and golden set) is generated at most once (and not at all after test_replay_vllm.py, whose
+zoo_terse run replays the same first 300 sample requests and the golden set). zoo_terse and zoo_aa are covered in
 test_replay_vllm.py. These runs have no A/A arm (drift is not gated here; the drift breach is covered in
 test_replay_vllm.py).
 """
@@ -28,7 +29,7 @@ CASES = {  # experiment: (metrics that must breach, metrics that must improve, v
 @pytest.fixture(scope="module")
 def verdicts(zoo: Path, shared_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     out = tmp_path_factory.mktemp("zoo_verdicts")
-    proc = run_harness("replay", "-m", f"experiment={','.join(sorted(CASES))}", "traffic.limit=400",
+    proc = run_harness("replay", "-m", f"experiment={','.join(sorted(CASES))}", "traffic.limit=300",
                        f"output_dir={out}", f"cache.dir={shared_cache}",
                        "drift.aa_perturbation=[]")  # the A/A arm is covered in test_replay_vllm.py
     assert proc.returncode == 0, proc.stderr[-3000:]  # a sweep exits 0 when every job ran

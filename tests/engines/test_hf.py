@@ -7,6 +7,7 @@ import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -109,12 +110,9 @@ def test_bad_options_and_a_missing_torch_name_the_fix(monkeypatch: pytest.Monkey
 
 
 @pytest.mark.vllm
-def test_greedy_outputs_agree_with_vllm(engine: TransformersEngine, sample: list[PreparedRequest]) -> None:
-    vllm = make_engine(arm("vllm"))
-    try:
-        expected: list[Generation] = vllm.generate(sample)
-    finally:
-        vllm.close()
+def test_greedy_outputs_agree_with_vllm(engine: TransformersEngine, sample: list[PreparedRequest],
+                                        zoo_vllm: Any) -> None:
+    expected: list[Generation] = zoo_vllm.generate(sample)  # the session's engine: zoo:baseline, default options
     got = engine.generate(sample)
     same = [a == b for a, b in zip(expected, got, strict=True)]
     rate = sum(same) / len(same)
