@@ -45,9 +45,18 @@ def policy(g: Any) -> Any:
 
     if g.correction not in ("holm", "bh"):
         raise ValidationError(f"gate.correction: expected holm or bh, found {g.correction!r}. Fix: set one of them.")
-    return Policy(thresholds={k: Threshold(v.absolute, v.relative) for k, v in g.thresholds.items()},
+    for metric, by_segment in g.directions.items():
+        for segment, d in by_segment.items():
+            if d not in ("higher_is_better", "lower_is_better"):
+                raise ValidationError(f"gate.directions.{metric}.{segment}: expected higher_is_better or "
+                                      f"lower_is_better, found {d!r}. Fix: set one of them.")
+    for metric, t in g.thresholds.items():
+        if set(t) - {"absolute", "relative"} or sum(t.get(k) is not None for k in ("absolute", "relative")) != 1:
+            raise ValidationError(f"gate.thresholds.{metric}: expected {{absolute: x}} or {{relative: x}}, found "
+                                  f"{dict(t)}. Fix: give exactly one of them.")
+    return Policy(thresholds={k: Threshold(t.get("absolute"), t.get("relative")) for k, t in g.thresholds.items()},
                   margins=dict(g.margins), min_requests=g.min_requests, alpha=g.alpha, correction=g.correction,
-                  power=g.power)
+                  power=g.power, directions={k: dict(v) for k, v in g.directions.items()})
 
 
 def default_policy() -> Any:
@@ -63,16 +72,19 @@ def default_policy() -> Any:
 def run_spec(dcfg: Any, sweep: Any = None) -> Any:
     """The typed ``RunSpec`` from the composed Hydra config: the one place config becomes plain values.
 
-    The A/A arm is the baseline with ``drift.aa_perturbation`` applied (when drift is on and it is not empty).
+    The A/A arm is ``drift.aa_imported``, else the baseline with ``drift.aa_perturbation`` applied (when drift is
+    on, the list is not empty and the baseline is generated: an imported baseline replayed again is a copy).
     """
     from omegaconf import OmegaConf
 
-    from harness.config import ExperimentConfig
+    from harness.config import ArmConfig, ExperimentConfig
     from harness.spec import RunSpec
 
     cfg: ExperimentConfig = OmegaConf.to_object(dcfg)  # type: ignore[assignment]
     arms = {"baseline": cfg.baseline, "candidate": cfg.candidate}
-    if cfg.drift.enabled and cfg.drift.aa_perturbation:
+    if cfg.drift.enabled and cfg.drift.aa_imported:
+        arms["aa"] = ArmConfig(imported=cfg.drift.aa_imported)
+    elif cfg.drift.enabled and cfg.drift.aa_perturbation and not cfg.baseline.imported:
         perturbation = OmegaConf.from_dotlist(list(cfg.drift.aa_perturbation))
         arms["aa"] = OmegaConf.to_object(OmegaConf.merge(dcfg.baseline, perturbation))  # type: ignore[assignment]
     return RunSpec(

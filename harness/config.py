@@ -61,24 +61,21 @@ class ArmConfig:
 
 
 @dataclass
-class ThresholdConfig:
-    """A breach margin for one metric: absolute (rates, in [0, 1]) or relative (means)."""
-
-    absolute: Optional[float] = None  # noqa: UP045
-    relative: Optional[float] = None  # noqa: UP045
-
-
-@dataclass
 class GateConfig:
     """The alert policy (harness/gate.py, docs/gate.md): per metric and segment, a breach is a change the worse
     way beyond the metric's margin that the paired test finds significant after multiple-comparison control;
     breached families are counted into a verdict."""
 
-    thresholds: Dict[str, ThresholdConfig] = field(default_factory=dict)  # noqa: UP006  per metric
+    # per metric, e.g. `+gate.thresholds.refusal={absolute: 0.02}`: {absolute: x} or {relative: x} (checked in cli.py;
+    # a plain dict so that Hydra's `+` can add one from the command line)
+    thresholds: Dict[str, Dict[str, Optional[float]]] = field(default_factory=dict)  # noqa: UP006,UP045
     # per family, an absolute margin for its metrics without their own threshold, e.g. golden: 0.03 (points),
     # judge: 0.5 (scale points), drift: 0.15 (share below the A/A floor beyond the A/A level); else each metric's
     # declared default (harness/signals/*.py, docs/gate.md)
     margins: Dict[str, float] = field(default_factory=dict)  # noqa: UP006
+    # a direction for a metric that has none of its own, per segment ("*": all): e.g. {fenced_code: {code:
+    # lower_is_better}} makes more fenced code on the `code` route a degradation instead of a divergence
+    directions: Dict[str, Dict[str, str]] = field(default_factory=dict)  # noqa: UP006
     min_requests: int = 30  # fewer paired requests than this: the metric (or segment) is not gated
     alpha: float = 0.05  # significance level of every paired test, after correction
     correction: str = "holm"  # multiple comparisons within a family: holm (FWER) or bh (FDR)
@@ -98,12 +95,18 @@ class DriftConfig:
 
     The A/A arm is the baseline replayed once more with ``aa_perturbation`` applied: overrides of an arm,
     e.g. ``["engine.dtype=bfloat16"]`` when greedy, ``["sampling.seed=1"]`` when sampling; ``[]``: no A/A arm.
+    ``aa_imported`` takes an A/A capture from a file instead. An imported baseline gets no A/A arm from
+    ``aa_perturbation`` (replaying a file again gives a copy, not a noise floor): without ``aa_imported`` its
+    divergence is reported, not gated.
     """
 
     enabled: bool = True
     model: str = "packaged:all-MiniLM-L6-v2"  # sentence-transformers model: packaged:NAME, local path or hub id
     device: Optional[str] = None  # noqa: UP045  default: cuda when available, else cpu
     aa_perturbation: List[str] = field(default_factory=list)  # noqa: UP006  dotlist, e.g. ["engine.dtype=bfloat16"]
+    # an A/A arm imported instead: a second capture of the baseline version (another day, seed or replica), keyed
+    # by the same request ids; needed for a floor when the baseline itself is imported (a copy of it is no floor)
+    aa_imported: Optional[str] = None  # noqa: UP045
     aa_quantile: float = 0.05  # the floor is this quantile of A/A similarity
     n_perm: int = 500  # permutations of the paired MMD test
 

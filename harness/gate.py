@@ -35,7 +35,7 @@ from harness.analysis.paired import adjust, required_n
 
 VERDICT_CODES = {"PASS": 0, "INVESTIGATE": 10, "ROLLBACK": 11, "HOLD_FOR_SIGNOFF": 12, "INSUFFICIENT_DATA": 13}
 """Exit code of ``python -m harness replay`` per verdict. Errors: 1 (unexpected), 2 (bad input/config)."""
-VERDICT_SCHEMA_VERSION = 2
+VERDICT_SCHEMA_VERSION = 3
 COUNTED_AS_DEGRADATION = ("degradation", "eval")
 
 
@@ -61,6 +61,15 @@ class Policy:
     alpha: float = 0.05
     correction: str = "holm"  # or "bh"
     power: float = 0.8
+    # metric -> segment ("*" = every segment and overall) -> "higher_is_better" | "lower_is_better": gives a metric
+    # without a direction of its own (length, the format profile) one, so its breach there is a degradation
+    directions: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def direction(self, metric: str, segment: str | None) -> bool | None:
+        """The direction ``gate.directions`` gives ``metric`` in ``segment`` (True: higher is better), or None."""
+        given = self.directions.get(metric, {})
+        name = given.get(segment, given.get("*")) if segment is not None else given.get("*")
+        return None if name is None else name == "higher_is_better"
 
     def threshold(self, metric: Mapping[str, Any]) -> Threshold | None:
         """The margin of a catalog row (``name`` or ``metric``, ``family``, ``margin_absolute/relative``)."""
@@ -94,6 +103,7 @@ class Check:
     n_required: int | None  # power calculation: pairs needed to detect the margin (eval metrics)
     status: str  # breach | improved | advisory | not_significant | ok | too_few
     reason: str
+    role: str = "degradation"  # how a breach counts (harness.signals.base.ROLES), from the catalog or gate.directions
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,7 @@ class Verdict:
     improvements: tuple[Check, ...] = ()
     underpowered: tuple[Check, ...] = ()
     families: Mapping[str, str] = field(default_factory=dict)  # family -> breached | improved | ok
+    notes: tuple[str, ...] = ()  # what the verdict means and what would settle it (divergence only)
 
     @property
     def exit_code(self) -> int:
@@ -118,7 +129,7 @@ class Verdict:
         """Every breached signal and segment, the improvements and what is underpowered, with numbers."""
         out = [c.reason for c in self.breaches] + [c.reason for c in self.improvements]
         out += [f"underpowered: {c.reason}" for c in self.underpowered]
-        return out
+        return out + list(self.notes)
 
 
 def _sides(row: Mapping[str, Any]) -> tuple[float, float | None]:
@@ -167,7 +178,7 @@ def _check(row: Mapping[str, Any], t: Threshold, p_worse: float, p_better: float
               f"{row['test']} p={p:.2g} adj.); margin {t.describe()}{power}: {status}")
     return Check(row["metric"], family, row["segment"], int(row["n"]), row["baseline"], row["candidate"],
                  row["delta"], row["ci_low"], row["ci_high"], row["rel_delta"], t.describe(), row["test"], p,
-                 n_required, status, reason)
+                 n_required, status, reason, row["role"])
 
 
 def metric_checks(summary: Sequence[Mapping[str, Any]], policy: Policy) -> list[Check]:
@@ -175,6 +186,9 @@ def metric_checks(summary: Sequence[Mapping[str, Any]], policy: Policy) -> list[
     overall and per segment, with adjusted p-values."""
     groups: dict[tuple[str, bool], list[tuple[Mapping[str, Any], Threshold]]] = {}
     for r in summary:
+        given = policy.direction(r["metric"], r["segment"])
+        if given is not None and r["higher_is_better"] is None:  # a direction given in config: a degradation now
+            r = {**r, "higher_is_better": given, "role": "degradation"}
         t = policy.threshold(r)
         if t is not None and r["p_two"] is not None:
             groups.setdefault((r["family"], r["segment"] is None), []).append((r, t))
@@ -188,11 +202,11 @@ def metric_checks(summary: Sequence[Mapping[str, Any]], policy: Policy) -> list[
     return out
 
 
-def decide(checks: Sequence[Check], roles: Mapping[str, str]) -> Verdict:
-    """The verdict from every family's checks (module docstring); ``roles``: metric -> role, from the catalog."""
+def decide(checks: Sequence[Check]) -> Verdict:
+    """The verdict from every family's checks (module docstring); each check carries its metric's role."""
     breaches = tuple(c for c in checks if c.status == "breach")
     improvements = tuple(c for c in checks if c.status == "improved")
-    degraded = {c.family for c in breaches if roles.get(c.metric) in COUNTED_AS_DEGRADATION}
+    degraded = {c.family for c in breaches if c.role in COUNTED_AS_DEGRADATION}
     diverged = {c.family for c in breaches} - degraded
     underpowered = tuple(c for c in checks if c.segment is None and c.n_required is not None
                          and c.status in ("ok", "not_significant") and c.n < c.n_required)
@@ -200,6 +214,7 @@ def decide(checks: Sequence[Check], roles: Mapping[str, str]) -> Verdict:
     families.update({c.family: "improved" for c in improvements})
     families.update({c.family: "breached" for c in breaches})
     overall = tuple(c for c in checks if c.segment is None)
+    notes: tuple[str, ...] = ()
     if degraded:
         count = len(degraded) + len(diverged)
         verdict, direction = ("ROLLBACK" if count >= 2 else "INVESTIGATE"), "REGRESSION"
@@ -207,12 +222,16 @@ def decide(checks: Sequence[Check], roles: Mapping[str, str]) -> Verdict:
         verdict, direction = "HOLD_FOR_SIGNOFF", "IMPROVEMENT"
     elif diverged:
         verdict, direction = "INVESTIGATE", "DIVERGENCE"
+        notes = (f"divergence only ({', '.join(sorted(diverged))}): outputs changed in ways that have no direction of "
+                 "their own, and no eval metric moved. What would settle it: references for these requests (a golden "
+                 "set, or `expected`/`checks` columns in the traffic), a calibrated judge, or a direction for the "
+                 "metric on this route (gate.directions).",)
     elif not any(c.status != "too_few" for c in overall) or underpowered:
         verdict, direction = "INSUFFICIENT_DATA", "NONE"
     else:
         verdict, direction = "PASS", "NONE"
     return Verdict(verdict, direction, breaches, overall, tuple(c for c in checks if c.segment is not None),
-                   improvements, underpowered, families)
+                   improvements, underpowered, families, notes)
 
 
 def policy_to_json(policy: Policy) -> dict[str, Any]:
@@ -220,14 +239,16 @@ def policy_to_json(policy: Policy) -> dict[str, Any]:
     out = asdict(policy)
     out["thresholds"] = {k: asdict(v) for k, v in policy.thresholds.items()}
     out["margins"] = dict(policy.margins)
+    out["directions"] = {k: dict(v) for k, v in policy.directions.items()}
     return out
 
 
 def policy_from_json(obj: Mapping[str, Any]) -> Policy:
     """The policy written by ``policy_to_json`` (re-evaluating a run uses its own policy)."""
-    fields = {k: v for k, v in obj.items() if k not in ("thresholds", "margins")}
+    fields = {k: v for k, v in obj.items() if k not in ("thresholds", "margins", "directions")}
     return Policy(thresholds={k: Threshold(**v) for k, v in obj["thresholds"].items()},
-                  margins=dict(obj["margins"]), **fields)
+                  margins=dict(obj["margins"]), directions={k: dict(v) for k, v in obj["directions"].items()},
+                  **fields)
 
 
 def verdict_document(verdict: Verdict, manifest: Mapping[str, Any], sections: Mapping[str, Any]) -> dict[str, Any]:

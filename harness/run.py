@@ -23,7 +23,7 @@ from harness.cache import GenerationCache, arm_inputs
 from harness.engines.base import EngineError, backend_name
 from harness.engines.checkpoints import fingerprint
 from harness.gate import Verdict, decide, metric_checks, verdict_document
-from harness.golden.schema import load_golden
+from harness.golden.schema import load_golden, load_references, traffic_has_references
 from harness.replay import LocalReplayer, Replayer, ReplayJob, check_resume, determinism, preflight
 from harness.report import ReportInput, write_report
 from harness.signals.base import ScoreInputs, Signal, make_signal, metric_catalog
@@ -70,7 +70,7 @@ def run_experiment(spec: RunSpec, resolved_config: dict[str, Any],
     write_manifest(run, manifest)
     log.info("run directory %s: %d requests", run.path, traffic.requests)
     golden = manifest.golden
-    golden_traffic = load_golden(golden.path)[0] if golden is not None and not golden.skipped else None
+    golden_traffic = load_golden(golden.path)[0] if golden and golden.path and not golden.skipped else None
     caches = _caches(spec, manifest)
     replayer = replayer or LocalReplayer()
     timings = []
@@ -98,9 +98,9 @@ def new_manifest(spec: RunSpec, run_id: str, traffic: Traffic, resolved_config: 
         source = arm.imported or arm.checkpoint
         if not source:
             raise EngineError(f"arm {a} has neither `checkpoint` nor `imported`. Fix: set one of them.")
-        if arm.imported and not Path(arm.imported).is_file():
-            raise EngineError(f"arm {a}: imported outputs file {arm.imported} does not exist. Fix: set "
-                              f"{a}.imported to the file's path.")
+        if arm.imported and not Path(arm.imported).exists() and not Path(arm.imported.rpartition(":")[0]).is_dir():
+            raise EngineError(f"arm {a}: imported outputs {arm.imported} do not exist. Fix: set {a}.imported to an "
+                              "outputs file (Parquet/JSONL) or an earlier run's directory.")
         arms[a] = ArmRecord(source, backend_name(arm), fingerprint(source),
                             imported_coverage(arm.imported, traffic) if arm.imported else None)
     return Manifest(
@@ -112,15 +112,29 @@ def new_manifest(spec: RunSpec, run_id: str, traffic: Traffic, resolved_config: 
 
 
 def _golden_record(spec: RunSpec) -> GoldenRecord | None:
+    """The golden set and the traffic's own references, checked before any engine starts (bad references: exit 2).
+
+    An imported arm answers the golden set from its file (by request id): items it lacks are error rows, left out of
+    the scores and counted here; a file with none of the golden ids skips the golden set, with the reason.
+    """
+    from harness.engines.imported import imported_coverage
+
+    references = len(load_references(spec.traffic_path)) if traffic_has_references(spec.traffic_path) else 0
     if not spec.golden_path:
-        return None
+        return GoldenRecord(None, None, references=references) if references else None
     path, sha = str(Path(spec.golden_path).resolve()), traffic_fingerprint(spec.golden_path)
-    imported = [a for a in ARMS if spec.arms[a].imported]
-    if imported:  # an imported arm has outputs for its traffic only: nothing to replay the golden set with
-        skipped = f"arm(s) {', '.join(imported)} are imported outputs; the golden set needs a served model"
-        log.warning("golden set skipped: %s", skipped)
-        return GoldenRecord(path, sha, skipped=skipped)
-    return GoldenRecord(path, sha, items=len(load_golden(spec.golden_path)[1]))
+    traffic, items = load_golden(spec.golden_path)
+    coverage = {}
+    for a in ARMS:
+        if spec.arms[a].imported:
+            try:
+                found = imported_coverage(str(spec.arms[a].imported), traffic)
+            except EngineError:  # none of the golden ids: this file holds shadow logs of other traffic only
+                skipped = f"arm {a}: its imported outputs answer none of the {len(items)} golden items"
+                log.warning("golden set skipped: %s", skipped)
+                return GoldenRecord(path, sha, skipped=skipped, references=references)
+            coverage[a] = {"matched": found["matched"], "missing_in_import": found["missing_in_import"]}
+    return GoldenRecord(path, sha, items=len(items), references=references, coverage=coverage)
 
 
 def _caches(spec: RunSpec, manifest: Manifest) -> dict[str, GenerationCache]:
@@ -153,7 +167,7 @@ def evaluate(run: RunDir, report: bool = True) -> Verdict:
     tables = analyze(run)
     policy = manifest.spec.policy
     checks = metric_checks(tables["summary"].to_pylist(), policy) + [c for s in signals for c in s.checks(policy)]
-    verdict = decide(checks, {m.name: m.role for s in signals for m in s.metrics})
+    verdict = decide(checks)
     sections = {k: v for s in signals for k, v in (s.details or {}).items()}
     run.write_json("verdict.json", verdict_document(verdict, manifest.to_json(), sections))
     if report:

@@ -101,12 +101,16 @@ class ArmRecord:
 
 @dataclass(frozen=True)
 class GoldenRecord:
-    """The golden set of the run: path, sha256, item count, or why it was skipped."""
+    """The eval references of the run: a golden set (path, sha256, items, or why it was skipped) and the reference
+    checks the traffic itself carries (``references``: how many requests have them); ``coverage``: per imported arm,
+    how many golden items its file answers (``matched``) and not (``missing_in_import``)."""
 
-    path: str
-    sha256: str
+    path: str | None
+    sha256: str | None
     items: int | None = None
     skipped: str | None = None
+    references: int = 0
+    coverage: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass

@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 from harness import REPLAYS_DIR
-from harness.signals.stats import HEDGE_PATTERNS, LIST_LINE, REFUSAL_PATTERNS
+from harness.signals.refusal import LEGACY_PATTERNS
+from harness.signals.stats import HEDGE_PATTERNS, LIST_LINE
 from harness.zoo import tasks
 
 OUT = REPLAYS_DIR / "judge_annotations_sample.csv"
@@ -63,7 +64,7 @@ def adherence(ex: tasks.Example, out: str) -> int:
 
 
 def tone(out: str) -> int:
-    return 1 if REFUSAL_PATTERNS.search(out) else 3 if HEDGE_PATTERNS.search(out) else 5
+    return 1 if LEGACY_PATTERNS.search(out) else 3 if HEDGE_PATTERNS.search(out) else 5
 
 
 def verbosity(out: str, reference: str) -> int:

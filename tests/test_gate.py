@@ -6,7 +6,6 @@ import random
 from typing import Any
 
 from harness.gate import VERDICT_CODES, Policy, Threshold, Verdict, decide, metric_checks
-from harness.signals.drift import METRIC as DRIFT_METRIC
 from harness.signals.drift import drift_checks
 
 P = Policy(thresholds={"json_valid": Threshold(absolute=0.05), "hedge": Threshold(absolute=0.05),
@@ -29,8 +28,7 @@ def row(metric: str, delta: float, *, family: str = "stats", base: float = 0.5, 
 
 def gate(rows: list[dict[str, Any]], policy: Policy, drift: list[dict[str, Any]] | None = None) -> Verdict:
     """The gate as ``evaluate`` runs it: paired checks, the drift family's checks, roles from the catalog."""
-    checks = metric_checks(rows, policy) + drift_checks(drift or [], 0.05, policy)
-    return decide(checks, {r["metric"]: r["role"] for r in rows} | {DRIFT_METRIC.name: DRIFT_METRIC.role})
+    return decide(metric_checks(rows, policy) + drift_checks(drift or [], 0.05, policy))
 
 
 def test_no_change_passes() -> None:
@@ -143,3 +141,24 @@ def test_drift_segment_is_read_against_its_own_aa_level() -> None:
     moved = [*noisy[:3], d("candidate", "sum", 0.80)]
     v = gate([row("json_valid", 0.0)], P, moved)
     assert v.verdict == "INVESTIGATE" and "A/A level 40.0%" in v.reasons[0]
+
+
+def test_a_direction_less_breach_is_divergence_and_says_what_would_settle_it() -> None:
+    v = gate([row("chars", -40.0, base=100.0, hib=None, family="toy")], P)
+    assert (v.verdict, v.direction) == ("INVESTIGATE", "DIVERGENCE") and v.breaches[0].role == "divergence"
+    assert "What would settle it" in v.reasons[-1] and "references" in v.reasons[-1]
+    with_eval = gate([row("chars", -40.0, base=100.0, hib=None, family="toy"),
+                      row("golden_regex", +0.1, family="golden")], P)
+    assert (with_eval.verdict, with_eval.direction) == ("HOLD_FOR_SIGNOFF", "IMPROVEMENT")  # evals settle it
+
+
+def test_a_direction_given_per_segment_makes_it_a_degradation_there() -> None:
+    rows = [row("chars", -40.0, base=100.0, hib=None, family="toy", segment="code"),
+            row("chars", -40.0, base=100.0, hib=None, family="toy", segment="chat")]
+    policy = Policy(thresholds=P.thresholds, directions={"chars": {"code": "higher_is_better"}})
+    v = gate([row("json_valid", 0.0), *rows], policy)
+    by_segment = {c.segment: c for c in v.segment_checks if c.metric == "chars"}
+    assert by_segment["code"].role == "degradation" and by_segment["chat"].role == "divergence"
+    assert (v.verdict, v.direction) == ("INVESTIGATE", "REGRESSION")
+    assert gate([row("json_valid", 0.0), *rows], Policy(thresholds=P.thresholds,
+                directions={"chars": {"code": "lower_is_better"}})).direction == "DIVERGENCE"  # shorter is fine

@@ -122,8 +122,14 @@ def fingerprint(source: str) -> str:
     A hub id is fingerprinted by its name only (``hub:org/name``): pin a revision or use a local path
     when the fingerprint must identify the weights.
     """
+    from harness.engines.imported import run_parts
+
     if Path(source).is_file():
         return _sha256([Path(source)])
+    if not (Path(source) / "config.json").exists():
+        parts = run_parts(source)
+        if parts is not None:  # an earlier run's generations
+            return _sha256(parts)
     path = Path(resolve_checkpoint(source))
     if not path.is_dir():
         return f"hub:{source}"

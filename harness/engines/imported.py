@@ -1,7 +1,10 @@
-"""An arm whose outputs already exist (shadow logs captured in production): read, not generated.
+"""An arm whose outputs already exist (shadow logs captured in production, or an earlier run): read, not generated.
 
 The file is Parquet or JSONL with one row per request: ``request_id`` and ``output`` (text), and
-optionally ``finish_reason`` (text), ``prompt_tokens``, ``output_tokens`` (integers >= 0). A traffic
+optionally ``finish_reason`` (text), ``prompt_tokens``, ``output_tokens`` (integers >= 0). It can also be an
+earlier run of this harness: ``reports/<experiment>/<run_id>`` imports that run's ``baseline`` generations,
+``reports/<experiment>/<run_id>:<arm>`` those of another arm (its error rows are left out, so those requests
+become ``missing_in_import`` here). A traffic
 request missing from the file becomes an error row ``missing_in_import``. Ids in the file that are not
 in the traffic are ignored with a warning and counted in the manifest (``imported_coverage``); a file
 none of whose ids is in the traffic is an error (it is the outputs of other traffic).
@@ -90,12 +93,49 @@ def _row_issues(row: dict[str, Any]) -> list[Issue]:
     return issues
 
 
+def run_parts(source: str | Path) -> list[Path] | None:
+    """The generations parts of an earlier run's arm: ``RUN_DIR`` (its baseline) or ``RUN_DIR:ARM``; None when
+    ``source`` is not a run directory.
+
+    Raises:
+        EngineError: a run directory without generations of that arm.
+    """
+    text = str(source)
+    head, _, arm = text.rpartition(":")
+    path, arm = (Path(head), arm) if head and Path(head).is_dir() else (Path(text), "baseline")
+    if not path.is_dir():
+        return None
+    parts = sorted((path / "generations" / f"arm={arm}").glob("part-*.parquet"))
+    if not parts:
+        raise EngineError(f"{source}: expected an earlier run's directory (reports/<experiment>/<run_id>: its baseline "
+                          f"is imported; RUN_DIR:<arm> for another arm), found no generations of arm {arm!r} in "
+                          f"{path / 'generations'}. Fix: point the arm's `imported` at a finished run.")
+    return parts
+
+
+def _run_rows(parts: list[Path]) -> dict[str, dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    out = {}
+    for part in parts:
+        for g in pq.read_table(part).to_pylist():
+            if g["error"] is None:
+                out[g["request_id"]] = {"request_id": g["request_id"], "output": g["output_text"],
+                                        "finish_reason": g["finish_reason"], "prompt_tokens": g["prompt_tokens"],
+                                        "output_tokens": g["output_tokens"]}
+    return out
+
+
 def load_outputs(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Read an outputs file into ``request_id -> row``, checking every row; all problems are raised together.
+    """Read an outputs file (or an earlier run's generations) into ``request_id -> row``, checking every row; all
+    problems are raised together.
 
     Raises:
         EngineError: naming the file, the line (JSONL, 1-based) or row (Parquet, 0-based), the field and the fix.
     """
+    parts = run_parts(path)
+    if parts is not None:
+        return _run_rows(parts)
     path = Path(path)
     if not path.is_file():
         raise EngineError(f"imported outputs file {path} does not exist. Fix: set the arm's `imported` path.")

@@ -68,25 +68,12 @@ def _check_target(metric: str, target: str) -> str | None:
     return None
 
 
-def _validate(file: str, i: int, row: dict[str, Any]) -> tuple[GoldenItem | None, list[str]]:
-    where = f"{file}: row {i} (request_id {row.get('request_id')!r})"
-    problems: list[str] = []
-    expected, checks = row.get("expected"), row.get("checks")
-    if not isinstance(expected, str) or not expected.strip():
-        problems.append(f"{where}, column expected: expected the reference answer, found {expected!r}. "
-                        "Fix: write the right answer for this request.")
-    if row.get("dimension") not in DIMENSIONS:
-        problems.append(f"{where}, column dimension: expected one of {', '.join(DIMENSIONS)}, found "
-                        f"{row.get('dimension')!r}. Fix: say what the item tests.")
-    for col in ("added_at", "source"):
-        if row.get(col) is None or row.get(col) == "":
-            problems.append(f"{where}, column {col}: expected a value, found null. Fix: record when and where the "
-                            "item was added (rotation needs it).")
+def _resolve_checks(where: str, checks: list[dict[str, Any]], expected: str | None
+                    ) -> tuple[list[tuple[str, str]], list[str]]:
+    """The (metric, target) pairs of an item's checks, targets resolved (null -> ``expected``), and the problems."""
     resolved: list[tuple[str, str]] = []
-    if not checks:
-        problems.append(f"{where}, column checks: expected at least one {{metric, target}}, found {checks!r}. "
-                        "Fix: list the metrics that decide whether an answer is right.")
-    for c in checks or []:
+    problems: list[str] = []
+    for c in checks:
         metric, target = c.get("metric"), c.get("target")
         try:
             get_metric(str(metric))
@@ -103,6 +90,28 @@ def _validate(file: str, i: int, row: dict[str, Any]) -> tuple[GoldenItem | None
                             "Fix: correct the target.")
             continue
         resolved.append((str(metric), target))
+    return resolved, problems
+
+
+def _validate(file: str, i: int, row: dict[str, Any]) -> tuple[GoldenItem | None, list[str]]:
+    where = f"{file}: row {i} (request_id {row.get('request_id')!r})"
+    problems: list[str] = []
+    expected, checks = row.get("expected"), row.get("checks")
+    if not isinstance(expected, str) or not expected.strip():
+        problems.append(f"{where}, column expected: expected the reference answer, found {expected!r}. "
+                        "Fix: write the right answer for this request.")
+    if row.get("dimension") not in DIMENSIONS:
+        problems.append(f"{where}, column dimension: expected one of {', '.join(DIMENSIONS)}, found "
+                        f"{row.get('dimension')!r}. Fix: say what the item tests.")
+    for col in ("added_at", "source"):
+        if row.get(col) is None or row.get(col) == "":
+            problems.append(f"{where}, column {col}: expected a value, found null. Fix: record when and where the "
+                            "item was added (rotation needs it).")
+    if not checks:
+        problems.append(f"{where}, column checks: expected at least one {{metric, target}}, found {checks!r}. "
+                        "Fix: list the metrics that decide whether an answer is right.")
+    resolved, bad = _resolve_checks(where, checks or [], expected)
+    problems += bad
     if problems:
         return None, problems
     return GoldenItem(row["request_id"], row["segment"], str(expected), tuple(resolved), row["dimension"],
@@ -141,6 +150,43 @@ def load_golden(path: str | Path) -> tuple[Traffic, dict[str, GoldenItem]]:
     if problems:
         raise TrafficError(problems)
     return traffic, items
+
+
+REFERENCE_SOURCE = "traffic"
+
+
+def traffic_has_references(path: str | Path) -> bool:
+    """Whether a traffic file carries reference checks (a ``checks`` column): it is then its own golden set."""
+    return "checks" in pq.read_schema(path).names
+
+
+def load_references(path: str | Path) -> dict[str, GoldenItem]:
+    """The reference checks a traffic file carries (columns ``checks`` and optionally ``expected``, ``dimension``),
+    as golden items of the requests that have them; rows whose ``checks`` is null have no reference.
+
+    Raises:
+        TrafficError: every check that does not fit its metric (file, row, request id, column, fix).
+    """
+    names = pq.read_schema(path).names
+    columns = ["request_id", "segment", "checks", *(c for c in ("expected", "dimension") if c in names)]
+    items, problems = {}, []
+    for i, row in enumerate(pq.read_table(path, columns=columns).to_pylist()):
+        if not row["checks"]:
+            continue
+        where = f"{path}: row {i} (request_id {row['request_id']!r})"
+        expected = row.get("expected")
+        resolved, bad = _resolve_checks(where, row["checks"], expected)
+        dimension = row.get("dimension") or "task_accuracy"
+        if dimension not in DIMENSIONS:
+            bad.append(f"{where}, column dimension: expected one of {', '.join(DIMENSIONS)}, found {dimension!r}. "
+                       "Fix: say what the reference tests, or leave it null.")
+        problems += bad
+        if not bad:
+            items[row["request_id"]] = GoldenItem(row["request_id"], row["segment"], expected or "", tuple(resolved),
+                                                  dimension, dt.datetime(1970, 1, 1, tzinfo=dt.UTC), REFERENCE_SOURCE)
+    if problems:
+        raise TrafficError(problems)
+    return items
 
 
 def write_golden(requests: Sequence[Request], items: Sequence[GoldenItem], path: str | Path) -> Path:

@@ -26,8 +26,9 @@ def summary(divergence: Mapping[str, Any]) -> str:
     """The floor and the paired distribution tests in one line."""
     floor = divergence["aa_floor"]
     parts = [f"model {divergence['model']}",
-             "no A/A arm: no noise floor" if floor is None
-             else f"A/A floor = {divergence['aa_quantile']:.0%} quantile of A/A similarity = {floor:.4f}"]
+             f"no A/A floor ({divergence.get('floor_source', 'no A/A arm')})" if floor is None
+             else f"A/A floor = {divergence['aa_quantile']:.0%} quantile of A/A similarity = {floor:.4f}, from "
+                  f"{divergence.get('floor_source', 'the A/A arm')}"]
     for arm, t in divergence["mmd_paired"].items():
         parts.append(f"paired MMD test {arm} vs baseline: p = {t['p_value']:.3g} (n = {t['n_x']}, "
                      f"{t['n_perm']} permutations)")

@@ -59,12 +59,17 @@ def embed_outputs(run: RunDir, generations: pa.Table, model: str, device: str | 
             log.info("embeddings: reusing %s", path)
             return table
     embedder = Embedder(model, device=device)
-    log.info("embeddings: %d outputs with %s on %s (%s)", served.num_rows, model, embedder.device, embedder.dtype)
+    texts = served["output_text"].to_pylist()
+    distinct = list(dict.fromkeys(texts))  # each distinct text embedded once (an A/A copy, unchanged outputs)
+    log.info("embeddings: %d outputs, %d distinct texts, with %s on %s (%s)", len(texts), len(distinct), model,
+             embedder.device, embedder.dtype)
+    vectors = embedder.encode(distinct)
+    row_of = {t: i for i, t in enumerate(distinct)}
     parts = []
     for arm in sorted(set(served["arm"].to_pylist())):
         rows = served.filter(pc.equal(served["arm"], arm))
-        vectors = embedder.encode(rows["output_text"].to_pylist())
-        parts.append(embeddings_table(rows["request_id"].to_pylist(), arm, vectors))
+        parts.append(embeddings_table(rows["request_id"].to_pylist(), arm,
+                                      vectors[[row_of[t] for t in rows["output_text"].to_pylist()]]))
     del embedder
     release_gpu_memory()
     table = pa.concat_tables(parts)
@@ -170,7 +175,7 @@ def drift_checks(rows: list[dict[str, Any]], aa_quantile: float, policy: Policy)
                       f"margin {drift_margin:.0%}, binomial p={p:.2g} adj.): {status}")
             out.append(Check(METRIC.name, METRIC.family, r["segment"], int(r["n"]), level, share,
                              share - level, r["below_ci_low"] - level, r["below_ci_high"] - level, None,
-                             f"abs {drift_margin:g}", "binomial", p, None, status, reason))
+                             f"abs {drift_margin:g}", "binomial", p, None, status, reason, METRIC.role))
     return out
 
 
@@ -181,15 +186,16 @@ class DriftSignal:
     family = "drift"
     metrics = (METRIC,)
 
-    def __init__(self, model: str, device: str | None, aa_quantile: float, n_perm: int) -> None:
+    def __init__(self, model: str, device: str | None, aa_quantile: float, n_perm: int, floor_source: str) -> None:
         self.model, self.device, self.aa_quantile, self.n_perm = model, device, aa_quantile, n_perm
+        self.floor_source = floor_source
         self.details: dict[str, Any] | None = None
 
     def score(self, inputs: ScoreInputs) -> pa.Table:
         """Runs the drift stage (tables in the module docstring); no rows for the paired analysis."""
         divergence = run_drift(inputs.run, inputs.generations, self.model, self.device, self.aa_quantile,
                                self.n_perm)
-        self.details = {"divergence": divergence}
+        self.details = {"divergence": {**divergence, "floor_source": self.floor_source}}
         return SIGNAL_SCHEMA.empty_table()
 
     def checks(self, policy: Policy) -> list[Check]:
@@ -199,4 +205,17 @@ class DriftSignal:
 def make(spec: RunSpec) -> DriftSignal | None:
     """The drift family of a run, or None when ``drift.enabled`` is off."""
     d = spec.drift
-    return DriftSignal(d.model, d.device, d.aa_quantile, d.n_perm) if d.enabled else None
+    return DriftSignal(d.model, d.device, d.aa_quantile, d.n_perm, floor_source(spec)) if d.enabled else None
+
+
+def floor_source(spec: RunSpec) -> str:
+    """Where the run's A/A floor comes from, or why it has none (shown in the report and ``verdict.json``)."""
+    d, baseline = spec.drift, spec.arms["baseline"]
+    if "aa" in spec.arms and spec.arms["aa"].imported:
+        return f"the A/A arm imported from {spec.arms['aa'].imported} (a second capture of the baseline)"
+    if "aa" in spec.arms:
+        return f"the A/A arm: the baseline replayed with {', '.join(d.aa_perturbation)}"
+    why = ("the baseline is imported and no second capture of it was given (drift.aa_imported): replaying the same "
+           "file again would give a copy, not a noise floor" if baseline.imported
+           else "drift.aa_perturbation is [] and no drift.aa_imported was given")
+    return f"none: {why}. Divergence is reported, not gated"

@@ -1,9 +1,16 @@
 """Golden-set scoring: each golden generation of each arm scored by its item's checks (role ``eval``).
 
 One row per golden request, arm and check, in the signal format; the metric is ``golden_<name>`` of
-the golden metric registry (``harness.golden.metrics``), family ``golden``. A request an arm could not
-serve (error row) scores 0 on every check: no right answer was given. The golden replay's generations are
-under ``<run>/golden/`` (``golden_run``); the default margin is 2 points (``gate.margins.golden``).
+the golden metric registry (``harness.golden.metrics``), family ``golden``. Two sources of items, scored alike:
+
+- a golden set (``golden.path``), replayed through both arms into ``<run>/golden/`` (``golden_run``); an imported
+  arm answers it from its file by request id;
+- the reference checks the traffic itself carries (columns ``checks``, ``expected``: ``load_references``), scored on
+  the traffic's own generations, imported or generated.
+
+A request an arm could not serve (error row) scores 0 on every check: no right answer was given; one an imported
+file does not hold (``missing_in_import``) is left out and counted (``details``), so the paired statistics and the
+power calculation run on what both arms answered. The default margin is 2 points (``gate.margins.golden``).
 """
 
 from __future__ import annotations
@@ -12,9 +19,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from harness.golden.metrics import get_metric
-from harness.golden.schema import GoldenItem, load_golden
+from harness.golden.schema import GoldenItem, load_golden, load_references, traffic_has_references
 from harness.signals.base import SIGNAL_SCHEMA, MetricSpec, ScoreInputs
 from harness.store import RunDir
 from harness.traffic import TrafficError, traffic_fingerprint
@@ -38,12 +46,16 @@ def golden_metrics(items: Mapping[str, GoldenItem]) -> tuple[MetricSpec, ...]:
                             get_metric(n).description, role="eval", margin_absolute=DEFAULT_MARGIN) for n in names)
 
 
+MISSING = "missing_in_import"
+ARMS = ("baseline", "candidate")
+
+
 def score_golden(items: Mapping[str, GoldenItem], generations: pa.Table) -> pa.Table:
-    """Rows ``(request_id, arm, segment, golden_<metric>, value)`` for every golden generation."""
+    """Rows ``(request_id, arm, segment, golden_<metric>, value)`` for every golden generation of the two arms."""
     rows = []
     for g in generations.to_pylist():
         item = items.get(g["request_id"])
-        if item is None:
+        if item is None or g["arm"] not in ARMS or g["error"] == MISSING:
             continue
         for metric, target in item.checks:
             value = 0.0 if g["error"] is not None else get_metric(metric).score(g["output_text"], target)
@@ -65,22 +77,32 @@ class GoldenSignal:
         from harness.analysis.run import connect
 
         golden = inputs.manifest.golden
-        if golden is None or golden.skipped:
-            return SIGNAL_SCHEMA.empty_table()
-        if traffic_fingerprint(golden.path) != golden.sha256:
-            raise TrafficError([f"{golden.path}: changed since this run replayed it (sha256 differs). Fix: restore "
-                                "the golden set the run used, or replay again."])
-        _, items = load_golden(golden.path)
+        tables, items = [], {}
+        if golden is not None and golden.path and not golden.skipped:
+            if traffic_fingerprint(golden.path) != golden.sha256:
+                raise TrafficError([f"{golden.path}: changed since this run replayed it (sha256 differs). Fix: "
+                                    "restore the golden set the run used, or replay again."])
+            items = load_golden(golden.path)[1]
+            con = connect(golden_run(inputs.run))
+            tables.append(score_golden(items, con.sql("SELECT * FROM generations").to_arrow_table()))
+            con.close()
+        if golden is not None and golden.references:
+            references = load_references(inputs.manifest.traffic.path)
+            tables.append(score_golden(references, inputs.generations))
+            items = {**items, **references}
         self.metrics = golden_metrics(items)
-        con = connect(golden_run(inputs.run))
-        generations = con.sql("SELECT * FROM generations ORDER BY arm, request_id").to_arrow_table()
-        con.close()
-        return score_golden(items, generations)
+        rows = pa.concat_tables([SIGNAL_SCHEMA.empty_table(), *tables])
+        scored = {a: len(set(rows.filter(pc.equal(rows["arm"], a))["request_id"].to_pylist())) for a in ARMS}
+        self.details = {"golden": {"items": golden.items if golden else None,
+                                   "references": golden.references if golden else 0, "scored": scored,
+                                   "skipped": golden.skipped if golden else None,
+                                   "coverage": golden.coverage if golden else {}}}
+        return rows
 
     def checks(self, policy: Policy) -> list[Check]:
         return []
 
 
 def make(spec: RunSpec) -> GoldenSignal | None:
-    """The golden family of a run, or None without a golden set."""
-    return GoldenSignal() if spec.golden_path else None
+    """The golden family of a run, or None with neither a golden set nor references in the traffic."""
+    return GoldenSignal() if spec.golden_path or traffic_has_references(spec.traffic_path) else None

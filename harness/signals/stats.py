@@ -1,12 +1,17 @@
-"""Output-distribution statistics: length, JSON and schema compliance, refusals, hedging, structure,
-truncation, empty outputs and errors. Cheap, per request, no model needed.
+"""Output-distribution statistics: length, JSON and schema compliance, refusals, hedging, structure, the format
+profile, truncation, empty outputs and errors. Cheap, per request, no model needed.
 
-Classifiers are phrase lists, documented here and in ``docs/signals.md``:
+Classifiers are phrase rules, documented here and in ``docs/signals.md``:
 
-- refusal: the output declines the request (``REFUSAL_PATTERNS``);
+- refusal: the output declines the request, for safety or as a non-answer (``harness.signals.refusal``, measured
+  on human labels: docs/refusal.md); ``non_answer`` is the share that decline to give an opinion or an answer
+  without a safety framing (reported, not gated: that split is not measured);
 - hedge: the output signals uncertainty (``HEDGE_PATTERNS``);
 - structure: a request that asks for bullet points or a list (``ASKS_FOR_LIST``) must get at least two
-  lines that start with ``-``, ``*``, ``•`` or ``1.``-style numbering.
+  lines that start with ``-``, ``*``, ``•`` or ``1.``-style numbering;
+- the format profile (``harness.signals.format``): fenced code, headings, tables, lists, output that starts with
+  JSON, the dominant script. These and the length have no direction of their own: a move beyond the margin is a
+  ``divergence`` unless ``gate.directions`` gives the metric a direction on a route (docs/gate.md).
 """
 
 from __future__ import annotations
@@ -19,15 +24,14 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from harness.signals.base import SIGNAL_SCHEMA, MetricSpec, ScoreInputs
+from harness.signals.format import FORMAT_FEATURES, format_profile
+from harness.signals.refusal import ANSWER, NON_ANSWER, classify
 from harness.traffic import Request
 
 if TYPE_CHECKING:
     from harness.gate import Check, Policy
     from harness.spec import RunSpec
 
-REFUSAL_PATTERNS = re.compile(
-    r"\b(I'?m sorry,? but I (can(?:no|')t|won'?t|am unable)|I (cannot|can'?t|won'?t) (help|assist|do that)|"
-    r"I am (unable|not able) to (help|assist)|as an AI\b)", re.IGNORECASE)
 HEDGE_PATTERNS = re.compile(
     r"\b(not (completely |entirely |totally |100% )?(sure|certain)|I (think|believe|guess)\b|"
     r"could be wrong|may not be accurate|it depends|perhaps|possibly|I'?m unsure)", re.IGNORECASE)
@@ -35,10 +39,16 @@ ASKS_FOR_LIST = re.compile(r"\b(bullet(ed)?( points?| list)?|as a list|list the)
 LIST_LINE = re.compile(r"^\s*([-*•]|\d+[.)])\s+\S", re.MULTILINE)
 
 
+REFUSAL_MEASURED = ("rule classifier; on held-out human-labelled XSTest setups precision 96%, recall 90% for full "
+                    "refusals: docs/refusal.md")
+FORMAT_MARGIN = 0.10  # 10 points of requests, either way
+
+
 def _m(name: str, kind: str, hib: bool | None, desc: str, absolute: float | None = None,
        relative: float | None = None) -> MetricSpec:
-    return MetricSpec(name, "stats", kind, hib, desc, role="degradation", margin_absolute=absolute,
-                      margin_relative=relative)
+    """A stats metric: a degradation when it has a direction, else a divergence (no direction of its own)."""
+    return MetricSpec(name, "stats", kind, hib, desc, role="degradation" if hib is not None else "divergence",
+                      margin_absolute=absolute, margin_relative=relative)
 
 
 METRICS = (  # default margins: rates in absolute points (0.05 = 5 points), means relative (0.15 = 15%)
@@ -46,12 +56,14 @@ METRICS = (  # default margins: rates in absolute points (0.05 = 5 points), mean
     _m("output_tokens", "mean", None, "output length in tokens"),
     _m("json_valid", "rate", True, "output parses as JSON (requests with a response_schema)", 0.05),
     _m("schema_valid", "rate", True, "output satisfies the request's response_schema", 0.05),
-    _m("refusal", "rate", False, "output refuses the request (phrase classifier)", 0.03),
+    _m("refusal", "rate", False, f"output declines the request ({REFUSAL_MEASURED})", 0.03),
+    _m("non_answer", "rate", False, "of the declines: no opinion or answer given, no safety framing (not measured)"),
     _m("hedge", "rate", False, "output hedges (phrase classifier)", 0.05),
     _m("structure_ok", "rate", True, "list requested and at least two list lines given", 0.05),
     _m("truncated", "rate", False, "generation stopped at max_tokens (finish_reason length)", 0.03),
     _m("empty", "rate", False, "output is empty or whitespace", 0.02),
     _m("error", "rate", False, "request could not be served (error row)", 0.01),
+    *(_m(name, "rate", None, f"format: {desc}", FORMAT_MARGIN) for name, desc in FORMAT_FEATURES),
 )
 
 
@@ -88,7 +100,9 @@ def score_one(r: Request, text: str, finish_reason: str | None, output_tokens: i
     out["output_tokens"] = float(output_tokens) if output_tokens is not None else None
     out["empty"] = float(not text.strip())
     out["truncated"] = float(finish_reason == "length")
-    out["refusal"] = float(bool(REFUSAL_PATTERNS.search(text)))
+    decision = classify(text)
+    out["refusal"] = float(decision != ANSWER)
+    out["non_answer"] = float(decision == NON_ANSWER)
     out["hedge"] = float(bool(HEDGE_PATTERNS.search(text)))
     if r.response_schema is not None:
         valid, schema_ok = _json_checks(text.strip(), r.response_schema)
@@ -96,6 +110,7 @@ def score_one(r: Request, text: str, finish_reason: str | None, output_tokens: i
         out["schema_valid"] = None if schema_ok != schema_ok else schema_ok  # NaN: the schema itself is invalid
     if ASKS_FOR_LIST.search(_last_user_text(r)):
         out["structure_ok"] = float(len(LIST_LINE.findall(text)) >= 2)
+    out.update(format_profile(text))
     return out
 
 

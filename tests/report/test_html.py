@@ -41,7 +41,7 @@ def _report(tmp_path: Path, *, max_chars: int = 50_000, redact: bool = False) ->
     summary = [_row("chars_mean", None, 120.0, 180.0, (40.0, 80.0)), _row("words_mean", None, 20.0, 20.5, (-1, 2)),
                _row("chars_mean", SCRIPT, 100.0, 190.0, (30.0, 150.0)), _row("chars_mean", "faq", 130.0, 170.0, (1, 9))]
     policy = Policy(thresholds={"chars_mean": Threshold(relative=0.2), "words_mean": Threshold(relative=0.2)})
-    verdict = decide(metric_checks(summary, policy), {"chars_mean": "degradation", "words_mean": "degradation"})
+    verdict = decide(metric_checks(summary, policy))
     figure = tmp_path / "signal_deltas.png"
     figure.write_bytes(PNG)
     pairs = [{"request_id": IMG, "segment": BREAKOUT, "chars_delta": 12,

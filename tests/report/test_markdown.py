@@ -50,7 +50,7 @@ def test_ticket_summary_is_short_and_names_reasons_and_files() -> None:
                  "test": "mcnemar", "p_lower": 1e-9, "p_higher": 1.0, "p_two": 2e-9, "sd_diff": 0.5,
                  "role": "degradation", "advisory": False, "margin_absolute": 0.05, "margin_relative": None}
                 for m in ("a", "b", "c", "d", "e", "f", "g")]
-    v = decide(metric_checks(rows, Policy()), {m: "degradation" for m in "abcdefg"})
+    v = decide(metric_checks(rows, Policy()))
     text = render_ticket(report_input(name="exp", run_id="r1", verdict=v, sources=("old", "new")),
                          ["report.html", "verdict.json"])
     assert text.startswith("**Model upgrade gate: INVESTIGATE** (REGRESSION")  # one family: counted once
