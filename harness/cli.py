@@ -1,7 +1,9 @@
 """Command entry points: config -> plain function calls, nothing else.
 
-    python -m harness replay [experiment=NAME] [key=value ...]   replay + gate (exit code = verdict)
+    python -m harness [-v] replay [experiment=NAME] [key=value ...]  replay + gate (exit code = verdict); -v: every log
+                                                                   line on the terminal (else harness.log, engine.log)
     python -m harness report RUN_DIR                              rebuild verdict and report from files
+    python -m harness runs [--output-dir reports]                 every run, newest first; writes reports/index.html
     python -m harness zoo [--force]                               build the fixture checkpoints
     python -m harness traffic [--out PATH] [--n N]                 write the sample traffic
     python -m harness import-openai IN.jsonl OUT.parquet          convert OpenAI chat logs to traffic
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,10 +34,17 @@ EXIT_BAD_INPUT = 2
 log = logging.getLogger("harness")
 
 
-def _print_result(run_path: Path, verdict: str, code: int) -> None:
-    print(f"verdict: {verdict} (exit code {code})")
+def _print_result(run_path: Path, verdict: Any, max_reasons: int = 5) -> None:
+    """The summary block: verdict, the top reasons, where the files are."""
+    print(f"verdict: {verdict.verdict} (exit code {verdict.exit_code})")
     print(f"report:  {run_path / 'report.md'}")
     print(f"verdict: {run_path / 'verdict.json'}")
+    print(f"html:    {run_path / 'report.html'}   (logs: harness.log, engine.log beside it)")
+    reasons = verdict.reasons
+    for r in reasons[:max_reasons]:
+        print(f"  - {r}")
+    if len(reasons) > max_reasons:
+        print(f"  ... {len(reasons) - max_reasons} more in report.html")
 
 
 def policy(g: Any) -> Any:
@@ -129,7 +139,7 @@ def _replay(argv: list[str]) -> int:
             return
         result["code"] = verdict.exit_code
         codes.append(verdict.exit_code)
-        _print_result(run.path, verdict.verdict, verdict.exit_code)
+        _print_result(run.path, verdict)
 
     sys.argv = [sys.argv[0], *argv]
     try:
@@ -163,7 +173,10 @@ def _after_sweep(sweep_dir: Path, codes: list[int]) -> int:
 
     failed = [c for c in codes if c in (1, EXIT_BAD_INPUT)]
     if len(codes) > len(failed):
+        from harness.history import write_index
+
         print(f"sweep summary: {summarize(sweep_dir)}")
+        write_index(sweep_dir.parent.parent)
     return failed[0] if failed else 0
 
 
@@ -209,7 +222,7 @@ def _report(argv: list[str]) -> int:
                                 "Fix: pass reports/<experiment>/<run_id> (or .../latest).")
     run = RunDir.at(a.run_dir)
     verdict = evaluate(run)
-    _print_result(run.path, verdict.verdict, verdict.exit_code)
+    _print_result(run.path, verdict)
     return verdict.exit_code
 
 
@@ -274,17 +287,32 @@ def _golden(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"replay": _replay, "report": _report, "zoo": _zoo, "traffic": _traffic, "import-openai": _import_openai,
-            "golden": _golden, "sweep-summary": _sweep_summary, "cache": _cache}
+def _runs(argv: list[str]) -> int:
+    from harness.history import collect_runs, format_runs, write_index
+
+    p = argparse.ArgumentParser(prog="python -m harness runs", description="Every run, newest first; index.html.")
+    p.add_argument("--output-dir", type=Path, default=Path("reports"), help="where runs are (default: reports)")
+    a = p.parse_args(argv)
+    print(format_runs(collect_runs(a.output_dir)))
+    print(f"index: {write_index(a.output_dir)}")
+    return 0
+
+
+COMMANDS = {"replay": _replay, "runs": _runs, "report": _report, "zoo": _zoo, "traffic": _traffic,
+            "import-openai": _import_openai, "golden": _golden, "sweep-summary": _sweep_summary, "cache": _cache}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Dispatch ``python -m harness COMMAND ...``; bad input exits 2 with the fix, not a traceback."""
+    from harness import console
+
     argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = bool(argv) and argv[0] in ("-v", "--verbose")
+    argv = argv[1:] if verbose else argv
     if not argv or argv[0] not in COMMANDS:
         print(__doc__, file=sys.stderr)
         return EXIT_BAD_INPUT
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    console.configure(verbose or os.environ.get("HARNESS_VERBOSE") == "1")
     try:
         return COMMANDS[argv[0]](argv[1:])
     except BadInput as e:

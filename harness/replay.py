@@ -37,6 +37,7 @@ import pyarrow as pa
 
 from harness.cache import GenerationCache
 from harness.config import ArmConfig
+from harness.console import Stage
 from harness.engines.base import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_TEMPERATURE,
@@ -182,7 +183,13 @@ class LocalReplayer:
     def replay(self, name: str, arm: ArmConfig, jobs: Sequence[ReplayJob], cache: GenerationCache | None
                ) -> list[ArmTiming]:
         with ArmEngine(arm) as engine:
-            return [replace(replay_arm(name, arm, j.traffic, j.run, engine, cache), arm=j.label) for j in jobs]
+            return [replace(replay_arm(name, arm, j.traffic, j.run, engine, cache, stage=stage_name(name, j.label)),
+                            arm=j.label) for j in jobs]
+
+
+def stage_name(arm: str, label: str) -> str:
+    """What the progress line calls a replay job: ``replay baseline``, ``golden set baseline``."""
+    return f"golden set {arm}" if label.startswith("golden_") else f"replay {arm}"
 
 
 def plan(run: RunDir, name: str, traffic: Traffic, size: int) -> tuple[int, set[int]]:
@@ -230,7 +237,8 @@ def commit_batch(run: RunDir, name: str, item: _Work, fresh: Sequence[Generation
 
 
 def replay_arm(name: str, arm: ArmConfig, traffic: Traffic, run: RunDir,
-               engine: ArmEngine | None = None, cache: GenerationCache | None = None) -> ArmTiming:
+               engine: ArmEngine | None = None, cache: GenerationCache | None = None,
+               stage: str | None = None) -> ArmTiming:
     """Replay ``traffic`` through ``arm`` batch by batch, in this process (the contract in the module docstring).
 
     The engine starts only when some request is left to generate, and is handed the batches as a stream
@@ -245,6 +253,7 @@ def replay_arm(name: str, arm: ArmConfig, traffic: Traffic, run: RunDir,
     pool = engine or ArmEngine(arm)
     started = pool.engine is not None
     hits = misses = 0
+    progress = Stage(stage or f"replay {name}", max(traffic.requests - len(done) * arm.engine.batch_size, 0))
 
     def started_engine() -> Engine:
         if pool.engine is None:
@@ -258,10 +267,12 @@ def replay_arm(name: str, arm: ArmConfig, traffic: Traffic, run: RunDir,
         for item, fresh, seconds in _generate(name, started_engine, work(run, name, arm, traffic, done, cache)):
             commit_batch(run, name, item, fresh, seconds, cache)
             hits, misses = hits + len(item.cached), misses + len(item.todo)
+            progress.update(len(item.requests))
             log.info("arm %s: batch %d/%d done", name, item.index + 1, total)
     finally:
         if engine is None:
             pool.close()
+        progress.close(f"{hits} from the cache" + (f", {len(done)} batches resumed" if done else ""))
     if cache is not None:
         log.info("arm %s: %d of %d requests from the cache", name, hits, hits + misses)
     load_seconds = pool.load_seconds if misses and not started else 0.0

@@ -20,10 +20,12 @@ import pyarrow as pa
 
 from harness.analysis.run import analyze, connect
 from harness.cache import GenerationCache, arm_inputs
+from harness.console import run_logs
 from harness.engines.base import EngineError, backend_name
 from harness.engines.checkpoints import fingerprint
 from harness.gate import Verdict, decide, metric_checks, verdict_document
 from harness.golden.schema import load_golden, load_references, traffic_has_references
+from harness.history import write_index
 from harness.replay import LocalReplayer, Replayer, ReplayJob, check_resume, determinism, preflight
 from harness.report import ReportInput, write_report
 from harness.signals.base import ScoreInputs, Signal, make_signal, metric_catalog
@@ -68,11 +70,19 @@ def run_experiment(spec: RunSpec, resolved_config: dict[str, Any],
         manifest.created_at = previous.created_at
         manifest.resumed_at = [*previous.resumed_at, dt.datetime.now(dt.UTC).isoformat()]
     write_manifest(run, manifest)
+    with run_logs(run.path):
+        verdict = _replay_and_evaluate(spec, run, manifest, traffic, replayer or LocalReplayer())
+    run.point_latest()
+    write_index(Path(spec.output_dir))  # reports/index.html: every run, with this one
+    return run, verdict
+
+
+def _replay_and_evaluate(spec: RunSpec, run: RunDir, manifest: Manifest, traffic: Traffic,
+                         replayer: Replayer) -> Verdict:
     log.info("run directory %s: %d requests", run.path, traffic.requests)
     golden = manifest.golden
     golden_traffic = load_golden(golden.path)[0] if golden and golden.path and not golden.skipped else None
     caches = _caches(spec, manifest)
-    replayer = replayer or LocalReplayer()
     timings = []
     for a, arm in spec.arms.items():  # one engine per arm: its traffic, then (baseline, candidate) the golden set
         jobs = [ReplayJob(traffic, run, a)]
@@ -84,9 +94,7 @@ def run_experiment(spec: RunSpec, resolved_config: dict[str, Any],
                                "cache_hits": t.cache_hits, "cache_misses": t.cache_misses,
                                "engine_started": t.engine_started} for t in timings}
     write_manifest(run, manifest)
-    verdict = evaluate(run)
-    run.point_latest()
-    return run, verdict
+    return evaluate(run)
 
 
 def new_manifest(spec: RunSpec, run_id: str, traffic: Traffic, resolved_config: dict[str, Any]) -> Manifest:

@@ -2,8 +2,8 @@
 
 ``python -m harness replay -m sweep=NAME`` runs one normal run per job (``reports/<name>/<sweep_id>-j<N>/``, the
 sweep recorded in each manifest) and then ``summarize`` writes ``reports/sweeps/<sweep_id>/``: ``summary.parquet``,
-``summary.md`` and ``pareto.png`` (quality vs generated output tokens/s, Pareto front marked). Aggregation is
-``harness/analysis/sweep_summary.sql``; see docs/sweeps.md.
+``summary.md``, ``summary.html`` and ``pareto.png`` (quality vs generated output tokens/s, Pareto front marked).
+Aggregation is ``harness/analysis/sweep_summary.sql``; see docs/sweeps.md.
 """
 
 from __future__ import annotations
@@ -139,8 +139,9 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 
 def summarize(sweep_dir: Path, metrics: tuple[str, ...] = KEY_METRICS) -> Path:
-    """Write ``summary.parquet``, ``summary.md`` and ``pareto.png`` into the sweep directory; returns summary.md."""
-    from harness.report.sweep import pareto_plot, render_summary
+    """Write ``summary.parquet``, ``summary.md``, ``summary.html`` and ``pareto.png`` into the sweep directory;
+    returns summary.md."""
+    from harness.report.sweep import pareto_plot, render_summary, write_summary_html
 
     runs = sweep_runs(sweep_dir)
     table = summary_table(runs, metrics)
@@ -155,4 +156,5 @@ def summarize(sweep_dir: Path, metrics: tuple[str, ...] = KEY_METRICS) -> Path:
     text = render_summary(sweep_dir.name, manifest, rows, label, quality, front, figure.name)
     path = sweep_dir / "summary.md"
     path.write_text(text)
+    write_summary_html(sweep_dir, manifest, rows, label, quality, front, figure)
     return path

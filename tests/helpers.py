@@ -15,9 +15,10 @@ SAMPLE = REPLAYS_DIR / "support_sample.parquet"
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-def run_harness(*args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
-    """``python -m harness ARGS`` from the repo root, as a user runs it."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+def run_harness(*args: str, timeout: int = 900, verbose: bool = True) -> subprocess.CompletedProcess[str]:
+    """``python -m harness ARGS`` from the repo root, as a user runs it; ``verbose`` (``-v``, the default here):
+    every log line on stderr, so tests can assert what happened (e.g. that no engine started)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HARNESS_VERBOSE": "1" if verbose else "0"}
     return subprocess.run([sys.executable, "-m", "harness", *args], cwd=REPO, capture_output=True, text=True,
                           timeout=timeout, env=env)
 

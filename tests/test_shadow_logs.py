@@ -148,3 +148,20 @@ def test_references_that_do_not_fit_their_metric_are_one_line_each(tmp_path: Pat
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "row 0 (request_id 'q000'), column checks: expected a valid target" in proc.stderr and "Fix:" in proc.stderr
     assert "row 1 (request_id 'q001'), column checks" in proc.stderr and not (tmp_path / "r").exists()
+
+
+def test_the_console_at_default_verbosity_is_short_and_the_logs_are_in_the_run(
+        shadow: tuple[Path, list[tuple[int, int]]]) -> None:
+    tmp, pairs = shadow
+    proc = run_harness("replay", "experiment=default", f"traffic.path={tmp / 'traffic.parquet'}", "golden.path=null",
+                       f"output_dir={tmp / 'reports'}", "run_id=quiet", f"baseline.imported={tmp / 'b.jsonl'}",
+                       f"candidate.imported={tmp / 'c.jsonl'}", verbose=False)
+    lines = (proc.stdout + proc.stderr).splitlines()
+    run = tmp / "reports" / "default" / "quiet"
+    assert proc.returncode in (10, 11), proc.stderr[-2000:]
+    assert len(lines) <= 40, "\n".join(lines)
+    assert any(line.startswith("replay baseline: 200 req") for line in lines)  # one line per stage (not a tty)
+    assert any(line.startswith("embedding: ") for line in lines)
+    assert proc.stdout.splitlines()[0].startswith("verdict: ") and proc.stdout.splitlines()[-1].startswith("  ")
+    assert f"html:    {run / 'report.html'}" in proc.stdout and "INFO harness" not in proc.stderr
+    assert "run directory" in (run / "harness.log").read_text()

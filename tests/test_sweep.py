@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -19,8 +20,8 @@ from harness import CONFIG_DIR
 from harness.sweep import pareto_front, swept_settings
 
 
-def _sweep(tmp_path: Path) -> tuple[Path, list[dict]]:  # type: ignore[type-arg]
-    proc = run_harness("replay", "-m", "sweep=zoo_smoke", f"output_dir={tmp_path}")
+def _sweep(tmp_path: Path, cache: Path) -> tuple[Path, list[dict]]:  # type: ignore[type-arg]
+    proc = run_harness("replay", "-m", "sweep=zoo_smoke", f"output_dir={tmp_path}", f"cache.dir={cache}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = Path(re.findall(r"sweep summary: (\S+)", proc.stdout)[-1])
     runs = sorted(summary.parent.parent.parent.glob(f"sweep_zoo_smoke/{summary.parent.name}-j*/manifest.json"))
@@ -29,15 +30,19 @@ def _sweep(tmp_path: Path) -> tuple[Path, list[dict]]:  # type: ignore[type-arg]
 
 
 @pytest.mark.vllm
-def test_sweep_summary_and_second_run_from_the_cache(zoo: Path, tmp_path: Path) -> None:
-    summary, first = _sweep(tmp_path)
+def test_sweep_summary_and_second_run_from_the_cache(zoo: Path, tmp_path: Path, shared_cache: Path,
+                                                     terse_run: Any) -> None:
+    """Over the session's cache, where the zoo_terse run left the baseline's answers to these 60 requests."""
+    summary, first = _sweep(tmp_path, shared_cache)
     assert summary.exists() and (summary.parent / "pareto.png").exists()
+    page = (summary.parent / "summary.html").read_text()
+    assert "<script" not in page and "data:image/png;base64," in page and page.count("<tr>") == 4  # header + 3 jobs
     assert not (REPO / "multirun").exists() and not (REPO / "outputs").exists()
     rows = pq.read_table(summary.parent / "summary.parquet").to_pylist()
     assert [r["settings"] for r in rows] == [f"candidate.sampling.max_tokens={v}" for v in ("null", "48", "16")]
     assert all(r["verdict"] in ("PASS", "INVESTIGATE", "ROLLBACK", "INSUFFICIENT_DATA") for r in rows)
     replay = [m["replay"] for m in first]
-    assert replay[0]["baseline"]["cache_misses"] == 60 and replay[0]["baseline"]["engine_started"]
+    assert replay[0]["baseline"]["cache_hits"] == 60 and not replay[0]["baseline"]["engine_started"]
     assert replay[0]["candidate"] == {**replay[0]["candidate"], "cache_hits": 60, "engine_started": False}
     assert rows[0]["generated"] == 0 and rows[0]["output_tokens_per_s"] is None  # no rate, not infinity
     for job in (1, 2):
@@ -48,7 +53,7 @@ def test_sweep_summary_and_second_run_from_the_cache(zoo: Path, tmp_path: Path) 
         assert rows[job]["output_tokens_per_s"] > 0
     assert {m["sweep"]["id"] for m in first} == {summary.parent.name}
 
-    summary2, second = _sweep(tmp_path)
+    summary2, second = _sweep(tmp_path, shared_cache)
     assert summary2.parent != summary.parent
     for m in second:
         for arm in ("baseline", "candidate"):

@@ -1,13 +1,15 @@
 """The report: ``report.html`` (promotion ticket), ``report.md``, ``ticket.md`` and the figures, from one typed value.
 
 ``ReportInput`` is everything the report shows: the typed manifest, the verdict, the analysis tables, the traffic
-requests (for prompts) and what the signal families added to ``verdict.json`` (``sections``: ``divergence``, ...).
+requests (for prompts) and what the signal families added to ``verdict.json`` (``sections``: ``divergence``, ...);
+``pair_signals``: the per-request signal values of the changed pairs, which label them (``write_report`` reads them
+from the run directory when they are not given).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +17,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from harness.gate import Verdict
+    from harness.report.pairs import Pair
     from harness.spec import Manifest
     from harness.store import RunDir
     from harness.traffic import Request
@@ -31,10 +34,22 @@ class ReportInput:
     tables: Mapping[str, pa.Table]  # the analysis tables: summary, changed_pairs, throughput, ...
     requests: Mapping[str, Request]
     sections: Mapping[str, Any]  # what the families add to verdict.json, e.g. divergence
+    # request_id -> metric -> (baseline, candidate) for the changed pairs; "cosine": (None, candidate vs baseline)
+    pair_signals: Mapping[str, Mapping[str, tuple[float | None, float | None]]] = field(default_factory=dict)
 
     @property
     def divergence(self) -> Mapping[str, Any] | None:
         return self.sections.get("divergence")
+
+    @property
+    def imported_arms(self) -> list[str]:
+        """Arms whose outputs were read from a file (backend ``imported``): they have no engine time."""
+        return [a for a, m in self.manifest.arms.items() if m.backend == "imported"]
+
+    @property
+    def has_aa(self) -> bool:
+        """Whether the run has an A/A arm (a noise floor for the embedding drift)."""
+        return "aa" in self.manifest.arms
 
     @property
     def arms(self) -> dict[str, str]:
@@ -42,9 +57,13 @@ class ReportInput:
         return {a: self.manifest.arms[a].source for a in ARMS}
 
     @property
-    def pairs(self) -> list[dict[str, Any]]:
-        """The most changed pairs to show (``report.top_pairs``)."""
-        return self.tables["changed_pairs"].to_pylist()[: self.manifest.spec.report.top_pairs]
+    def pairs(self) -> list[Pair]:
+        """The most changed pairs to show (``report.top_pairs``): deduplicated, labelled, grouped by segment."""
+        from harness.report.pairs import select
+
+        floor = self.divergence.get("aa_floor") if self.divergence else None
+        return select(self.tables["changed_pairs"].to_pylist(), self.manifest.spec.report.top_pairs,
+                      self.pair_signals, floor, self.prompt)
 
     def prompt(self, request_id: str) -> str:
         """The request's text as shown: each chat message as ``[role] content``, or the plain prompt."""
@@ -59,8 +78,13 @@ class ReportInput:
 def write_report(run: RunDir, data: ReportInput) -> Path:
     """Figures, ``report.html``, ``ticket.md`` and ``report.md`` in the run directory; returns report.md's path."""
     from harness.report import html, markdown, plots
+    from harness.report.pairs import load_pair_signals
 
     verdict = data.verdict
+    changed = data.tables.get("changed_pairs")
+    if not data.pair_signals and changed is not None and "request_id" in changed.column_names:
+        ids = {str(r) for r in changed.column("request_id").to_pylist()}
+        data = replace(data, pair_signals=load_pair_signals(run, ids))
     figures = [plots.length_distributions(run.table_path("signals"), run.path / "length_distributions.png"),
                plots.signal_deltas([c for c in verdict.checks if c.family != "drift"], run.path / "signal_deltas.png")]
     if data.divergence is not None:

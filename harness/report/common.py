@@ -1,10 +1,14 @@
-"""What the Markdown and HTML reports share: how texts are cut and redacted, and the per-segment pivot."""
+"""What the Markdown and HTML reports share: how texts are cut and redacted, the check rows, the segment x metric
+grid, the throughput rows and the judge rows, every number in its metric's unit (``harness.report.units``)."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
+
+from harness.report.units import Units, num, p_value
 
 
 def cut(text: str, max_chars: int) -> tuple[str, str]:
@@ -19,34 +23,78 @@ def redacted(text: str) -> str:
     return f"sha256:{hashlib.sha256(text.encode()).hexdigest()[:12]} ({len(text)} chars)"
 
 
-def _arrow(row: Mapping[str, Any]) -> str:
-    base, cand = row["baseline"], row["candidate"]
-    return f"{base:.3g} -> {cand:.3g}" if base is not None and cand is not None else ""
-
-
-def segment_rows(metrics: Sequence[str], summary: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[Any]]]:
-    """Header and rows of the per-segment view: one row per segment, one column per metric that applies
-    somewhere, each cell ``baseline -> candidate`` (blank: not applicable)."""
-    values = {(r["segment"], r["metric"]): _arrow(r) for r in summary if r["segment"] is not None}
-    segments = sorted({r["segment"] for r in summary if r["segment"] is not None})
-    used = [m for m in metrics if any((s, m) in values for s in segments)]
-    return ["segment", *used], [[s, *(values.get((s, m)) for m in used)] for s in segments]
-
+STATUS_CLASS = {"breach": "breach", "improved": "improved", "advisory": "warn", "not_significant": "warn",
+                "too_few": "few"}
+"""CSS class per check status: breach red, improved green, advisory and not significant amber, ok plain."""
+STATUS_TEXT = {"breach": "breach", "improved": "improved", "advisory": "advisory", "not_significant": "not sig.",
+               "too_few": "too few", "ok": "ok"}
 
 CHECK_HEADER = ["family", "metric", "segment", "n", "baseline", "candidate", "delta", "95% CI", "test", "p (adj.)",
                 "margin", "n req.", "status"]
+OVERALL_HEADER = [h for h in CHECK_HEADER if h != "segment"]
 
 
-def check_row(c: Any) -> list[Any]:
-    """One gate check as a table row (Markdown and HTML)."""
-    return [c.family, c.metric, c.segment or "all", c.n, c.baseline, c.candidate, f"{c.delta:+.3g}",
-            f"[{c.ci_low:+.3g}, {c.ci_high:+.3g}]", c.test, f"{c.p_value:.2g}", c.threshold,
-            c.n_required if c.n_required is not None else "", c.status]
+def count(x: Any) -> str:
+    """An integer count with thousands separators (DuckDB sums arrive as ``Decimal``)."""
+    if x is None:
+        return ""
+    return f"{int(x):,}" if isinstance(x, int | Decimal) or float(x).is_integer() else num(float(x))
+
+
+def check_row(c: Any, units: Units, segment: bool = True) -> list[str]:
+    """One gate check as a table row (Markdown and HTML), every number in the metric's unit; ``segment`` False:
+    without the segment column (``OVERALL_HEADER``)."""
+    unit = units.of(c)
+    return [c.family, c.metric, *([c.segment or "all"] if segment else []), count(c.n), unit.value(c.baseline),
+            unit.value(c.candidate), units.change(c), unit.ci(c.ci_low, c.ci_high), c.test, p_value(c.p_value),
+            units.margin(c), count(c.n_required), STATUS_TEXT.get(c.status, c.status)]
 
 
 def families(verdict: Any) -> str:
-    """``stats: breached, golden: ok, ...`` for the banner."""
+    """``stats: breached, golden: ok, ...`` for the ticket."""
     return ", ".join(f"{k}: {v}" for k, v in sorted(verdict.families.items())) or "none gated"
+
+
+def grid(verdict: Any) -> tuple[list[str], list[tuple[str, str, list[Any]]]]:
+    """The segment x metric view: header (``all`` then each segment) and per gated metric ``(family, metric,
+    checks)``, one check (or None: not gated there) per column."""
+    checks = [*verdict.checks, *verdict.segment_checks]
+    segments = sorted({str(c.segment) for c in verdict.segment_checks})
+    metrics = list(dict.fromkeys((c.family, c.metric) for c in checks))
+    at = {(c.family, c.metric, "all" if c.segment is None else str(c.segment)): c for c in checks}
+    rows = [(f, m, [at.get((f, m, s)) for s in ("all", *segments)]) for f, m in metrics]
+    return ["all", *segments], rows
+
+
+def grid_cell(c: Any, units: Units) -> tuple[str, str]:
+    """A grid cell's two lines: ``baseline -> candidate`` and the change with its status (ok says nothing)."""
+    status = "" if c.status == "ok" else f"; {STATUS_TEXT.get(c.status, c.status)}"
+    return units.levels(c), units.change(c) + status
+
+
+THROUGHPUT_HEADER = ["arm", "batches", "generated", "from cache", "prompt tokens", "output tokens", "engine s",
+                     "requests/s", "output tokens/s"]
+IMPORTED_NOTE = "imported outputs: no throughput (read from a file, no engine time)"
+
+
+def throughput_rows(throughput: Sequence[Mapping[str, Any]], imported: Sequence[str]) -> list[list[str]]:
+    """Per replayed arm its engine counts and rates; imported arms are left out (``IMPORTED_NOTE``), an arm served
+    entirely from the cache says so instead of rates."""
+    out = []
+    for t in throughput:
+        if t.get("arm") in imported:
+            continue
+        rates = [num(t.get("requests_per_s")), num(t.get("output_tokens_per_s"))]
+        if t.get("requests_per_s") is None:
+            rates = ["all from cache", ""] if t.get("cached") else ["no engine time", ""]
+        out.append([str(t.get("arm")), count(t.get("batches")), count(t.get("requests")), count(t.get("cached") or 0),
+                    count(t.get("prompt_tokens")), count(t.get("output_tokens")), num(t.get("seconds")), *rates])
+    return out
+
+
+def throughput_note(imported: Sequence[str]) -> str:
+    """The sentence that replaces the rates of imported arms ("" when no arm is imported)."""
+    return f"{', '.join(imported)}: {IMPORTED_NOTE}." if imported else ""
 
 
 JUDGE_HEADER = ["segment", "n", "candidate wins", "ties", "baseline wins", "inconsistent", "unscored",
@@ -57,5 +105,6 @@ JUDGE_NOTE = ("Pairwise judge, both orders: a preference counts only when (A, B)
 
 def judge_rows(rows: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
     """The pairwise judge summary (``judge_pairwise_summary.parquet``) as table rows."""
-    return [[r["segment"] or "all", r["n"], r["wins"], r["ties"], r["losses"], r["inconsistent"], r["unscored"],
-             r["inconsistency_rate"]] for r in rows]
+    return [[r["segment"] or "all", count(r["n"]), count(r["wins"]), count(r["ties"]), count(r["losses"]),
+             count(r["inconsistent"]), count(r["unscored"]),
+             "" if r["inconsistency_rate"] is None else f"{r['inconsistency_rate']:.1%}"] for r in rows]

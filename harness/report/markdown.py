@@ -1,4 +1,5 @@
-"""``report.md``: verdict and reasons, signal and segment tables, throughput, figures, changed pairs.
+"""``report.md``: verdict, scorecard and grouped reasons, signal and segment tables, drift, judge, throughput,
+figures, the most changed pairs (deduplicated, labelled, by segment) and every reason the gate wrote.
 
 Prompts and outputs are untrusted: they appear only inside fenced code blocks whose fence is longer
 than any backtick run in the text, cut to ``max_chars``, so nothing in them renders as Markdown/HTML.
@@ -8,8 +9,8 @@ Table cells are escaped.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from harness.report import ReportInput
 from harness.report import divergence as div
@@ -17,13 +18,25 @@ from harness.report.common import (
     CHECK_HEADER,
     JUDGE_HEADER,
     JUDGE_NOTE,
+    OVERALL_HEADER,
+    THROUGHPUT_HEADER,
     check_row,
     cut,
     families,
+    grid,
+    grid_cell,
     judge_rows,
     redacted,
-    segment_rows,
+    throughput_note,
+    throughput_rows,
 )
+from harness.report.scorecard import family_notes, grouped_reasons, meaning, tile_segments, tiles
+from harness.report.units import Units
+
+if TYPE_CHECKING:
+    from harness.gate import Verdict
+
+MAX_REASONS = 5
 
 
 def fence(text: str, max_chars: int) -> str:
@@ -51,50 +64,97 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _scorecard(data: ReportInput, units: Units) -> list[str]:
+    rows = []
+    for t in tiles(data.verdict, data.manifest.spec.signals, family_notes(data.divergence)):
+        c = t.headline
+        if c is None:
+            rows.append([t.family, t.status, t.note, "", ""])
+            continue
+        where = "" if c.segment is None else f" [{c.segment}]"
+        rows.append([t.family, t.status, f"{c.metric}{where}: {units.levels(c)}",
+                     f"{units.change(c)} {units.of(c).ci(c.ci_low, c.ci_high)}",
+                     tile_segments(t) + (f"; {t.note}" if t.note else "")])
+    return [_table(["family", "status", "headline", "delta (95% CI)", "segments"], rows)] if rows else []
+
+
+def _grid(verdict: Verdict, units: Units) -> str:
+    header, rows = grid(verdict)
+    body = []
+    for family, metric, checks in rows:
+        cells = [family, metric]
+        for c in checks:
+            levels, change = grid_cell(c, units) if c is not None else ("", "")
+            cells.append(f"{levels}, {change}" if c is not None else "")
+        body.append(cells)
+    return _table(["family", "metric", *header], body)
+
+
+def _pairs(data: ReportInput, block: Callable[[str], str]) -> list[str]:
+    pairs = data.pairs
+    if not pairs:
+        return ["No output changed.", ""]
+    out = ["One entry per request and per distinct prompt and outputs, labelled with the signals that flag it.", ""]
+    segment: object = object()
+    for p in pairs:
+        if p.segment != segment:
+            segment = p.segment
+            out += [f"### Segment {cell(p.segment or '(none)')}", ""]
+        out += [f"#### {cell(p.request_id)}", ""]
+        out += ["Flags: " + ", ".join(cell(lb.text) for lb in p.labels), ""] if p.labels else []
+        if p.same:
+            more = f" and {len(p.same) - 3} more" if len(p.same) > 3 else ""
+            out += [f"Same prompt and outputs, not shown again: {', '.join(cell(r) for r in p.same[:3])}{more}.", ""]
+        out += ["Prompt:", block(data.prompt(p.request_id)), "", "Baseline:", block(p.baseline_output), "",
+                "Candidate:", block(p.candidate_output), ""]
+    return out
+
+
 def render(data: ReportInput, figures: Sequence[str],
            judge_pairwise: Sequence[Mapping[str, Any]] | None = None) -> str:
     """The whole report as Markdown; ``report.redact`` shows prompts and outputs as sha256 prefix + length."""
     opts, verdict, arms, divergence = data.manifest.spec.report, data.verdict, data.arms, data.divergence
     experiment, run_id, redact, max_chars = data.manifest.experiment, data.manifest.run_id, opts.redact, opts.max_chars
-    summary, throughput = data.tables["summary"].to_pylist(), data.tables["throughput"].to_pylist()
-    pairs = data.pairs
+    units = Units(data.tables["summary"].to_pylist())
 
     def block(text: str) -> str:
         return fence(redacted(text) if redact else text, max_chars)
 
     out = [f"# Upgrade gate {cell(experiment)}: **{verdict.verdict}** ({verdict.direction})", "",
-           f"Run {cell(run_id)}. Baseline: {cell(arms['baseline'])}. Candidate: {cell(arms['candidate'])}.", "",
-           f"Signal families: {cell(families(verdict))}.", "", "## Reasons", ""]
-    out += [f"- {cell(r)}" for r in verdict.reasons] or ["- No gated metric breached its margin."]
+           cell(meaning(verdict)), "",
+           f"Run {cell(run_id)}. Baseline: {cell(arms['baseline'])}. Candidate: {cell(arms['candidate'])}.", ""]
+    out += [*_scorecard(data, units), "", "## Reasons", ""]
+    lines = grouped_reasons(verdict, units)
+    out += [f"- {cell(r)}" for r in lines[:MAX_REASONS]] or ["- No gated metric breached its margin."]
+    if len(lines) > MAX_REASONS:
+        out.append(f"- ... and {len(lines) - MAX_REASONS} more: all reasons at the end of this report")
     out += ["", "## Signals (all requests)", "",
             "Paired over the requests both arms answered; CI: paired bootstrap; p: the paired test (McNemar for 0/1 "
             "metrics, Wilcoxon otherwise), one-sided, adjusted within the family; n req.: pairs needed to detect "
-            "the margin with 80% power (golden, judge).", "",
-            _table(CHECK_HEADER, [check_row(c) for c in verdict.checks]), ""]
-    out += ["## Segments", "", "Gated per segment too (the p-values are adjusted over all segments of a family).",
-            "", _table(*segment_rows([c.metric for c in verdict.checks if c.family != "drift"], summary)), ""]
+            "the margin with 80% power (golden, judge). Rates in percent, their changes in points (pts).", "",
+            _table(OVERALL_HEADER, [check_row(c, units, segment=False) for c in verdict.checks]), ""]
+    out += ["## Segments", "", "Every gated metric per segment: baseline -> candidate, the change and its status "
+            "when not ok (gated per segment too; the p-values are adjusted over all segments of a family).", "",
+            _grid(verdict, units), ""]
     flagged = [c for c in verdict.segment_checks if c.status in ("breach", "improved", "advisory")]
     if flagged:
-        out += ["Segments that breached or improved:", "", _table(CHECK_HEADER, [check_row(c) for c in flagged]), ""]
+        out += ["Segments that breached or improved:", "",
+                _table(CHECK_HEADER, [check_row(c, units) for c in flagged]), ""]
     if divergence is not None:
-        out += ["## Divergence (embedding drift)", "", cell(div.summary(divergence)), "", div.NOTE, "",
-                _table(div.HEADER, div.rows(divergence)), ""]
+        out += ["## Divergence (embedding drift)", "", cell(div.summary(divergence)), "", div.note(divergence), "",
+                _table(div.header(divergence), div.rows(divergence)), ""]
     if judge_pairwise:
         out += ["## Judge: pairwise preference", "", JUDGE_NOTE, "",
                 _table(JUDGE_HEADER, judge_rows(judge_pairwise)), ""]
-    out += ["## Throughput (engine time, load excluded)", "",
-            _table(["arm", "generated", "from cache", "output tokens", "seconds", "requests/s", "output tokens/s"],
-                   [[t["arm"], t["requests"], t.get("cached"), t["output_tokens"], t["seconds"], t["requests_per_s"],
-                     t["output_tokens_per_s"]] for t in throughput]), ""]
+    rows, note = throughput_rows(data.tables["throughput"].to_pylist(), data.imported_arms), \
+        throughput_note(data.imported_arms)
+    out += ["## Throughput (engine time, load excluded)", ""] + ([cell(note), ""] if note else [])
+    out += [_table(THROUGHPUT_HEADER, rows), ""] if rows else []
     out += ["## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]
-    out += ["## Most changed pairs", ""]
-    if not pairs:
-        out += ["No output changed.", ""]
-    for p in pairs:
-        out += [f"### {cell(p['request_id'])} ({cell(p['segment'])}, {p['chars_delta']:+d} chars)", "",
-                "Prompt:", block(data.prompt(p["request_id"])), "",
-                "Baseline:", block(p["baseline_output"] or ""), "",
-                "Candidate:", block(p["candidate_output"] or ""), ""]
+    out += ["## Most changed pairs", "", *_pairs(data, block)]
+    if verdict.reasons:
+        out += ["## All reasons", "", "One per metric and segment, as the gate wrote them.", ""]
+        out += [f"- {cell(r)}" for r in verdict.reasons] + [""]
     out += ["## Files", "", "`report.html` (this report, self-contained, with word-level diffs and the manifest), "
             "`verdict.json` (verdict, breaches, manifest), `summary.parquet`, `signals.parquet`, "
             "`generations/`, `batches/`, `manifest.json`.", ""]
@@ -102,11 +162,12 @@ def render(data: ReportInput, figures: Sequence[str],
 
 
 def render_ticket(data: ReportInput, attachments: Sequence[str], max_reasons: int = 5) -> str:
-    """A summary sized for a ticket comment: verdict, the top reasons, the files to attach."""
+    """A summary sized for a ticket comment: verdict, the top grouped reasons, the files to attach."""
     verdict, arms, experiment, run_id = data.verdict, data.arms, data.manifest.experiment, data.manifest.run_id
-    reasons = [f"- {cell(r)}" for r in verdict.reasons[:max_reasons]]
-    if len(verdict.reasons) > max_reasons:
-        reasons.append(f"- ... and {len(verdict.reasons) - max_reasons} more in report.html")
+    lines = grouped_reasons(verdict, Units(data.tables["summary"].to_pylist()))
+    reasons = [f"- {cell(r)}" for r in lines[:max_reasons]]
+    if len(lines) > max_reasons:
+        reasons.append(f"- ... and {len(lines) - max_reasons} more in report.html")
     return "\n".join([
         f"**Model upgrade gate: {verdict.verdict}** ({verdict.direction}; {cell(experiment)}, run {cell(run_id)})",
         "", f"Signal families: {cell(families(verdict))}.", "",

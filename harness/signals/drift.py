@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from harness.analysis.paired import adjust
+from harness.console import Stage
 from harness.gate import Check, Policy
 from harness.signals.base import SIGNAL_SCHEMA, MetricSpec, ScoreInputs
 from harness.signals.drift_stats import aa_floor, paired_permutation_test, wilson_interval
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 DRIFT_SCHEMA = pa.schema([("request_id", pa.string()), ("segment", pa.string()), ("arm", pa.string()),
                           ("cosine", pa.float64())])
 SQL = Path(__file__).resolve().parents[1] / "analysis" / "drift.sql"
+EMBED_CHUNK = 4096  # texts per encode call (a progress step; each call sorts its texts by length for batching)
 METRIC = MetricSpec("share_below_aa_floor", "drift", "rate", False,
                     "share of requests whose output moved further from the baseline's than the A/A floor allows",
                     role="divergence", margin_absolute=0.10)
@@ -63,7 +65,13 @@ def embed_outputs(run: RunDir, generations: pa.Table, model: str, device: str | 
     distinct = list(dict.fromkeys(texts))  # each distinct text embedded once (an A/A copy, unchanged outputs)
     log.info("embeddings: %d outputs, %d distinct texts, with %s on %s (%s)", len(texts), len(distinct), model,
              embedder.device, embedder.dtype)
-    vectors = embedder.encode(distinct)
+    stage = Stage("embedding", len(distinct), unit="texts")
+    chunks = []
+    for i in range(0, len(distinct), EMBED_CHUNK):
+        chunks.append(embedder.encode(distinct[i: i + EMBED_CHUNK]))
+        stage.update(len(chunks[-1]))
+    stage.close()
+    vectors = np.concatenate(chunks) if chunks else np.zeros((0, embedder.dim), dtype=np.float32)
     row_of = {t: i for i, t in enumerate(distinct)}
     parts = []
     for arm in sorted(set(served["arm"].to_pylist())):

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pyarrow as pa
 
 from harness.config import ArmConfig, JudgeConfig
+from harness.console import Stage
 from harness.engines.base import Generation, PreparedRequest, make_engine, request_seed
 from harness.engines.checkpoints import fingerprint
 from harness.signals import judge_prompts as jp
@@ -179,6 +180,7 @@ def _generate(settings: JudgeSettings, batches: list[tuple[str, list[PreparedReq
     if not batches:
         return out, timing  # nothing to judge: no engine
     engine = make_engine(settings.arm)
+    stage = Stage("judge", sum(len(p) for _, p in batches), unit="prompts")
     try:
         for i, (kind, prepared) in enumerate(batches):
             t = time.perf_counter()
@@ -189,9 +191,11 @@ def _generate(settings: JudgeSettings, batches: list[tuple[str, list[PreparedReq
             timing.append({"kind": kind, "batch": i, "requests": len(served), "seconds": seconds,
                            "prompt_tokens": sum(g.prompt_tokens or 0 for g in served),
                            "output_tokens": sum(g.output_tokens or 0 for g in served)})
+            stage.update(len(gens))
             log.info("judge: %s batch %d/%d, %d requests in %.2f s", kind, i + 1, len(batches), len(gens), seconds)
     finally:
         engine.close()
+        stage.close()
     return out, timing
 
 

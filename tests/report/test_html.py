@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import os
 import re
 import shutil
@@ -24,6 +25,7 @@ LINK = '<a href="javascript:alert(1)">x</a>'
 BREAKOUT = "</pre></td></tr></table><h1>owned</h1>"
 LONG = "<b>" + "x" * 19_993 + "</b>"  # 20,000 chars, no spaces
 DANGEROUS = [SCRIPT, IMG, LINK, BREAKOUT, LONG]
+DUP = "dup" + SCRIPT
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg"
                        "==")  # 1x1 pixel
 
@@ -46,13 +48,16 @@ def _report(tmp_path: Path, *, max_chars: int = 50_000, redact: bool = False) ->
     figure.write_bytes(PNG)
     pairs = [{"request_id": IMG, "segment": BREAKOUT, "chars_delta": 12,
               "baseline_output": f"{LINK} the cat sat", "candidate_output": f"{SCRIPT} the dog sat"},
+             {"request_id": DUP, "segment": BREAKOUT, "chars_delta": 12,  # same prompt and outputs: named, not shown
+              "baseline_output": f"{LINK} the cat sat", "candidate_output": f"{SCRIPT} the dog sat"},
              {"request_id": "long-1", "segment": SCRIPT, "chars_delta": 19_990,
               "baseline_output": "short", "candidate_output": LONG}]
     data = report_input(name=SCRIPT, run_id=IMG, verdict=verdict, summary=summary, text=BREAKOUT,
                         throughput=[{"arm": "baseline", "batches": 2, "requests": 40, "prompt_tokens": 900,
                                      "output_tokens": 4000, "seconds": 2.0, "requests_per_s": 20.0,
                                      "output_tokens_per_s": 2000.0}],
-                        pairs=pairs, prompts={IMG: BREAKOUT + "\n" + LINK, "long-1": LONG}, sources=(LINK, IMG),
+                        pairs=pairs, prompts={IMG: BREAKOUT + "\n" + LINK, DUP: BREAKOUT + "\n" + LINK, "long-1": LONG},
+                        sources=(LINK, IMG),
                         max_chars=max_chars, redact=redact)
     return render_html(data, [figure])
 
@@ -92,6 +97,7 @@ def _assert_inert(page: str) -> None:
 
 def test_untrusted_text_is_escaped(tmp_path: Path) -> None:
     page = _report(tmp_path)
+    assert f"Same prompt and outputs, not shown again: {html.escape(DUP, quote=True)}." in page
     for evil in DANGEROUS:
         assert evil not in page
         assert html.escape(evil, quote=True) in page
@@ -151,3 +157,101 @@ def test_report_in_headlesschromium(tmp_path: Path) -> None:
     assert console_errors(dom.stderr) == [] and console_errors(taken.stderr) == []
     if os.environ.get("SAVE_SCREENSHOT") == "1":
         shutil.copyfile(shot, REPO / "docs" / "report_screenshot_test.png")
+
+
+# The layout in a real browser. The report has no script and a CSP that forbids one, so it is measured from outside:
+# a test-only harness page holds the report, byte for byte and with its own strict CSP, in an <iframe srcdoc> of the
+# viewport's size (--dump-dom windows are clamped to 500 px wide and lose the browser's chrome in height, an iframe
+# is exactly what it is told). The harness's script (same origin: srcdoc) opens every <details> of the report,
+# measures it and writes the numbers into the harness's title, which --dump-dom returns.
+HARNESS = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>measuring</title>
+<style>body { margin: 0; } iframe { border: 0; display: block; }</style></head><body>
+<iframe id="report" width="{width}" height="{height}" srcdoc="{page}"></iframe>
+<script>
+const frame = document.getElementById("report");
+frame.addEventListener("load", () => {
+  const doc = frame.contentDocument, win = frame.contentWindow, root = doc.documentElement;
+  const bottom = (sel) => {
+    const e = doc.querySelector(sel);
+    return e ? e.getBoundingClientRect().bottom : null;
+  };
+  const first = {verdict: bottom("#verdict"), scorecard: bottom("#scorecard")};  // as the page opens
+  doc.querySelectorAll("details").forEach((d) => { d.open = true; });
+  const wrapped = [];
+  for (const el of doc.querySelectorAll("th, td, .tile .big span, .tag")) {
+    const walk = doc.createTreeWalker(el, 4);  // NodeFilter.SHOW_TEXT
+    for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+      if (!n.textContent.trim()) continue;
+      const range = doc.createRange();
+      range.selectNodeContents(n);
+      const tops = new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top)));
+      if (tops.size > 1) wrapped.push(n.textContent.slice(0, 80));
+    }
+  }
+  const scrolled = [...doc.querySelectorAll(".scroll")].filter((s) => s.scrollWidth > s.clientWidth).length;
+  const overflowing = [...doc.querySelectorAll(".tile, .banner, .changed, #reasons")]
+    .filter((e) => e.scrollWidth > e.clientWidth + 1).map((e) => e.textContent.slice(0, 80));
+  document.title = JSON.stringify({...first,
+    scrollWidth: root.scrollWidth, clientWidth: root.clientWidth, innerWidth: win.innerWidth,
+    innerHeight: win.innerHeight, scripts: doc.scripts.length, tiles: doc.querySelectorAll("#scorecard .tile").length,
+    wrapped, scrolled, overflowing});
+});
+</script></body></html>"""
+VIEWPORTS = [(1280, 800), (390, 844)]
+SCENARIO_VERDICTS = {"rollback": "ROLLBACK", "improvement": "HOLD_FOR_SIGNOFF", "imported": "INVESTIGATE"}
+JUDGE_PAIRWISE = [{"segment": None, "n": 300, "wins": 171, "ties": 60, "losses": 51, "inconsistent": 18,
+                   "unscored": 0, "inconsistency_rate": 0.06}]
+browser = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium: apt-get install -y chromium")
+
+
+def measure(page: str, tmp_path: Path, width: int, height: int) -> dict[str, Any]:
+    """Layout numbers of ``page`` shown at ``width`` x ``height`` in headless Chromium (see ``HARNESS``)."""
+    harness = HARNESS.replace("{width}", str(width)).replace("{height}", str(height))
+    path = tmp_path / f"measure_{width}.html"
+    path.write_text(harness.replace("{page}", html.escape(page, quote=True)), encoding="utf-8")
+    dom = chromium(tmp_path / "profile", f"--window-size={max(width, 800)},{height + 100}", "--dump-dom",
+                   path.as_uri())
+    title = re.search(r"<title>(.*?)</title>", dom.stdout, re.S)
+    assert title and title.group(1) != "measuring", dom.stderr[-2000:]
+    return json.loads(html.unescape(title.group(1)))
+
+
+def _assert_layout(m: dict[str, Any], width: int, height: int) -> None:
+    assert m["innerWidth"] == width and m["innerHeight"] == height  # the viewport asked for, not a clamped one
+    assert m["scripts"] == 0  # the report itself, unchanged
+    assert m["scrollWidth"] <= m["clientWidth"] <= m["innerWidth"], m  # the page never scrolls sideways
+    assert m["wrapped"] == [], m["wrapped"]  # no table cell, headline or flag broken over two lines
+    assert m["overflowing"] == [], m["overflowing"]  # nor sticking out of its tile, banner or pair
+    assert m["verdict"] is not None and m["scorecard"] is not None and m["tiles"] >= 1
+    assert m["verdict"] <= m["scorecard"] <= height, m  # verdict and scorecard inside the first screen
+
+
+@pytest.mark.browser
+@browser
+@pytest.mark.parametrize("name", sorted(SCENARIO_VERDICTS))
+def test_layout_in_headless_chromium(name: str, scenario: Any, tmp_path: Path) -> None:
+    data = scenario(name)
+    page = render_html(data, [], JUDGE_PAIRWISE if name == "improvement" else None)
+    assert f"Upgrade gate {data.manifest.experiment}: {SCENARIO_VERDICTS[name]}" in page
+    for width, height in VIEWPORTS:
+        m = measure(page, tmp_path, width, height)
+        _assert_layout(m, width, height)
+        if width < 500:
+            assert m["scrolled"] >= 1  # on a phone the wide tables scroll inside their own box
+    real = tmp_path / "report.html"
+    real.write_text(page, encoding="utf-8")
+    shot = tmp_path / f"{name}.png"
+    taken = chromium(tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,800", "--hide-scrollbars",
+                     real.as_uri())
+    assert shot.read_bytes().startswith(b"\x89PNG") and console_errors(taken.stderr) == []
+    if os.environ.get("SAVE_SCREENSHOT") == "1":
+        (REPO / "docs" / "report").mkdir(exist_ok=True)
+        shutil.copyfile(shot, REPO / "docs" / "report" / f"{name}_1280x800.png")
+
+
+@pytest.mark.browser
+@browser
+def test_hostile_report_layout_holds_on_a_phone(tmp_path: Path) -> None:
+    """The injection report (20,000-character line, markup in every field) does not widen the page either."""
+    m = measure(_report(tmp_path), tmp_path, 390, 844)
+    assert m["scrollWidth"] <= m["innerWidth"] and m["wrapped"] == [] and m["overflowing"] == [], m

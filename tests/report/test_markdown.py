@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from helpers import report_input
 
@@ -56,3 +57,34 @@ def test_ticket_summary_is_short_and_names_reasons_and_files() -> None:
     assert text.startswith("**Model upgrade gate: INVESTIGATE** (REGRESSION")  # one family: counted once
     assert text.count("\n- ") == 6 and "... and 2 more in report.html" in text
     assert "Attached: report.html, verdict.json" in text and len(text) < 1500
+
+
+def test_top_is_verdict_scorecard_and_grouped_reasons_with_the_full_list_after(scenario: Any) -> None:
+    md = render(scenario("rollback"), [])
+    top = md[:md.index("## Signals")]
+    assert top.startswith("# Upgrade gate default: **ROLLBACK** (REGRESSION)")
+    assert "| family | status | headline | delta (95% CI) | segments |" in top
+    assert "| drift | breached | share\\_below\\_aa\\_floor: 5.0% -\\> 93.4% | +88.4 pts \\[+87.2, +89.4\\] | " \
+           "4 of 4 segments breached |" in top
+    reasons = [line for line in top.splitlines() if line.startswith("- ")]
+    assert len(reasons) == 6 and reasons[-1] == "- ... and 1 more: all reasons at the end of this report"
+    assert "- stats/chars fell by 50% overall (84.6 -\\> 42.1) and in 3 of 4 segments (chat, faq, summarize), " \
+           "by 64-92%: breach" in reasons
+    full = md[md.index("## All reasons"):md.index("## Files")]
+    assert full.count("\n- ") == 19
+
+
+def test_sections_that_do_not_apply_say_why(scenario: Any) -> None:
+    md = render(scenario("imported"), [])
+    throughput = md[md.index("## Throughput"):md.index("## Figures")]
+    assert "imported outputs: no throughput" in throughput and "requests/s" not in throughput
+    drift = md[md.index("## Divergence"):md.index("## Throughput")]
+    assert "below A/A floor" not in drift and "no A/A arm, so no floor" in drift
+    assert "| drift | not gated | no A/A floor, so drift is reported only |" in md
+
+
+def test_pairs_are_deduplicated_and_labelled(scenario: Any) -> None:
+    md = render(scenario("rollback"), [])
+    assert md.count("#### req-000066") == 1 and "#### req-000101" not in md
+    assert "Same prompt and outputs, not shown again: req-000101." in md
+    assert "Flags: length -24 chars (-44%), refusal, low cosine 0.12" in md

@@ -1,0 +1,117 @@
+"""What a user sees on the terminal: one progress line per stage, engine logs quiet, one summary at the end.
+
+By default the harness prints a progress bar per stage (each arm's replay with requests/s and ETA, the golden
+replay named as such, embedding, the judge) when stderr is a terminal, else one line per finished stage; warnings
+and errors of every library; and the summary block (``cli._print_result``). Everything else is written to the
+run directory: ``harness.log`` (the harness's own INFO log) and ``engine.log`` (vLLM's log, from the main process
+and the engine processes it spawns, through ``VLLM_LOGGING_CONFIG_PATH``). ``python -m harness -v ...`` (``make
+replay VERBOSE=1``) shows everything on the terminal as well.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+PROGRESS = logging.getLogger("harness.progress")
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_verbose = False
+
+
+def configure(verbose: bool) -> None:
+    """Logging for a CLI invocation: the harness at INFO when verbose, else warnings; stage lines always."""
+    global _verbose
+    _verbose = verbose
+    level = logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format=FORMAT)
+    for h in logging.getLogger().handlers:  # the terminal's level; harness.log (run_logs) gets INFO either way
+        h.setLevel(level)
+    logging.getLogger("harness").setLevel(level)
+    PROGRESS.setLevel(logging.INFO)
+    if not verbose and not any(getattr(h, "stage_lines", False) for h in PROGRESS.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.stage_lines = True  # type: ignore[attr-defined]
+        PROGRESS.addHandler(handler)
+    if not verbose:
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        if not sys.stderr.isatty():  # library progress bars (vLLM, sentence-transformers) in a log are noise
+            os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+@contextlib.contextmanager
+def run_logs(run_dir: Path) -> Iterator[None]:
+    """Write ``harness.log`` and ``engine.log`` into ``run_dir`` while the block runs (engines started inside it
+    log there; on the terminal only warnings and errors, or everything when verbose)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(run_dir / "harness.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setLevel(logging.INFO)
+    harness_logger = logging.getLogger("harness")
+    level = harness_logger.level
+    harness_logger.addHandler(handler)
+    harness_logger.setLevel(logging.INFO)
+    config = run_dir / "engine_logging.json"
+    config.write_text(json.dumps(_engine_logging(run_dir / "engine.log")))
+    saved = {k: os.environ.get(k) for k in ("VLLM_LOGGING_CONFIG_PATH", "VLLM_CONFIGURE_LOGGING")}
+    os.environ.update(VLLM_LOGGING_CONFIG_PATH=str(config), VLLM_CONFIGURE_LOGGING="1")
+    try:
+        yield
+    finally:
+        harness_logger.removeHandler(handler)
+        harness_logger.setLevel(level)
+        handler.close()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _engine_logging(path: Path) -> dict[str, Any]:
+    """vLLM's logging as a dictConfig: everything to ``path``, warnings (or everything, verbose) to stderr."""
+    fmt = {"format": "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"}
+    return {"version": 1, "disable_existing_loggers": False, "formatters": {"plain": fmt},
+            "handlers": {"file": {"class": "logging.FileHandler", "filename": str(path), "mode": "a",
+                                  "formatter": "plain", "level": "DEBUG"},
+                         "console": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
+                                     "formatter": "plain", "level": "INFO" if _verbose else "WARNING"}},
+            "loggers": {"vllm": {"handlers": ["file", "console"], "level": "INFO", "propagate": False}}}
+
+
+class Stage:
+    """A progress bar over one stage's requests (a terminal), or one line when it finishes (a log)."""
+
+    def __init__(self, name: str, total: int, unit: str = "req") -> None:
+        self.name, self.total, self.unit, self.done = name, total, unit, 0
+        self.start = time.perf_counter()
+        self.bar = None
+        if sys.stderr.isatty() and not os.environ.get("TQDM_DISABLE"):
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=name, unit=unit, leave=True, dynamic_ncols=True)
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self, note: str = "") -> None:
+        seconds = time.perf_counter() - self.start
+        if self.bar is not None:
+            if note:
+                self.bar.set_postfix_str(note)
+            self.bar.close()
+            return
+        rate = f", {self.done / seconds:.0f} {self.unit}/s" if seconds > 0 and self.done else ""
+        PROGRESS.info("%s: %d %s in %.1f s%s%s", self.name, self.done, self.unit, seconds, rate,
+                      f" ({note})" if note else "")
