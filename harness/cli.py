@@ -35,12 +35,18 @@ log = logging.getLogger("harness")
 
 
 def _print_result(run_path: Path, verdict: Any, max_reasons: int = 5) -> None:
-    """The summary block: verdict, the top reasons, where the files are."""
+    """The summary block: verdict, the top reasons (grouped as in the report), where the files are."""
+    import pyarrow.parquet as pq
+
+    from harness.report.scorecard import grouped_reasons
+    from harness.report.units import Units
+
     print(f"verdict: {verdict.verdict} (exit code {verdict.exit_code})")
     print(f"report:  {run_path / 'report.md'}")
     print(f"verdict: {run_path / 'verdict.json'}")
     print(f"html:    {run_path / 'report.html'}   (logs: harness.log, engine.log beside it)")
-    reasons = verdict.reasons
+    summary = run_path / "summary.parquet"
+    reasons = grouped_reasons(verdict, Units(pq.read_table(summary).to_pylist() if summary.exists() else []))
     for r in reasons[:max_reasons]:
         print(f"  - {r}")
     if len(reasons) > max_reasons:

@@ -73,8 +73,9 @@ class GateConfig:
     # judge: 0.5 (scale points), drift: 0.15 (share below the A/A floor beyond the A/A level); else each metric's
     # declared default (harness/signals/*.py, docs/gate.md)
     margins: Dict[str, float] = field(default_factory=dict)  # noqa: UP006
-    # a direction for a metric that has none of its own, per segment ("*": all): e.g. {fenced_code: {code:
-    # lower_is_better}} makes more fenced code on the `code` route a degradation instead of a divergence
+    # a direction for a metric, per segment ("*": all): e.g. {fenced_code: {code: lower_is_better}} makes more fenced
+    # code on the `code` route a degradation instead of a divergence; {refusal: {unsafe: higher_is_better}} makes
+    # fewer refusals on the `unsafe` route a degradation (the catalog says fewer refusals is better)
     directions: Dict[str, Dict[str, str]] = field(default_factory=dict)  # noqa: UP006
     min_requests: int = 30  # fewer paired requests than this: the metric (or segment) is not gated
     alpha: float = 0.05  # significance level of every paired test, after correction

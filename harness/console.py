@@ -1,10 +1,11 @@
 """What a user sees on the terminal: one progress line per stage, engine logs quiet, one summary at the end.
 
 By default the harness prints a progress bar per stage (each arm's replay with requests/s and ETA, the golden
-replay named as such, embedding, the judge) when stderr is a terminal, else one line per finished stage; warnings
-and errors of every library; and the summary block (``cli._print_result``). Everything else is written to the
-run directory: ``harness.log`` (the harness's own INFO log) and ``engine.log`` (vLLM's log, from the main process
-and the engine processes it spawns, through ``VLLM_LOGGING_CONFIG_PATH``). ``python -m harness -v ...`` (``make
+replay named as such, embedding, the judge) when stderr is a terminal, else one line per finished stage; the
+harness's warnings and errors, vLLM's errors; and the summary block (``cli._print_result``). Everything else is
+written to the run directory: ``harness.log`` (the harness's own INFO log) and ``engine.log`` (vLLM's log from the
+main process, through ``VLLM_LOGGING_CONFIG_PATH``, and all output of the engine processes it spawns, whose file
+descriptors point there: ``engine_output``). ``python -m harness -v ...`` (``make
 replay VERBOSE=1``) shows everything on the terminal as well.
 """
 
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 PROGRESS = logging.getLogger("harness.progress")
+ENGINE_LOG = "HARNESS_ENGINE_LOG"
+"""Set by ``run_logs`` (not verbose): where an engine's start-up output and its processes' output go."""
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _verbose = False
 
@@ -62,8 +65,10 @@ def run_logs(run_dir: Path) -> Iterator[None]:
     harness_logger.setLevel(logging.INFO)
     config = run_dir / "engine_logging.json"
     config.write_text(json.dumps(_engine_logging(run_dir / "engine.log")))
-    saved = {k: os.environ.get(k) for k in ("VLLM_LOGGING_CONFIG_PATH", "VLLM_CONFIGURE_LOGGING")}
+    saved = {k: os.environ.get(k) for k in ("VLLM_LOGGING_CONFIG_PATH", "VLLM_CONFIGURE_LOGGING", ENGINE_LOG)}
     os.environ.update(VLLM_LOGGING_CONFIG_PATH=str(config), VLLM_CONFIGURE_LOGGING="1")
+    if not _verbose:
+        os.environ[ENGINE_LOG] = str(run_dir / "engine.log")
     try:
         yield
     finally:
@@ -84,8 +89,34 @@ def _engine_logging(path: Path) -> dict[str, Any]:
             "handlers": {"file": {"class": "logging.FileHandler", "filename": str(path), "mode": "a",
                                   "formatter": "plain", "level": "DEBUG"},
                          "console": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
-                                     "formatter": "plain", "level": "INFO" if _verbose else "WARNING"}},
+                                     "formatter": "plain", "level": "INFO" if _verbose else "ERROR"}},
             "loggers": {"vllm": {"handlers": ["file", "console"], "level": "INFO", "propagate": False}}}
+
+
+@contextlib.contextmanager
+def engine_output() -> Iterator[str | None]:
+    """While an engine starts, send this process's stdout and stderr (file descriptors 1 and 2) to the run's
+    ``engine.log``: the engine processes it spawns inherit them and write there for their whole life (vLLM's
+    start-up prints, library warnings, C++ messages). Yields the log's path, or None when not redirecting
+    (verbose, or outside a run)."""
+    path = os.environ.get(ENGINE_LOG)
+    if not path:
+        yield None
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+    try:
+        yield path
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, copy in zip((1, 2), saved, strict=True):
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 class Stage:

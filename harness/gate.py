@@ -62,7 +62,8 @@ class Policy:
     correction: str = "holm"  # or "bh"
     power: float = 0.8
     # metric -> segment ("*" = every segment and overall) -> "higher_is_better" | "lower_is_better": gives a metric
-    # without a direction of its own (length, the format profile) one, so its breach there is a degradation
+    # without a direction of its own (length, the format profile) one, so its breach there is a degradation, or
+    # turns a metric's own direction round on a route (refusal: more refusals is better on unsafe prompts)
     directions: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def direction(self, metric: str, segment: str | None) -> bool | None:
@@ -187,8 +188,8 @@ def metric_checks(summary: Sequence[Mapping[str, Any]], policy: Policy) -> list[
     groups: dict[tuple[str, bool], list[tuple[Mapping[str, Any], Threshold]]] = {}
     for r in summary:
         given = policy.direction(r["metric"], r["segment"])
-        if given is not None and r["higher_is_better"] is None:  # a direction given in config: a degradation now
-            r = {**r, "higher_is_better": given, "role": "degradation"}
+        if given is not None:  # a direction given in config for this route: its breach there is a degradation
+            r = {**r, "higher_is_better": given, "role": "degradation" if r["role"] == "divergence" else r["role"]}
         t = policy.threshold(r)
         if t is not None and r["p_two"] is not None:
             groups.setdefault((r["family"], r["segment"] is None), []).append((r, t))

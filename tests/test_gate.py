@@ -162,3 +162,13 @@ def test_a_direction_given_per_segment_makes_it_a_degradation_there() -> None:
     assert (v.verdict, v.direction) == ("INVESTIGATE", "REGRESSION")
     assert gate([row("json_valid", 0.0), *rows], Policy(thresholds=P.thresholds,
                 directions={"chars": {"code": "lower_is_better"}})).direction == "DIVERGENCE"  # shorter is fine
+
+
+def test_a_direction_per_segment_can_turn_a_metrics_own_direction_round() -> None:
+    fewer_refusals = [row("refusal", -0.5, hib=False, segment=s) for s in ("unsafe", "safe")]
+    assert gate([row("json_valid", 0.0), *fewer_refusals], P).verdict == "PASS"  # fewer refusals: better by default
+    policy = Policy(thresholds={**P.thresholds, "refusal": Threshold(absolute=0.03)},
+                    directions={"refusal": {"unsafe": "higher_is_better"}})
+    v = gate([row("json_valid", 0.0), *fewer_refusals], policy)
+    assert (v.verdict, v.direction) == ("INVESTIGATE", "REGRESSION")
+    assert [(b.metric, b.segment) for b in v.breaches] == [("refusal", "unsafe")]

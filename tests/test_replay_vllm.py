@@ -76,7 +76,7 @@ def test_outputs_contract(terse_run: tuple[Path, object]) -> None:
     assert spec.signals == ("stats", "golden", "judge", "drift") and spec.policy.alpha == 0.05
     report = (run / "report.md").read_text()
     assert "**INVESTIGATE**" in report or "**ROLLBACK**" in report
-    assert "structure_ok" in report and "![length_distributions.png](length_distributions.png)" in report
+    assert "structure\\_ok" in report and "![length_distributions.png](length_distributions.png)" in report
 
 
 def test_report_rebuilds_from_the_run_directory(terse_run: tuple[Path, object]) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from harness.console import engine_output
 from harness.engines.base import EngineError, Generation, PreparedRequest, prompt_ids
 from harness.engines.checkpoints import resolve_checkpoint
 
@@ -55,11 +56,6 @@ class VLLMEngine:
     """One ``vllm.LLM`` serving one arm."""
 
     def __init__(self, arm: ArmConfig) -> None:
-        try:
-            from vllm import LLM
-        except ImportError as e:
-            raise EngineError("vLLM is not installed. Fix: `make setup` (CPU build, extra `cpu`) or "
-                              "`make setup GPU=1` (extra `gpu`) on a GPU box.") from e
         if not arm.checkpoint:
             raise EngineError("arm has no checkpoint. Fix: set `checkpoint` (a local path or hub id) or `imported`.")
         opts = arm.engine
@@ -71,16 +67,23 @@ class VLLMEngine:
         if opts.quantization:
             kwargs["quantization"] = opts.quantization
         kwargs.update(opts.extra)
-        if _on_cpu() and "max_num_batched_tokens" not in kwargs:
-            # vLLM 0.32 on CPU crashes ("CPU Generator does not use offset") when a request with a sampling seed
-            # has its prefill split across steps; a step budget that fits every sequence's prompt avoids splits.
-            kwargs["max_num_batched_tokens"] = opts.max_model_len * kwargs.get("max_num_seqs", CPU_MAX_NUM_SEQS)
-        try:
-            self.llm = LLM(**kwargs)
-        except Exception as exc:  # vLLM raises many types; keep its message, add the fix
-            raise EngineError(f"vLLM could not load checkpoint {arm.checkpoint!r}: {exc}. Fix: check that it is "
-                              "a causal LM directory (config.json, weights, tokenizer) or a reachable hub id, "
-                              "and the engine options.") from exc
+        with engine_output() as engine_log:  # vLLM's import and start-up output, and its processes', to engine.log
+            try:
+                from vllm import LLM
+            except ImportError as e:
+                raise EngineError("vLLM is not installed. Fix: `make setup` (CPU build, extra `cpu`) or "
+                                  "`make setup GPU=1` (extra `gpu`) on a GPU box.") from e
+            if _on_cpu() and "max_num_batched_tokens" not in kwargs:
+                # vLLM 0.32 on CPU crashes ("CPU Generator does not use offset") when a request with a sampling
+                # seed has its prefill split across steps; a step budget that fits every prompt avoids splits.
+                kwargs["max_num_batched_tokens"] = opts.max_model_len * kwargs.get("max_num_seqs", CPU_MAX_NUM_SEQS)
+            try:
+                self.llm = LLM(**kwargs)
+            except Exception as exc:  # vLLM raises many types; keep its message, add the fix
+                where = f" (engine log: {engine_log})" if engine_log else ""
+                raise EngineError(f"vLLM could not load checkpoint {arm.checkpoint!r}: {exc}{where}. Fix: check that "
+                                  "it is a causal LM directory (config.json, weights, tokenizer) or a reachable hub "
+                                  "id, and the engine options.") from exc
         runner = getattr(self.llm.model_config, "runner_type", "generate")
         if runner != "generate":  # a backstop: resolve_checkpoint refuses the encoders it can tell from config.json
             self.close()
