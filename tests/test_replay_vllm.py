@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from helpers import CHROMIUM, chromium, console_errors, run_harness
+from layout import VIEWPORTS, assert_layout, measure
 
 from harness.spec import read_manifest
 from harness.store import RunDir
@@ -117,3 +118,13 @@ def test_zoo_report_renders_in_chromium(terse_run: tuple[Path, object], tmp_path
     taken = chromium(tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,2000",
                      (run / "report.html").as_uri())
     assert shot.read_bytes().startswith(b"\x89PNG") and console_errors(taken.stderr) == []
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium: apt-get install -y chromium")
+def test_the_real_report_reads_at_a_glance_on_a_laptop_and_a_phone(terse_run: tuple[Path, object],
+                                                                 tmp_path: Path) -> None:
+    run, _ = terse_run
+    page = (run / "report.html").read_text()
+    for width, height in VIEWPORTS:  # no sideways scroll, no broken cell, verdict and scorecard in the first screen
+        assert_layout(measure(page, tmp_path, width, height), width, height)

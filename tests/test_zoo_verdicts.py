@@ -10,11 +10,15 @@ test_replay_vllm.py).
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
-from helpers import run_harness
+from helpers import CHROMIUM, run_harness
+from layout import VIEWPORTS, assert_layout, measure
 
 pytestmark = [pytest.mark.vllm, pytest.mark.e2e]
 
@@ -46,3 +50,18 @@ def test_zoo_experiment_verdict(experiment: str, verdicts: dict[str, dict]) -> N
     assert verdict["exit_code"] == {"PASS": 0, "ROLLBACK": 11, "HOLD_FOR_SIGNOFF": 12}[expected]
     assert must_breach <= {b["metric"] for b in verdict["breaches"]}, verdict["reasons"]
     assert must_improve <= {c["metric"] for c in verdict["improvements"]}, verdict["reasons"]
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium: apt-get install -y chromium")
+def test_the_improved_run_reads_at_a_glance_and_the_index_lists_the_runs(verdicts: dict[str, dict],
+                                                                       tmp_path: Path) -> None:
+    out = Path(next(iter(verdicts.values()))["manifest"]["spec"]["output_dir"])
+    improved = next(out.glob("zoo_improved/*/report.html"))
+    for width, height in VIEWPORTS:
+        assert_layout(measure(improved.read_text(), tmp_path, width, height), width, height)
+    index = (out / "index.html").read_text()  # written after every run and after the sweep
+    links = re.findall(r'href="([^"]+)"', index)
+    assert sum(link.endswith("report.html") for link in links) == len(CASES) and "<script" not in index
+    for link in links:
+        assert (out / unquote(html.unescape(link))).exists(), link
