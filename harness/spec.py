@@ -19,6 +19,8 @@ from harness.gate import Policy, policy_from_json, policy_to_json
 from harness.store import RunDir
 
 MANIFEST_VERSION = 3
+ARMS = ("baseline", "candidate")
+"""The two arms the gate compares (an A/A arm, when the run has one, is only read against the baseline)."""
 T = TypeVar("T")
 
 

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from harness.store import RunDir
     from harness.traffic import Request
 
-ARMS = ("baseline", "candidate")
 
 
 @dataclass(frozen=True)
@@ -54,6 +53,8 @@ class ReportInput:
     @property
     def arms(self) -> dict[str, str]:
         """Source (checkpoint or imported file) of the baseline and the candidate."""
+        from harness.spec import ARMS
+
         return {a: self.manifest.arms[a].source for a in ARMS}
 
     @property

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 from harness.golden.metrics import get_metric
 from harness.golden.schema import GoldenItem, load_golden, load_references, traffic_has_references
 from harness.signals.base import SIGNAL_SCHEMA, MetricSpec, ScoreInputs
+from harness.spec import ARMS
 from harness.store import RunDir
 from harness.traffic import TrafficError, traffic_fingerprint
 
@@ -47,7 +48,6 @@ def golden_metrics(items: Mapping[str, GoldenItem]) -> tuple[MetricSpec, ...]:
 
 
 MISSING = "missing_in_import"
-ARMS = ("baseline", "candidate")
 
 
 def score_golden(items: Mapping[str, GoldenItem], generations: pa.Table) -> pa.Table:
