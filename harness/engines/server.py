@@ -143,18 +143,31 @@ class VLLMServer:
             return "(no log)"
 
     def stop(self, grace: float = 15.0) -> None:
-        """SIGTERM to the server's process group, SIGKILL after ``grace`` seconds; idempotent."""
+        """SIGTERM to the server's process group, SIGKILL to whatever of it is left after ``grace`` seconds (the
+        server's engine processes included, also when the server itself already died); idempotent."""
         if self.proc.poll() is None:
+            _signal_group(self.proc.pid, signal.SIGTERM)
             try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
                 self.proc.wait(grace)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-            except ProcessLookupError:
                 pass
+        deadline = time.monotonic() + 5
+        while _signal_group(self.proc.pid, 0) and time.monotonic() < deadline:  # its children end after it
+            time.sleep(0.1)
+        _signal_group(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        if not self._log.closed:
             log.info("vLLM server pid %d stopped", self.proc.pid)
-        self._log.close()
+            self._log.close()
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Send ``sig`` to a process group; False when no process of it is left."""
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
 
 
 def _has_cuda() -> bool:
@@ -202,7 +215,7 @@ class ServerEngine:
         self.endpoints: list[Endpoint] = []
         try:
             if s.base_url:
-                self.endpoints = [self._connect(s.base_url.rstrip("/"), s.model or arm.checkpoint)]
+                self.endpoints = [self._connect(s.base_url.rstrip("/"), s.model)]
             else:
                 self.endpoints = self._start_local(arm)
         except BaseException:
@@ -365,7 +378,8 @@ class ServerEngine:
             pending = asyncio.all_tasks(self.loop)  # the client's connection tasks
             for t in pending:
                 t.cancel()
-            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            if pending:
+                self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self.loop.close()
         for ep in self.endpoints:
             if ep.server is not None:

@@ -1,5 +1,6 @@
-"""The server engine's HTTP client against a scripted loopback endpoint (pure client logic: retries, backoff, error
-rows, clear errors), and against a real vLLM OpenAI server on the zoo (greedy outputs vs the offline engine)."""
+"""The server engine's HTTP client against a scripted loopback endpoint: pure client logic (retries, backoff, error
+rows, clear errors). Real vLLM servers: tests/test_scale_out.py (greedy outputs vs the offline engine, SIGTERM,
+resume, the verdict)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,13 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness.config import ArmConfig, EngineConfig, ServerConfig
 from harness.engines.base import EngineError, PreparedRequest
-from harness.engines.server import ServerEngine, VLLMServer, free_port
+from harness.engines.server import ServerEngine, free_port
 
 
 def _req(rid: str, text: str = "hello", max_tokens: int = 16) -> PreparedRequest:
@@ -139,40 +139,3 @@ def test_an_endpoint_that_stops_answering_stops_the_arm(endpoint: tuple[str, _Sc
             engine.generate([_req("a"), _req("b")])
     finally:
         engine.close()
-
-
-@pytest.fixture(scope="module")
-def zoo_server(zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMServer]:
-    """One real vLLM OpenAI server on zoo:baseline (the offline engine's default options), stopped by PID."""
-    server = VLLMServer("zoo:baseline", EngineConfig(), tmp_path_factory.mktemp("server_logs"), name="baseline")
-    try:
-        server.wait_ready()
-        yield server
-    finally:
-        server.stop()
-    assert server.proc.poll() is not None
-
-
-@pytest.mark.vllm
-def test_greedy_outputs_through_the_server_match_the_offline_engine(zoo_server: VLLMServer, zoo_vllm: Any) -> None:
-    from helpers import SAMPLE
-
-    from harness.config import ArmConfig
-    from harness.replay import prepare
-    from harness.traffic import load_traffic
-
-    arm = ArmConfig(checkpoint="zoo:baseline", engine=EngineConfig(
-        backend="server", server=ServerConfig(base_url=zoo_server.base_url, model="baseline")))
-    requests = [prepare(r, arm) for r in load_traffic(SAMPLE, limit=120)]
-    engine = ServerEngine(arm)
-    try:
-        served = engine.generate(requests)
-    finally:
-        engine.close()
-    offline = zoo_vllm.generate(requests)
-    assert all(g.error is None for g in served)
-    same = [a.output_text == b.output_text and a.output_tokens == b.output_tokens for a, b in zip(served, offline,
-                                                                                              strict=True)]
-    assert sum(same) == len(same), [(a.output_text, b.output_text) for a, b, s in zip(served, offline, same,
-                                                                                     strict=True) if not s][:3]
-    assert all(g.ttft_s is not None and g.latency_s is not None and g.ttft_s <= g.latency_s for g in served)
