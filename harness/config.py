@@ -221,6 +221,7 @@ class CanaryDriftConfig:
     enabled: bool = True
     model: str = "packaged:all-MiniLM-L6-v2"
     reference: int = 200  # control outputs held out as the reference
+    control_share: float = 1.0  # embed this share of control outputs (by request id hash); the canary's all
     device: Optional[str] = None  # noqa: UP045
 
 

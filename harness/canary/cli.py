@@ -67,7 +67,8 @@ def spec_from_config(cfg: Any) -> Any:
         sequential=Sequential(seq.alpha, seq.tau_sd, seq.min_per_arm), policy=policy(cfg.gate),
         output_dir=Path(cfg.output_dir), max_windows=cfg.max_windows, start=start, follow=cfg.follow,
         poll_s=cfg.poll_s, run_id=cfg.run_id,
-        drift=(cfg.drift.model, cfg.drift.reference, cfg.drift.device) if cfg.drift.enabled else None,
+        drift=((cfg.drift.model, cfg.drift.reference, cfg.drift.device, cfg.drift.control_share)
+               if cfg.drift.enabled else None),
         golden=golden, golden_every=cfg.golden.every,
         haproxy=HAProxy(hp.socket, hp.backend, hp.server) if hp.socket else None, webhook=webhook)
 

@@ -63,7 +63,7 @@ class CanarySpec:
     follow: bool = False
     poll_s: float = 5.0
     run_id: str | None = None
-    drift: tuple[str, int, str | None] | None = None  # model, reference size, device
+    drift: tuple[str, int, str | None, float] | None = None  # model, reference size, device, control share
     golden: GoldenReplayer | None = field(default=None, repr=False)
     golden_every: int = 6
     haproxy: HAProxy | None = None

@@ -47,18 +47,19 @@ def stats_samples(records: Iterable[LogRecord]) -> list[Sample]:
 class DriftScorer:
     """Embeds outputs as they arrive and scores them against the held-out control reference."""
 
-    def __init__(self, model: str, reference: int, device: str | None = None) -> None:
+    def __init__(self, model: str, reference: int, device: str | None = None, control_share: float = 1.0) -> None:
         from harness.signals.embedding import Embedder
 
         self.embedder = Embedder(model, device=device)
-        self.reference_size = reference
+        self.reference_size, self.control_share = reference, control_share
         self.reference: np.ndarray | None = None
         self.reference_ids: set[str] = set()
         self._vectors: dict[str, np.ndarray] = {}
 
     def samples(self, records: Sequence[LogRecord]) -> list[Sample]:
         """Drift samples of every record (oldest first) once the reference is complete; [] before."""
-        ok = [r for r in records if r.error is None and r.response is not None]
+        ok = [r for r in records if r.error is None and r.response is not None
+              and (r.arm == "canary" or _kept(r.request.request_id, self.control_share))]
         new = [r for r in ok if r.request.request_id not in self._vectors]
         if new:
             vectors = self.embedder.encode([r.response or "" for r in new])
@@ -75,6 +76,13 @@ class DriftScorer:
         sims = np.stack([self._vectors[r.request.request_id] for r in rest]) @ self.reference.T
         return [Sample(r.request.request_id, r.arm, r.request.segment, DRIFT_METRIC.name, float(s), r.timestamp)
                 for r, s in zip(rest, sims.mean(1), strict=True)]
+
+
+def _kept(request_id: str, share: float) -> bool:
+    """A deterministic ``share`` of control requests (by a hash of the id) is embedded: control is 95% of traffic."""
+    import zlib
+
+    return share >= 1.0 or zlib.crc32(request_id.encode()) % 10_000 < share * 10_000
 
 
 @dataclass(frozen=True)
@@ -123,7 +131,8 @@ class GoldenReplayer:
                                 timeout_s=self.timeout_s)
             errors = sum(a.error is not None for a in answers)
             if errors:
-                log.warning("golden replay %d against %s: %d of %d calls failed (scored 0)", k, arm, errors, len(chosen))
+                log.warning("golden replay %d against %s: %d of %d calls failed (scored 0)", k, arm, errors,
+                            len(chosen))
             for r, a in zip(chosen, answers, strict=True):
                 item = self.items[r.request_id]
                 for metric, target in item.checks:

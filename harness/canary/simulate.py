@@ -177,9 +177,10 @@ def single_rate_aa(canaries: int, sc: Scenario, params: Sequential, rng: np.rand
     return out
 
 
-def run(canaries: int = 1000, seed: int = 0, sc: Scenario = Scenario(), params: Sequential = Sequential()
+def run(canaries: int = 1000, seed: int = 0, sc: Scenario | None = None, params: Sequential | None = None
         ) -> dict[str, Any]:
     """Every table of the module docstring, as one JSON-ready record."""
+    sc, params = sc or Scenario(), params or Sequential()
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     single = single_rate_aa(canaries, sc, params, rng)

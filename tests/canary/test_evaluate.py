@@ -40,7 +40,7 @@ def write_windows(logs: Path, windows: range, canary_text: object, per_window: i
 def spec(tmp: Path, **kw: object) -> CanarySpec:
     base = dict(name="t", logs=tmp / "logs", window_s=10.0, observation_windows=4,
                 sequential=Sequential(min_per_arm=20), policy=Policy(), output_dir=tmp / "reports",
-                drift=("packaged:all-MiniLM-L6-v2", 20, "cpu"), run_id="r1")
+                drift=("packaged:all-MiniLM-L6-v2", 20, "cpu", 1.0), run_id="r1")
     return CanarySpec(**{**base, **kw})  # type: ignore[arg-type]
 
 
