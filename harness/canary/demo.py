@@ -226,7 +226,8 @@ def _stat_table(rows: list[dict[str, str]]) -> list[str]:
 
 def write_demo_report(out: Path, summary: dict[str, Any]) -> Path:
     lines = ["# Canary demo: real vLLM servers behind real HAProxy", "",
-             f"{summary['date']}; servers healthy after {summary['server_startup_s']} s; {summary['seconds']} s in all.",
+             f"{summary['date']}; servers healthy after {summary['server_startup_s']} s; "
+             f"{summary['seconds']} s in all.",
              f"Settings: `{json.dumps(summary['settings'])}`", ""]
     for r in summary["scenarios"]:
         rel = Path(r["run_dir"]).relative_to(out)
