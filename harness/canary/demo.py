@@ -169,10 +169,12 @@ def scenario(label: str, s: DemoSettings, out: Path, front: str, control: Proces
     finally:
         gen.stop()
     decisions = evaluator.decisions
+    records = evaluator.logs.refresh()
     actions = [a for d in decisions for a in json.loads(d["actions"])]
     return {"label": label, "canary_checkpoint": canary.name, "decision": decision,
             "windows": len(decisions), "decision_window": decisions[-1]["window"] if decisions else None,
             "seconds": round(time.perf_counter() - t0, 1), "requests_sent": gen.sent,
+            "errors": sum(r.error is not None for r in records), "logged": len(records),
             "n_control": decisions[-1]["n_control"] if decisions else 0,
             "n_canary": decisions[-1]["n_canary"] if decisions else 0,
             "canary_weight_after": hp.get_weight(), "haproxy_actions": [a for a in actions
@@ -189,7 +191,7 @@ def run_demo(out: Path, s: DemoSettings | None = None) -> dict[str, Any]:
     receiver = Receiver(secret := b"demo-secret-not-for-production")
     t_all = time.perf_counter()
     try:
-        servers = {n: start_vllm(n, ZOO / n, out, 256) for n in ("baseline", "terse", "benign")}
+        servers = {n: start_vllm(n, ZOO / n, out, MODEL_NAME) for n in ("baseline", "terse", "benign")}
         procs += list(servers.values())
         startup = wait_healthy(procs)
         addr = {n: (p.url or "").removeprefix("http://") for n, p in servers.items()}

@@ -64,11 +64,12 @@ def _start(name: str, argv: list[str], log: Path, env: dict[str, str] | None = N
         handle.close()
 
 
-def start_vllm(name: str, model_dir: Path, log_dir: Path, max_model_len: int = 256) -> Process:
-    """``python -m vllm.entrypoints.openai.api_server`` on a free loopback port, fp32, eager, served as ``name``."""
+def start_vllm(name: str, model_dir: Path, log_dir: Path, served_name: str, max_model_len: int = 256) -> Process:
+    """``python -m vllm.entrypoints.openai.api_server`` on a free loopback port, fp32, eager, serving the model as
+    ``served_name`` (the same for every version behind one traffic split)."""
     port = free_port()
     argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
-            "--served-model-name", name, "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
+            "--served-model-name", served_name, "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
             "--max-model-len", str(max_model_len), "--enforce-eager", "--gpu-memory-utilization", "0.1"]
     log = log_dir / f"vllm_{name}.log"
     return Process(name, _start(name, argv, log, {"HF_HUB_OFFLINE": "1"}), log, f"http://127.0.0.1:{port}")
