@@ -49,16 +49,16 @@ STAT_COLUMNS = ("pxname", "svname", "status", "weight", "stot", "addr")
 class DemoSettings:
     """The demo's knobs: load, windows, the sequential test's minimum sample, drift and golden sizes."""
 
-    rate: float = 30.0  # requests per second through HAProxy
+    rate: float = 20.0  # at most this many requests per second through HAProxy (fewer when the servers are slower)
     concurrency: int = 8
     window_s: float = 5.0
     observation_windows: int = 6
     max_windows: int = 14
-    min_per_arm: int = 20
-    reference: int = 40
+    min_per_arm: int = 10  # the production default is 100 (docs/canary.md); the demo's canary sees ~1 request/s
+    reference: int = 30
     control_share: float = 0.3
     golden_every: int = 2
-    golden_limit: int = 16
+    golden_limit: int = 12
     max_tokens: int = 64
 
 
@@ -93,18 +93,31 @@ class LoadGenerator(threading.Thread):
             self.part += 1
 
     def run(self) -> None:
+        """Send at most ``rate`` requests a second, at most ``concurrency`` in flight (a slower server lowers the
+        rate instead of queueing requests without bound)."""
+        slots = threading.Semaphore(self.s.concurrency)
         t0, last_flush = time.perf_counter(), time.perf_counter()
-        with ThreadPoolExecutor(self.s.concurrency) as pool:
+        pool = ThreadPoolExecutor(self.s.concurrency)
+
+        def one(i: int, r: Request) -> None:
+            try:
+                self._one(i, r)
+            finally:
+                slots.release()
+
+        try:
             while not self.stop_event.is_set():
-                due = int((time.perf_counter() - t0) * self.s.rate)
-                while self.sent < due and not self.stop_event.is_set():
-                    pool.submit(self._one, self.sent, self.requests[self.sent % len(self.requests)])
+                if self.sent < int((time.perf_counter() - t0) * self.s.rate) and slots.acquire(timeout=0.05):
+                    pool.submit(one, self.sent, self.requests[self.sent % len(self.requests)])
                     self.sent += 1
+                else:
+                    time.sleep(0.01)
                 if time.perf_counter() - last_flush >= 1.0:
                     self._flush()
                     last_flush = time.perf_counter()
-                time.sleep(0.02)
-        self._flush()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            self._flush()
 
     def stop(self) -> None:
         self.stop_event.set()
