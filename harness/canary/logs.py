@@ -84,10 +84,11 @@ def record_from_row(row: dict[str, Any]) -> tuple[LogRecord | None, list[Issue]]
 
 def _jsonl_row(line: dict[str, Any], default_id: str) -> tuple[dict[str, Any], list[Issue]]:
     row, issues = _line_to_row(line, default_id, "segment", "default")
-    response = line.get("response") if isinstance(line.get("response"), dict) else {}
+    raw = line.get("response")
+    response: dict[str, Any] = raw if isinstance(raw, dict) else {}
     choices = response.get("choices") or [{}]
-    usage = response.get("usage") if isinstance(response.get("usage"), dict) else {}
-    first = choices[0] if isinstance(choices, list) and isinstance(choices[0], dict) else {}
+    usage: dict[str, Any] = response["usage"] if isinstance(response.get("usage"), dict) else {}
+    first: dict[str, Any] = choices[0] if isinstance(choices, list) and isinstance(choices[0], dict) else {}
     row.update(arm=line.get("arm"), latency_s=line.get("latency_s"), error=line.get("error"),
                finish_reason=first.get("finish_reason"), output_tokens=usage.get("completion_tokens"))
     if row["metadata"] is not None:

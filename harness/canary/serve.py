@@ -147,8 +147,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--token-env", default=None, help="environment variable holding the bearer token")
     a = p.parse_args(argv)
     server = make_server(a.run_dir, a.host, a.port, a.token_env)
-    host, port = server.server_address[:2]
-    print(f"serving {a.run_dir} on http://{host}:{port}/decision", flush=True)
+    port = server.server_address[1]
+    print(f"serving {a.run_dir} on http://{a.host}:{port}/decision", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
