@@ -55,6 +55,7 @@ class DemoSettings:
     observation_windows: int = 6
     max_windows: int = 14
     min_per_arm: int = 10  # the production default is 100 (docs/canary.md); the demo's canary sees ~1 request/s
+    tau_sd: float = 0.5  # tuned to large effects on small samples (the production default 0.1: small, at 100+/h)
     reference: int = 30
     control_share: float = 0.3
     golden_every: int = 2
@@ -168,7 +169,7 @@ def scenario(label: str, s: DemoSettings, out: Path, front: str, control: Proces
                             Endpoint(control.url or "", MODEL_NAME), Endpoint(canary.url or "", MODEL_NAME),
                             s.max_tokens)
     spec = CanarySpec(name=f"canary_demo_{label}", logs=logs, window_s=s.window_s,
-                      observation_windows=s.observation_windows, sequential=Sequential(min_per_arm=s.min_per_arm),
+                      observation_windows=s.observation_windows, sequential=Sequential(tau_sd=s.tau_sd, min_per_arm=s.min_per_arm),
                       policy=Policy(), output_dir=out, max_windows=s.max_windows, start=dt.datetime.now(dt.UTC),
                       follow=True, poll_s=0.5, run_id=label,
                       drift=("packaged:all-MiniLM-L6-v2", s.reference, "cpu", s.control_share), golden=golden,
