@@ -169,7 +169,8 @@ def scenario(label: str, s: DemoSettings, out: Path, front: str, control: Proces
                             Endpoint(control.url or "", MODEL_NAME), Endpoint(canary.url or "", MODEL_NAME),
                             s.max_tokens)
     spec = CanarySpec(name=f"canary_demo_{label}", logs=logs, window_s=s.window_s,
-                      observation_windows=s.observation_windows, sequential=Sequential(tau_sd=s.tau_sd, min_per_arm=s.min_per_arm),
+                      observation_windows=s.observation_windows,
+                      sequential=Sequential(tau_sd=s.tau_sd, min_per_arm=s.min_per_arm),
                       policy=Policy(), output_dir=out, max_windows=s.max_windows, start=dt.datetime.now(dt.UTC),
                       follow=True, poll_s=0.5, run_id=label,
                       drift=("packaged:all-MiniLM-L6-v2", s.reference, "cpu", s.control_share), golden=golden,
