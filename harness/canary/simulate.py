@@ -195,7 +195,30 @@ def run(canaries: int = 1000, seed: int = 0, sc: Scenario | None = None, params:
         detection[name] = {"first_breach": _summary(r["investigate"], sc.windows)}
     return {"canaries": canaries, "seed": seed, "scenario": asdict(sc), "sequential": asdict(params),
             "single_rate_aa": single, "policy_aa": policy, "detection": detection,
+            "tau_sensitivity": tau_table(max(200, canaries // 4), sc, params, rng),
             "seconds": round(time.perf_counter() - t0, 1)}
+
+
+TAUS = (0.05, 0.1, 0.25, 0.5)
+
+
+def tau_table(canaries: int, sc: Scenario, params: Sequential, rng: np.random.Generator) -> dict[str, Any]:
+    """For each mixture sd ``tau_sd``: A/A false breach (one 5% rate) and false ROLLBACK, and the median windows to
+    detect 5% -> 7% refusal and the terse shift."""
+    from dataclasses import replace
+
+    n_control, n_canary, _ = sc.counts()
+    out: dict[str, Any] = {"canaries": canaries}
+    for tau in TAUS:
+        p = replace(params, tau_sd=tau)
+        single = family_breach([Metric("refusal", "rate", 0.05, 0.05, +1)], n_control, n_canary,
+                               (canaries, sc.windows), p, rng, naive=False).any(1).mean()
+        aa = canary_policy(aa_families(), sc, canaries, p, rng, naive=False)
+        det = {name: _summary(canary_policy(REGRESSIONS[name](), sc, canaries, p, rng, naive=False)["investigate"],
+                              sc.windows)["median_windows"] for name in list(REGRESSIONS)[:2]}
+        out[str(tau)] = {"single_rate_false_breach": float(single),
+                         "false_rollback": float(np.mean(aa["rollback"] >= 0)), "median_windows": det}
+    return out
 
 
 def tables(r: dict[str, Any]) -> str:
@@ -213,6 +236,15 @@ def tables(r: dict[str, Any]) -> str:
     for name, d in r["detection"].items():
         f = d["first_breach"]
         lines.append(f"| {name} | {f['share']:.0%} | {f['median_windows']:g} | {f['p90_windows']:g} |")
+    t = r["tau_sensitivity"]
+    names = list(r["detection"])[:2]
+    lines += ["", f"tau_sd ({t['canaries']} canaries each):", "",
+              f"| tau_sd | A/A: 1 rate, 72 looks | A/A: false ROLLBACK | median windows: {names[0]} | "
+              f"median windows: {names[1]} |", "|---|---|---|---|---|"]
+    for tau in TAUS:
+        row = t[str(tau)]
+        lines.append(f"| {tau:g} | {row['single_rate_false_breach']:.1%} | {row['false_rollback']:.1%} | "
+                     f"{row['median_windows'][names[0]]:g} | {row['median_windows'][names[1]]:g} |")
     return "\n".join(lines)
 
 
