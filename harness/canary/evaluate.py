@@ -112,6 +112,7 @@ class Evaluator:
         manifest = self.path / "manifest.json"
         self.t0 = _utc(json.loads(manifest.read_text())["t0"]) if manifest.exists() else spec.start
         self.results: list[WindowResult] = []
+        self._scored: dict[str, list[Sample]] = {}
 
     def _read(self, name: str) -> list[dict[str, Any]]:
         p = self.path / name
@@ -168,13 +169,20 @@ class Evaluator:
         while (self.last_decision not in TERMINAL and self.next_window < self.spec.windows_limit
                and self.t0 + (self.next_window + 1) * width <= now):
             if samples is None:
-                samples = stats_samples(records) + (self.drift.samples(records) if self.drift else [])
+                samples = self._stats(records) + (self.drift.samples(records) if self.drift else [])
             w = self.next_window
             start, end = self.t0 + w * width, self.t0 + (w + 1) * width
             self._golden(w, end)
             self.evaluate_window(w, start, end, samples + self.golden_samples, records)
             done += 1
         return done
+
+    def _stats(self, records: Sequence[LogRecord]) -> list[Sample]:
+        """Stats samples of every record, each record scored once (the data is cumulative)."""
+        new = [r for r in records if r.request.request_id not in self._scored]
+        for r in new:
+            self._scored[r.request.request_id] = stats_samples([r])
+        return [s for r in records for s in self._scored[r.request.request_id]]
 
     def _golden(self, w: int, end: dt.datetime) -> None:
         if self.spec.golden is None or (w + 1) % self.spec.golden_every:
