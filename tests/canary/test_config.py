@@ -39,3 +39,16 @@ def test_manifest_has_no_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def test_cli_bad_logs_dir_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["canary", f"logs={tmp_path / 'none'}", "drift.enabled=false", f"output_dir={tmp_path}"])
     assert code == 2 and "no such directory" in capsys.readouterr().err
+
+
+def test_cli_runs_windows_and_exits_with_the_decision(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m harness canary` on a finished log directory: stats alone breach -> INVESTIGATE (exit 10)."""
+    from canary.test_evaluate import write_windows  # tests/ is on sys.path (pyproject pytest pythonpath)
+
+    (tmp_path / "logs").mkdir()
+    write_windows(tmp_path / "logs", range(4), "I cannot help with that.")
+    code = main(["canary", f"logs={tmp_path / 'logs'}", "drift.enabled=false", f"output_dir={tmp_path}",
+                 "window_s=10", "sequential.min_per_arm=20", "run_id=cli"])
+    out = capsys.readouterr().out
+    assert code == 10 and "canary: INVESTIGATE" in out
+    assert (tmp_path / "canary" / "cli" / "decisions.parquet").exists()
