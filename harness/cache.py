@@ -60,7 +60,8 @@ def arm_inputs(arm: ArmConfig, fingerprint: str) -> dict[str, Any] | None:
     e = arm.engine
     return {"version": CACHE_VERSION, "backend": e.backend, "fingerprint": fingerprint, "dtype": e.dtype,
             "quantization": e.quantization, "max_model_len": e.max_model_len,
-            "structured_output": e.structured_output, "seed": e.seed, "extra": dict(e.extra)}
+            "structured_output": e.structured_output, "seed": e.seed, "extra": dict(e.extra),
+            **({"tensor_parallel_size": e.tensor_parallel_size} if e.tensor_parallel_size != 1 else {})}
 
 
 def request_key(p: PreparedRequest) -> str:

@@ -17,7 +17,8 @@
 
 Exit codes: verdicts per ``harness.gate.VERDICT_CODES`` (PASS 0, INVESTIGATE 10, ROLLBACK 11,
 HOLD_FOR_SIGNOFF 12, INSUFFICIENT_DATA 13); 2 = bad input or config (message says how to fix);
-1 = unexpected failure. A sweep (``-m``) exits 0 when every job ran, whatever the verdicts (they are in
+1 = unexpected failure; 130 = interrupted (SIGINT/SIGTERM; servers stopped, finished batches kept). A sweep (``-m``)
+exits 0 when every job ran, whatever the verdicts (they are in
 its summary), else with the first failed job's code (2 or 1).
 """
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from harness import CONFIG_DIR
 from harness.errors import BadInput
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # SIGINT or SIGTERM: every process the harness started was stopped
 log = logging.getLogger("harness")
 
 
@@ -111,7 +114,7 @@ def run_spec(dcfg: Any, sweep: Any = None) -> Any:
         policy=policy(cfg.gate), drift=cfg.drift, golden_path=cfg.golden.path,
         judge=cfg.judge if cfg.judge.enabled else None, report=cfg.report,
         cache_dir=str(Path(cfg.cache.dir).resolve()) if cfg.cache.enabled else None, output_dir=cfg.output_dir,
-        run_id=cfg.run_id or (f"{sweep.id}-j{sweep.job}" if sweep else None), sweep=sweep)
+        run_id=cfg.run_id or (f"{sweep.id}-j{sweep.job}" if sweep else None), sweep=sweep, ray=cfg.ray)
 
 
 def _replay(argv: list[str]) -> int:
@@ -335,8 +338,17 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__, file=sys.stderr)
         return EXIT_BAD_INPUT
     console.configure(verbose or os.environ.get("HARNESS_VERBOSE") == "1")
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM unwinds like Ctrl-C: servers and Ray are stopped on the way
     try:
         return COMMANDS[argv[0]](argv[1:])
     except BadInput as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted: the batches already replayed are kept; run the same command (same run_id) to resume.",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")

@@ -23,6 +23,20 @@ class TrafficConfig:
 
 
 @dataclass
+class ServerConfig:
+    """The ``server`` backend (harness/engines/server.py, docs/scale.md): local vLLM servers, or an endpoint."""
+
+    base_url: Optional[str] = None  # noqa: UP045  an existing OpenAI-compatible server; null: start local vLLM servers
+    model: Optional[str] = None  # noqa: UP045  the endpoint's model name (default: its only model, or the checkpoint)
+    api_key_env: Optional[str] = None  # noqa: UP045  the environment variable holding the API key (never recorded)
+    concurrency: int = 32  # requests in flight per server
+    timeout_s: float = 120.0  # per request (and per attempt)
+    retries: int = 3  # more attempts on 429, 5xx and connection errors, with exponential backoff
+    backoff_s: float = 0.5  # the first retry's wait; doubled each attempt
+    startup_timeout_s: float = 300.0  # a local server's /health must answer within this
+
+
+@dataclass
 class EngineConfig:
     """How an arm is served. ``backend`` names an engine in ``harness.engines.ENGINES``."""
 
@@ -36,6 +50,12 @@ class EngineConfig:
     batch_size: int = 256  # requests per replay batch (one Parquet part each)
     seed: int = 0
     extra: Dict[str, Any] = field(default_factory=dict)  # noqa: UP006  more engine keyword arguments
+    tensor_parallel_size: int = 1  # GPUs per engine (vLLM tensor parallelism)
+    # engines per arm (data parallelism): local vLLM servers (server backend) or engine actors (ray.enabled); the
+    # in-process vllm backend serves with one
+    replicas: int = 1
+    devices: List[str] = field(default_factory=list)  # noqa: UP006  CUDA_VISIBLE_DEVICES per replica, e.g. ["0,1", "2,3"]
+    server: ServerConfig = field(default_factory=ServerConfig)
 
 
 @dataclass
@@ -170,6 +190,17 @@ class CacheConfig:
 
 
 @dataclass
+class RayConfig:
+    """Replay and embed on Ray (harness/replay_ray.py, docs/scale.md): engine actors per arm, embedding actors."""
+
+    enabled: bool = False
+    address: Optional[str] = None  # noqa: UP045  null: start a local Ray here; `auto` or ray://HEAD:10001: join one
+    num_cpus: Optional[int] = None  # noqa: UP045  a local Ray's CPUs (default: all)
+    schedule_timeout_s: float = 600.0  # engine actors not running by then: an error saying what they asked for
+    embed_actors: int = 1  # embedding actors for drift
+
+
+@dataclass
 class ExperimentConfig:
     """The root config: one experiment = traffic + two arms + gate policy."""
 
@@ -185,6 +216,7 @@ class ExperimentConfig:
     report: ReportConfig = field(default_factory=ReportConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
     output_dir: str = "reports"
     run_id: Optional[str] = None  # noqa: UP045  default: a timestamp
 

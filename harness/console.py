@@ -24,6 +24,8 @@ from typing import Any
 PROGRESS = logging.getLogger("harness.progress")
 ENGINE_LOG = "HARNESS_ENGINE_LOG"
 """Set by ``run_logs`` (not verbose): where an engine's start-up output and its processes' output go."""
+RUN_DIR = "HARNESS_RUN_DIR"
+"""Set by ``run_logs``: the run directory (server logs are written there, beside ``engine.log``)."""
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _verbose = False
 
@@ -65,8 +67,9 @@ def run_logs(run_dir: Path) -> Iterator[None]:
     harness_logger.setLevel(logging.INFO)
     config = run_dir / "engine_logging.json"
     config.write_text(json.dumps(_engine_logging(run_dir / "engine.log")))
-    saved = {k: os.environ.get(k) for k in ("VLLM_LOGGING_CONFIG_PATH", "VLLM_CONFIGURE_LOGGING", ENGINE_LOG)}
-    os.environ.update(VLLM_LOGGING_CONFIG_PATH=str(config), VLLM_CONFIGURE_LOGGING="1")
+    saved = {k: os.environ.get(k) for k in ("VLLM_LOGGING_CONFIG_PATH", "VLLM_CONFIGURE_LOGGING", ENGINE_LOG,
+                                            RUN_DIR)}
+    os.environ.update(VLLM_LOGGING_CONFIG_PATH=str(config), VLLM_CONFIGURE_LOGGING="1", **{RUN_DIR: str(run_dir)})
     if not _verbose:
         os.environ[ENGINE_LOG] = str(run_dir / "engine.log")
     try:
@@ -91,6 +94,12 @@ def _engine_logging(path: Path) -> dict[str, Any]:
                          "console": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
                                      "formatter": "plain", "level": "INFO" if _verbose else "ERROR"}},
             "loggers": {"vllm": {"handlers": ["file", "console"], "level": "INFO", "propagate": False}}}
+
+
+def current_run_dir() -> Path | None:
+    """The run directory ``run_logs`` is writing to, or None outside a run."""
+    path = os.environ.get(RUN_DIR)
+    return Path(path) if path else None
 
 
 @contextlib.contextmanager

@@ -106,7 +106,8 @@ def _generation_table(batch: int, requests: Sequence[Request], gens: Sequence[Ge
     return pa.Table.from_pylist([
         {"request_id": g.request_id, "segment": segment[g.request_id], "batch": batch, "output_text": g.output_text,
          "prompt_tokens": g.prompt_tokens, "output_tokens": g.output_tokens, "finish_reason": g.finish_reason,
-         "error": g.error} for g in gens], schema=GENERATION_SCHEMA)
+         "error": g.error, "ttft_s": g.ttft_s, "itl_s": g.itl_s, "latency_s": g.latency_s} for g in gens],
+        schema=GENERATION_SCHEMA)
 
 
 def _batch_table(batch: int, gens: Sequence[Generation], seconds: float, cached: int) -> pa.Table:
@@ -367,8 +368,9 @@ def _first_difference(was: dict[str, Any], now: dict[str, Any], prefix: str = ""
     return prefix.rstrip(".") or "(nothing)", was, now
 
 
-def preflight(arms: Mapping[str, ArmConfig], traffic: Traffic) -> None:
-    """What can be checked before any engine starts: a known backend; a chat template for chat traffic.
+def preflight(arms: Mapping[str, ArmConfig], traffic: Traffic, ray: bool = False) -> None:
+    """What can be checked before any engine starts: a known backend, engines per arm that the replayer can run,
+    a chat template for chat traffic.
 
     Raises:
         EngineError: naming the arm, the setting or checkpoint, the first chat request and the fix.
@@ -377,6 +379,7 @@ def preflight(arms: Mapping[str, ArmConfig], traffic: Traffic) -> None:
         if backend_name(arm) not in ENGINES:
             raise EngineError(f"arm {name}: unknown engine backend {backend_name(arm)!r}; known: {sorted(ENGINES)}. "
                               f"Fix: set {name}.engine.backend to one of them.")
+        _check_replicas(name, arm, ray)
     for name, arm in arms.items():
         if not traffic.chat_requests or arm.imported or not arm.checkpoint \
                 or has_chat_template(arm.checkpoint) is not False:
@@ -386,6 +389,25 @@ def preflight(arms: Mapping[str, ArmConfig], traffic: Traffic) -> None:
             f"chat_template in tokenizer_config.json), but {traffic.chat_requests} of the {traffic.requests} requests "
             f"in {traffic.path} are chat messages (the first: request_id={traffic.first_chat}). Fix: use a chat/"
             "instruct checkpoint or add a chat template to its tokenizer, or replay traffic with a plain `prompt`.")
+
+
+def _check_replicas(name: str, arm: ArmConfig, ray: bool) -> None:
+    e = arm.engine
+    if e.replicas < 1 or e.tensor_parallel_size < 1:
+        raise EngineError(f"arm {name}: engine.replicas and engine.tensor_parallel_size must be at least 1, found "
+                          f"{e.replicas} and {e.tensor_parallel_size}.")
+    if e.devices and len(e.devices) != e.replicas:
+        raise EngineError(f"arm {name}: engine.devices has {len(e.devices)} entries and engine.replicas is "
+                          f"{e.replicas}. Fix: one CUDA_VISIBLE_DEVICES value per replica, e.g. "
+                          f"{name}.engine.replicas={len(e.devices)}.")
+    backend = backend_name(arm)
+    if e.replicas > 1 and backend == "server" and e.server.base_url:
+        raise EngineError(f"arm {name}: engine.replicas={e.replicas} starts local servers, but the arm is the "
+                          f"endpoint {e.server.base_url}. Fix: replicas=1 (the endpoint balances its own replicas).")
+    if e.replicas > 1 and backend not in ("server", "imported") and not ray:
+        raise EngineError(f"arm {name}: engine.replicas={e.replicas} needs engines outside this process. Fix: "
+                          f"{name}.engine.backend=server (one local vLLM server per replica) or ray.enabled=true "
+                          "(one Ray engine actor per replica).")
 
 
 def determinism(arms: Mapping[str, ArmConfig]) -> dict[str, Any]:

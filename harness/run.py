@@ -7,6 +7,7 @@ and report without running a model.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import platform
@@ -59,7 +60,7 @@ def run_experiment(spec: RunSpec, resolved_config: dict[str, Any],
     ``spec.cache_dir``, generations come from the generation cache where it has them (``harness.cache``).
     """
     traffic = open_traffic(spec.traffic_path, limit=spec.limit)
-    preflight(spec.arms, traffic)
+    preflight(spec.arms, traffic, ray=spec.ray.enabled)
     run_id = spec.run_id or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
     run = RunDir(spec.output_dir, spec.name, run_id)
     manifest = new_manifest(spec, run_id, traffic, resolved_config)
@@ -69,11 +70,29 @@ def run_experiment(spec: RunSpec, resolved_config: dict[str, Any],
         manifest.created_at = previous.created_at
         manifest.resumed_at = [*previous.resumed_at, dt.datetime.now(dt.UTC).isoformat()]
     write_manifest(run, manifest)
-    with run_logs(run.path):
-        verdict = _replay_and_evaluate(spec, run, manifest, traffic, replayer or LocalReplayer())
+    with run_logs(run.path), _session(spec):
+        verdict = _replay_and_evaluate(spec, run, manifest, traffic, replayer or default_replayer(spec))
     run.point_latest()
     write_index(Path(spec.output_dir))  # reports/index.html: every run, with this one
     return run, verdict
+
+
+def default_replayer(spec: RunSpec) -> Replayer:
+    """``RayReplayer`` when ``ray.enabled``, else ``LocalReplayer`` (in this process)."""
+    if spec.ray.enabled:
+        from harness.replay_ray import RayReplayer
+
+        return RayReplayer(spec.ray)
+    return LocalReplayer()
+
+
+def _session(spec: RunSpec) -> contextlib.AbstractContextManager[None]:
+    """Ray for the replay and the scoring when ``ray.enabled`` (started or joined once per run)."""
+    if not spec.ray.enabled:
+        return contextlib.nullcontext()
+    from harness.replay_ray import ray_session
+
+    return ray_session(spec.ray)
 
 
 def _replay_and_evaluate(spec: RunSpec, run: RunDir, manifest: Manifest, traffic: Traffic,
@@ -102,9 +121,15 @@ def new_manifest(spec: RunSpec, run_id: str, traffic: Traffic, resolved_config: 
 
     arms = {}
     for a, arm in spec.arms.items():
-        source = arm.imported or arm.checkpoint
-        if not source:
-            raise EngineError(f"arm {a} has neither `checkpoint` nor `imported`. Fix: set one of them.")
+        endpoint = arm.engine.server.base_url if backend_name(arm) == "server" else None
+        if endpoint and not arm.checkpoint:  # weights unknown: recorded by address, never cached
+            source = f"{endpoint} ({arm.engine.server.model or 'its model'})"
+            arms[a] = ArmRecord(source, "server", f"endpoint:{source}", None)
+            continue
+        if not (arm.imported or arm.checkpoint):
+            raise EngineError(f"arm {a} has neither `checkpoint` nor `imported`. Fix: set one of them (or, with "
+                              "engine.backend=server, engine.server.base_url).")
+        source = str(arm.imported or arm.checkpoint)
         if arm.imported and not Path(arm.imported).is_file() and run_parts(arm.imported) is None:
             raise EngineError(f"arm {a}: imported outputs {arm.imported} do not exist. Fix: set {a}.imported to an "
                               "outputs file (Parquet/JSONL) or an earlier run's directory.")

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-from harness.config import ArmConfig, DriftConfig, JudgeConfig, ReportConfig
+from harness.config import ArmConfig, DriftConfig, JudgeConfig, RayConfig, ReportConfig
 from harness.errors import BadInput
 from harness.gate import Policy, policy_from_json, policy_to_json
 from harness.store import RunDir
@@ -59,6 +59,7 @@ class RunSpec:
     output_dir: str = "reports"
     run_id: str | None = None
     sweep: SweepJob | None = None
+    ray: RayConfig = field(default_factory=RayConfig)  # enabled: replay and embed on Ray (harness.replay_ray)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "traffic_path": self.traffic_path, "limit": self.limit,
@@ -66,7 +67,7 @@ class RunSpec:
                 "policy": policy_to_json(self.policy), "drift": asdict(self.drift), "golden_path": self.golden_path,
                 "judge": asdict(self.judge) if self.judge else None, "report": asdict(self.report),
                 "cache_dir": self.cache_dir, "output_dir": self.output_dir, "run_id": self.run_id,
-                "sweep": asdict(self.sweep) if self.sweep else None}
+                "sweep": asdict(self.sweep) if self.sweep else None, "ray": asdict(self.ray)}
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> RunSpec:
@@ -77,7 +78,8 @@ class RunSpec:
                    golden_path=obj["golden_path"], judge=_typed(JudgeConfig, obj["judge"]) if obj["judge"] else None,
                    report=_typed(ReportConfig, obj["report"]), cache_dir=obj["cache_dir"],
                    output_dir=obj["output_dir"], run_id=obj["run_id"],
-                   sweep=SweepJob(**{**sweep, "overrides": tuple(sweep["overrides"])}) if sweep else None)
+                   sweep=SweepJob(**{**sweep, "overrides": tuple(sweep["overrides"])}) if sweep else None,
+                   ray=_typed(RayConfig, obj.get("ray") or {}))
 
 
 @dataclass(frozen=True)
@@ -138,8 +140,13 @@ class Manifest:
         return self.spec.name
 
     def arm_settings(self, arm: str) -> dict[str, Any]:
-        """What decides an arm's generations (for resume checks): source, backend, fingerprint, its config."""
-        return {**asdict(self.arms[arm]), "config": asdict(self.spec.arms[arm])}
+        """What decides an arm's generations (for resume checks): source, backend, fingerprint, its config, less what
+        only changes how fast it is served (engines per arm, devices, the HTTP client's limits)."""
+        config = asdict(self.spec.arms[arm])
+        for key in ("replicas", "devices"):
+            config["engine"].pop(key)
+        config["engine"]["server"] = {k: config["engine"]["server"][k] for k in ("base_url", "model")}
+        return {**asdict(self.arms[arm]), "config": config}
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -35,6 +35,9 @@ GENERATION_SCHEMA = pa.schema([
     ("output_tokens", pa.int64()),
     ("finish_reason", pa.string()),
     ("error", pa.string()),
+    ("ttft_s", pa.float64()),  # per request latency, measured where the backend streams (server); else null
+    ("itl_s", pa.float64()),
+    ("latency_s", pa.float64()),
 ])
 
 TMP_SUFFIX = ".tmp"

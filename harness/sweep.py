@@ -108,6 +108,10 @@ def summary_table(runs: list[dict[str, Any]], metrics: tuple[str, ...] = KEY_MET
         [(r["job"], str(r["dir"] / "summary.parquet")) for r in done]) + ") WHERE segment IS NULL")
     con.execute("CREATE VIEW drift AS " + _union([(r["job"], str(r["dir"] / "drift.parquet")) for r in done
                                                   if (r["dir"] / "drift.parquet").exists()]))
+    latency = [(r["job"], str(r["dir"] / "latency.parquet")) for r in done if (r["dir"] / "latency.parquet").exists()]
+    con.execute("CREATE VIEW latency AS " + (_union(latency) if latency else
+                "SELECT NULL::INTEGER AS job, NULL::VARCHAR AS arm, NULL::DOUBLE AS ttft_p50_s, "
+                "NULL::DOUBLE AS latency_p90_s WHERE false"))
     golden = [m for r in done for m in _golden_metrics(r)]
     table = con.sql((SQL_DIR / "sweep_summary.sql").read_text(),
                     params={"metrics": sorted({*metrics, *golden})}).to_arrow_table()

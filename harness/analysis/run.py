@@ -17,7 +17,7 @@ from harness.analysis.paired import tests_table
 from harness.store import RunDir
 
 SQL_DIR = Path(__file__).parent
-TABLES = ("summary", "changed_pairs", "throughput", "requests")
+TABLES = ("summary", "changed_pairs", "throughput", "latency", "requests")
 
 
 def _quote(path: str) -> str:
@@ -31,7 +31,7 @@ def connect(run: RunDir):  # type: ignore[no-untyped-def]
     con = duckdb.connect()
     for table in ("generations", "batches"):
         con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({_quote(run.glob(table))}, "
-                    "hive_partitioning = true)")
+                    "hive_partitioning = true, union_by_name = true)")  # parts written before a column existed
     for table in ("signals", "metrics"):
         if run.table_path(table).exists():
             con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({_quote(str(run.table_path(table)))})")

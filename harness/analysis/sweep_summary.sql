@@ -2,7 +2,8 @@
 -- and throughput over *generated* requests only (cached ones took no engine time: a fully cached arm has 0
 -- generated requests and NULL rates). Views (harness/sweep.py): jobs (one row per run), batches (every run's
 -- batches parts, with job), deltas (overall rows of every run's summary.parquet, with job), drift (per request
--- cosine to the baseline, with job; empty when drift was off).
+-- cosine to the baseline, with job; empty when drift was off), latency (each run's latency.parquet, with job: the
+-- server backend's streamed percentiles; empty otherwise).
 WITH thr AS (
     SELECT job, sum(requests) AS generated, sum(coalesce(cached, 0)) AS cached,
            sum(output_tokens) AS output_tokens, sum(seconds) AS engine_seconds
@@ -12,6 +13,8 @@ WITH thr AS (
     SELECT job, avg(candidate) AS golden_score FROM deltas WHERE family = 'golden' GROUP BY job
 ), sim AS (
     SELECT job, avg(cosine) AS cosine_to_baseline FROM drift WHERE arm = 'candidate' GROUP BY job
+), lat AS (
+    SELECT job, ttft_p50_s, latency_p90_s FROM latency WHERE arm = 'candidate'
 ), key AS (
     SELECT job, list(metric || '=' || printf('%+.3g', delta) ORDER BY metric) AS key_deltas
     FROM deltas WHERE list_contains($metrics, metric) AND delta <> 0  -- unchanged metrics are left out
@@ -23,10 +26,12 @@ SELECT j.job, j.run_id, j.settings, j.verdict, j.direction, j.families, j.breach
        t.output_tokens / nullif(t.engine_seconds, 0) AS output_tokens_per_s,
        t.generated / nullif(t.engine_seconds, 0) AS requests_per_s,
        t.engine_seconds / nullif(t.generated, 0) AS seconds_per_request,
+       l.ttft_p50_s, l.latency_p90_s,
        j.run_dir
 FROM jobs j
 LEFT JOIN thr t USING (job)
 LEFT JOIN golden g USING (job)
 LEFT JOIN sim s USING (job)
 LEFT JOIN key k USING (job)
+LEFT JOIN lat l USING (job)
 ORDER BY j.job;

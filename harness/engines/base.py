@@ -46,6 +46,9 @@ class Generation:
     output_tokens: int | None
     finish_reason: str | None
     error: str | None = None
+    ttft_s: float | None = None  # streamed (server backend): seconds to the first token
+    itl_s: float | None = None  # mean seconds between output tokens after the first
+    latency_s: float | None = None  # seconds from sending the request to its last token
 
 
 class Engine(Protocol):
@@ -70,6 +73,7 @@ ENGINES: dict[str, str] = {
     "vllm": "harness.engines.vllm_offline:VLLMEngine",
     "imported": "harness.engines.imported:ImportedOutputs",
     "transformers": "harness.engines.hf:TransformersEngine",
+    "server": "harness.engines.server:ServerEngine",
 }
 """Engine name -> "module:class"; imported lazily so heavy packages load only when used."""
 

@@ -6,9 +6,15 @@ goes on, and ``max_tokens`` is clamped to the room left.
 
 Batches are streamed (``stream``): whenever fewer than twice ``max_num_seqs`` requests are unfinished in the
 engine, the next batch is tokenized and added, so the engine always has requests waiting for the slots that free
-up: its continuous batching never drains at a batch boundary, and tokenization overlaps generation (the engine
-core is another process). Each batch's answers are handed back as soon as its last request finishes, in batch
-order.
+up: its continuous batching never drains at a batch boundary. Each batch's answers are handed back as soon as its
+last request finishes, in batch order.
+
+On a GPU the engine core runs in its own process (vLLM's default: tokenization overlaps generation). On the CPU build
+it runs in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0`` unless set): the spawned core re-imports torch and
+vLLM, and an engine started in 25 s that way starts in 3.3 s in-process, with the same generation time (the zoo
+baseline, 64 prompts x 32 tokens, 2-core dev machine, 2026-12-01; docs/testing.md). In-process, vLLM's CPU worker
+would size the KV cache as ``gpu_memory_utilization`` x node memory minus this whole process's memory (the harness,
+other arms' models), so it is given explicitly (``cpu_kv_cache_bytes``).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
+import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -31,6 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+CPU_NON_KV_BYTES = 700 << 20
+"""What a vLLM CPU worker uses besides its KV cache on the zoo (0.69 GiB measured in its own process)."""
 CPU_MAX_NUM_SEQS = 256
 """vLLM's default ``max_num_seqs`` on the CPU backend."""
 MAX_INFLIGHT_BATCHES = 8
@@ -44,6 +53,15 @@ class _InFlight:
     requests: Sequence[PreparedRequest]
     results: list[Generation | None]
     waiting: int
+
+
+def cpu_kv_cache_bytes(share: float) -> int:
+    """The KV cache vLLM's CPU worker gives itself in its own process: ``share`` of the memory node, less what the
+    worker uses besides the cache (``CPU_NON_KV_BYTES``), at least 256 MiB."""
+    from vllm.utils.cpu_resource_utils import get_allowed_cpu_list, get_memory_node_info
+
+    total = get_memory_node_info(get_allowed_cpu_list()[0].numa_node).total_memory
+    return max(int(share * total) - CPU_NON_KV_BYTES, 256 << 20)
 
 
 def _on_cpu() -> bool:
@@ -66,6 +84,8 @@ class VLLMEngine:
             enforce_eager=opts.enforce_eager, gpu_memory_utilization=opts.gpu_memory_utilization, seed=opts.seed)
         if opts.quantization:
             kwargs["quantization"] = opts.quantization
+        if opts.tensor_parallel_size != 1:
+            kwargs["tensor_parallel_size"] = opts.tensor_parallel_size
         kwargs.update(opts.extra)
         with engine_output() as engine_log:  # vLLM's import and start-up output, and its processes', to engine.log
             try:
@@ -73,6 +93,10 @@ class VLLMEngine:
             except ImportError as e:
                 raise EngineError("vLLM is not installed. Fix: `make setup` (CPU build, extra `cpu`) or "
                                   "`make setup GPU=1` (extra `gpu`) on a GPU box.") from e
+            if _on_cpu():
+                os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # module docstring
+                if os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0":
+                    kwargs.setdefault("kv_cache_memory_bytes", cpu_kv_cache_bytes(opts.gpu_memory_utilization))
             if _on_cpu() and "max_num_batched_tokens" not in kwargs:
                 # vLLM 0.32 on CPU crashes ("CPU Generator does not use offset") when a request with a sampling
                 # seed has its prefill split across steps; a step budget that fits every prompt avoids splits.

@@ -97,6 +97,22 @@ def throughput_note(imported: Sequence[str]) -> str:
     return f"{', '.join(imported)}: {IMPORTED_NOTE}." if imported else ""
 
 
+LATENCY_HEADER = ["arm", "measured", "TTFT p50 / p90 / p99", "inter-token p50 / p90", "end to end p50 / p90 / p99"]
+LATENCY_NOTE = ("Per request, streamed by the server backend: time to first token (TTFT), mean time per output token "
+                "after the first, and send-to-last-token latency, over the requests generated in this run (cached "
+                "ones carry none).")
+
+
+def latency_rows(latency: Sequence[Mapping[str, Any]] | None) -> list[list[str]]:
+    """The latency percentiles (``latency.parquet``) per arm, in milliseconds; [] when nothing was measured."""
+    def ms(t: Mapping[str, Any], *keys: str) -> str:
+        return " / ".join("" if t.get(k) is None else f"{1000 * t[k]:.1f}" for k in keys) + " ms"
+
+    return [[str(t["arm"]), count(t["measured"]), ms(t, "ttft_p50_s", "ttft_p90_s", "ttft_p99_s"),
+             ms(t, "itl_p50_s", "itl_p90_s"), ms(t, "latency_p50_s", "latency_p90_s", "latency_p99_s")]
+            for t in (latency or [])]
+
+
 JUDGE_HEADER = ["segment", "n", "candidate wins", "ties", "baseline wins", "inconsistent", "unscored",
                 "inconsistency rate"]
 JUDGE_NOTE = ("Pairwise judge, both orders: a preference counts only when (A, B) and (B, A) agree; the inconsistency "

@@ -25,6 +25,8 @@ from harness.report.common import (
     CHECK_HEADER,
     JUDGE_HEADER,
     JUDGE_NOTE,
+    LATENCY_HEADER,
+    LATENCY_NOTE,
     OVERALL_HEADER,
     STATUS_CLASS,
     THROUGHPUT_HEADER,
@@ -32,6 +34,7 @@ from harness.report.common import (
     grid,
     grid_cell,
     judge_rows,
+    latency_rows,
     redacted,
     throughput_note,
     throughput_rows,
@@ -165,7 +168,9 @@ def _throughput(data: ReportInput, throughput: Sequence[Mapping[str, Any]]) -> s
     imported = data.imported_arms
     rows = throughput_rows(throughput, imported)
     note = throughput_note(imported)
-    return (f"<p>{esc(note)}</p>" if note else "") + (table(THROUGHPUT_HEADER, rows) if rows else "")
+    latency = latency_rows(data.tables["latency"].to_pylist() if "latency" in data.tables else None)
+    return ((f"<p>{esc(note)}</p>" if note else "") + (table(THROUGHPUT_HEADER, rows) if rows else "")
+            + (f"<h3>Latency</h3><p>{esc(LATENCY_NOTE)}</p>" + table(LATENCY_HEADER, latency) if latency else ""))
 
 
 def _figure(path: Path) -> str:

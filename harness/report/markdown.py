@@ -18,6 +18,8 @@ from harness.report.common import (
     CHECK_HEADER,
     JUDGE_HEADER,
     JUDGE_NOTE,
+    LATENCY_HEADER,
+    LATENCY_NOTE,
     OVERALL_HEADER,
     THROUGHPUT_HEADER,
     check_row,
@@ -26,6 +28,7 @@ from harness.report.common import (
     grid,
     grid_cell,
     judge_rows,
+    latency_rows,
     redacted,
     throughput_note,
     throughput_rows,
@@ -150,6 +153,8 @@ def render(data: ReportInput, figures: Sequence[str],
         throughput_note(data.imported_arms)
     out += ["## Throughput (engine time, load excluded)", ""] + ([cell(note), ""] if note else [])
     out += [_table(THROUGHPUT_HEADER, rows), ""] if rows else []
+    latency = latency_rows(data.tables["latency"].to_pylist() if "latency" in data.tables else None)
+    out += ["### Latency", "", LATENCY_NOTE, "", _table(LATENCY_HEADER, latency), ""] if latency else []
     out += ["## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]
     out += ["## Most changed pairs", "", *_pairs(data, block)]
     if verdict.reasons:

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 COLUMNS = (("job", "job"), ("settings", "swept settings"), ("verdict", "verdict"), ("direction", "direction"),
            ("families", "families"), ("key_deltas", "key deltas (cand - base)"),
            ("generated", "generated"), ("cached", "cached"), ("output_tokens_per_s", "output tok/s"),
-           ("requests_per_s", "req/s"), ("seconds_per_request", "s/request"), ("run_id", "run"))
+           ("requests_per_s", "req/s"), ("seconds_per_request", "s/request"), ("ttft_p50_s", "TTFT p50 s"),
+           ("latency_p90_s", "latency p90 s"), ("run_id", "run"))
 
 
 def render_summary(sweep_id: str, manifest: Manifest, rows: Sequence[dict[str, Any]], quality_label: str,

@@ -39,6 +39,7 @@ from harness.signals.embedding import Embedder, cosine_pairs, embeddings_table, 
 from harness.store import RunDir
 
 if TYPE_CHECKING:
+    from harness.config import RayConfig
     from harness.spec import RunSpec
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,10 @@ METRIC = MetricSpec("share_below_aa_floor", "drift", "rate", False,
                     role="divergence", margin_absolute=0.10)
 
 
-def embed_outputs(run: RunDir, generations: pa.Table, model: str, device: str | None) -> pa.Table:
-    """Embeddings of every served output of every arm, read back when already computed with ``model``."""
+def embed_outputs(run: RunDir, generations: pa.Table, model: str, device: str | None,
+                  ray: RayConfig | None = None) -> pa.Table:
+    """Embeddings of every served output of every arm, read back when already computed with ``model``; with
+    ``ray``, computed by ``ray.embed_actors`` Ray actors (``harness.replay_ray.ray_embed``)."""
     path = run.table_path("embeddings")
     served = generations.filter(pc.is_null(generations["error"]))
     if path.exists():
@@ -60,11 +63,40 @@ def embed_outputs(run: RunDir, generations: pa.Table, model: str, device: str | 
         if (table.schema.metadata or {}).get(b"model", b"").decode() == model and table.num_rows == served.num_rows:
             log.info("embeddings: reusing %s", path)
             return table
-    embedder = Embedder(model, device=device)
     texts = served["output_text"].to_pylist()
     distinct = list(dict.fromkeys(texts))  # each distinct text embedded once (an A/A copy, unchanged outputs)
-    log.info("embeddings: %d outputs, %d distinct texts, with %s on %s (%s)", len(texts), len(distinct), model,
-             embedder.device, embedder.dtype)
+    log.info("embeddings: %d outputs, %d distinct texts, with %s", len(texts), len(distinct), model)
+    if ray is not None and distinct:
+        vectors = _ray_vectors(distinct, model, device, ray)
+    else:
+        vectors = _local_vectors(distinct, model, device)
+    row_of = {t: i for i, t in enumerate(distinct)}
+    parts = []
+    for arm in sorted(set(served["arm"].to_pylist())):
+        rows = served.filter(pc.equal(served["arm"], arm))
+        parts.append(embeddings_table(rows["request_id"].to_pylist(), arm,
+                                      vectors[[row_of[t] for t in rows["output_text"].to_pylist()]]))
+    table = pa.concat_tables(parts)
+    table = table.replace_schema_metadata({"model": model})
+    run.write_table("embeddings", table)
+    return table
+
+
+def _ray_vectors(distinct: list[str], model: str, device: str | None, ray: RayConfig) -> np.ndarray:
+    from harness.replay_ray import ray_embed, ray_session
+
+    log.info("embeddings: %d distinct texts with %s on %d Ray actors", len(distinct), model, ray.embed_actors)
+    stage = Stage("embedding (Ray)", len(distinct), unit="texts")
+    with ray_session(ray):
+        vectors = ray_embed(distinct, model, device, ray.embed_actors)
+    stage.update(len(distinct))
+    stage.close()
+    return vectors
+
+
+def _local_vectors(distinct: list[str], model: str, device: str | None) -> np.ndarray:
+    embedder = Embedder(model, device=device)
+    log.info("embeddings: on %s (%s)", embedder.device, embedder.dtype)
     stage = Stage("embedding", len(distinct), unit="texts")
     chunks = []
     for i in range(0, len(distinct), EMBED_CHUNK):
@@ -72,18 +104,9 @@ def embed_outputs(run: RunDir, generations: pa.Table, model: str, device: str | 
         stage.update(len(chunks[-1]))
     stage.close()
     vectors = np.concatenate(chunks) if chunks else np.zeros((0, embedder.dim), dtype=np.float32)
-    row_of = {t: i for i, t in enumerate(distinct)}
-    parts = []
-    for arm in sorted(set(served["arm"].to_pylist())):
-        rows = served.filter(pc.equal(served["arm"], arm))
-        parts.append(embeddings_table(rows["request_id"].to_pylist(), arm,
-                                      vectors[[row_of[t] for t in rows["output_text"].to_pylist()]]))
     del embedder
     release_gpu_memory()
-    table = pa.concat_tables(parts)
-    table = table.replace_schema_metadata({"model": model})
-    run.write_table("embeddings", table)
-    return table
+    return vectors
 
 
 def drift_rows(embeddings: pa.Table, segments: dict[str, str]) -> pa.Table:
@@ -140,9 +163,9 @@ def _paired_vectors(embeddings: pa.Table, arm: str) -> tuple[np.ndarray, np.ndar
 
 
 def run_drift(run: RunDir, generations: pa.Table, model: str, device: str | None, quantile: float,
-              n_perm: int) -> dict[str, Any]:
+              n_perm: int, ray: RayConfig | None = None) -> dict[str, Any]:
     """Embed, compare and summarize; writes the tables described in the module docstring."""
-    embeddings = embed_outputs(run, generations, model, device)
+    embeddings = embed_outputs(run, generations, model, device, ray)
     segments = dict(zip(generations["request_id"].to_pylist(), generations["segment"].to_pylist(), strict=True))
     drift = drift_rows(embeddings, segments)
     run.write_table("drift", drift)
@@ -194,15 +217,16 @@ class DriftSignal:
     family = "drift"
     metrics = (METRIC,)
 
-    def __init__(self, model: str, device: str | None, aa_quantile: float, n_perm: int, floor_source: str) -> None:
+    def __init__(self, model: str, device: str | None, aa_quantile: float, n_perm: int, floor_source: str,
+                 ray: RayConfig | None = None) -> None:
         self.model, self.device, self.aa_quantile, self.n_perm = model, device, aa_quantile, n_perm
-        self.floor_source = floor_source
+        self.floor_source, self.ray = floor_source, ray
         self.details: dict[str, Any] | None = None
 
     def score(self, inputs: ScoreInputs) -> pa.Table:
         """Runs the drift stage (tables in the module docstring); no rows for the paired analysis."""
         divergence = run_drift(inputs.run, inputs.generations, self.model, self.device, self.aa_quantile,
-                               self.n_perm)
+                               self.n_perm, self.ray)
         self.details = {"divergence": {**divergence, "floor_source": self.floor_source}}
         return SIGNAL_SCHEMA.empty_table()
 
@@ -213,7 +237,8 @@ class DriftSignal:
 def make(spec: RunSpec) -> DriftSignal | None:
     """The drift family of a run, or None when ``drift.enabled`` is off."""
     d = spec.drift
-    return DriftSignal(d.model, d.device, d.aa_quantile, d.n_perm, floor_source(spec)) if d.enabled else None
+    return DriftSignal(d.model, d.device, d.aa_quantile, d.n_perm, floor_source(spec),
+                       spec.ray if spec.ray.enabled else None) if d.enabled else None
 
 
 def floor_source(spec: RunSpec) -> str:
