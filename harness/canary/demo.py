@@ -2,7 +2,8 @@
 
     python -m harness.canary.demo [--out reports/canary_demo] [--rate 30] [--window-s 5]
 
-Three real vLLM OpenAI servers on the zoo checkpoints (baseline, terse, benign), one real HAProxy on loopback with
+Three real vLLM OpenAI servers on the zoo checkpoints (baseline, terse, benign; ``harness.engines.server.VLLMServer``,
+the server backend's launcher), one real HAProxy on loopback with
 backend ``llm``: ``control`` = baseline at weight 95, ``canary`` = terse at weight 5, the serving server's name in
 the ``X-Served-By`` response header. A bounded load generator replays the sample traffic through HAProxy and writes
 the canary logs (Parquet, one file a second, renamed into place); the evaluator follows them in short windows with
@@ -33,10 +34,12 @@ from harness import PACKAGE_DIR
 from harness.canary.client import chat
 from harness.canary.evaluate import CanarySpec, Evaluator, WebhookSpec
 from harness.canary.hooks import SIGNATURE_HEADER, HAProxy, verify
-from harness.canary.launch import Process, start_haproxy, start_vllm, wait_healthy
+from harness.canary.launch import Process, start_haproxy
 from harness.canary.logs import write_log
 from harness.canary.samples import Endpoint, GoldenReplayer
 from harness.canary.sequential import Sequential
+from harness.config import EngineConfig
+from harness.engines.server import VLLMServer
 from harness.gate import Policy
 from harness.traffic import Request, load_traffic
 
@@ -159,14 +162,14 @@ def show_stat(hp: HAProxy) -> list[dict[str, str]]:
     return [{k: r.get(k, "") for k in STAT_COLUMNS} for r in rows if r.get("pxname") == "llm"]
 
 
-def scenario(label: str, s: DemoSettings, out: Path, front: str, control: Process, canary: Process,
+def scenario(label: str, s: DemoSettings, out: Path, front: str, control: VLLMServer, canary: tuple[str, str],
              hp: HAProxy, receiver: Receiver, secret: bytes, requests: list[Request]) -> dict[str, Any]:
     """One canary: load through HAProxy, the evaluator following the logs until ROLLBACK/PROMOTE."""
     logs = out / f"logs_{label}"
     logs.mkdir(parents=True, exist_ok=True)
     before = show_stat(hp)
     golden = GoldenReplayer(str(PACKAGE_DIR / "replays" / "golden_zoo.parquet"), s.golden_limit,
-                            Endpoint(control.url or "", MODEL_NAME), Endpoint(canary.url or "", MODEL_NAME),
+                            Endpoint(control.base_url, MODEL_NAME), Endpoint(canary[1], MODEL_NAME),
                             s.max_tokens)
     spec = CanarySpec(name=f"canary_demo_{label}", logs=logs, window_s=s.window_s,
                       observation_windows=s.observation_windows,
@@ -186,7 +189,7 @@ def scenario(label: str, s: DemoSettings, out: Path, front: str, control: Proces
     decisions = evaluator.decisions
     records = evaluator.logs.refresh()
     actions = [a for d in decisions for a in json.loads(d["actions"])]
-    return {"label": label, "canary_checkpoint": canary.name, "decision": decision,
+    return {"label": label, "canary_checkpoint": canary[0], "decision": decision,
             "windows": len(decisions), "decision_window": decisions[-1]["window"] if decisions else None,
             "seconds": round(time.perf_counter() - t0, 1), "requests_sent": gen.sent,
             "errors": sum(r.error is not None for r in records), "logged": len(records),
@@ -202,34 +205,41 @@ def run_demo(out: Path, s: DemoSettings | None = None) -> dict[str, Any]:
     """Both scenarios on one set of servers and one HAProxy; every process is stopped before returning."""
     s = s or DemoSettings()
     out.mkdir(parents=True, exist_ok=True)
-    procs: list[Process] = []
+    haproxy: Process | None = None
+    servers: dict[str, VLLMServer] = {}
     receiver = Receiver(secret := b"demo-secret-not-for-production")
     t_all = time.perf_counter()
     try:
-        servers = {n: start_vllm(n, ZOO / n, out, MODEL_NAME) for n in ("baseline", "terse", "benign")}
-        procs += list(servers.values())
-        startup = wait_healthy(procs)
-        addr = {n: (p.url or "").removeprefix("http://") for n, p in servers.items()}
+        opts = EngineConfig(dtype="float32", max_model_len=256, gpu_memory_utilization=0.1, enforce_eager=True)
+        for n in ("baseline", "terse", "benign"):  # one served model name: HAProxy may send a request to either
+            servers[n] = VLLMServer(str(ZOO / n), opts, out, name=MODEL_NAME, startup_timeout=240.0)
+        t_start = time.perf_counter()
+        for server in servers.values():
+            server.wait_ready()
+        startup = time.perf_counter() - t_start
+        addr = {n: p.base_url.removeprefix("http://") for n, p in servers.items()}
         haproxy, sock = start_haproxy(out, addr["baseline"], addr["terse"])
-        procs.append(haproxy)
         hp = HAProxy(str(sock), "llm", "canary")
         requests = load_traffic(PACKAGE_DIR / "replays" / "support_sample.parquet")
-        results = [scenario("regression", s, out, haproxy.url or "", servers["baseline"], servers["terse"], hp,
-                            receiver, secret, requests)]
+        results = [scenario("regression", s, out, haproxy.url or "", servers["baseline"],
+                            ("terse", servers["terse"].base_url), hp, receiver, secret, requests)]
         host, port = addr["benign"].split(":")
         for cmd in (f"set server llm/canary addr {host} port {port}", "set server llm/canary weight 5"):
             answer = hp.command(cmd).strip()
             if answer and "changed" not in answer.lower():
                 raise RuntimeError(f"haproxy {cmd!r}: {answer}")
-        results.append(scenario("benign", s, out, haproxy.url or "", servers["baseline"], servers["benign"], hp,
-                                receiver, secret, requests[::-1]))
+        results.append(scenario("benign", s, out, haproxy.url or "", servers["baseline"],
+                                ("benign", servers["benign"].base_url), hp, receiver, secret, requests[::-1]))
     finally:
-        for p in reversed(procs):
-            p.stop()
+        if haproxy is not None:
+            haproxy.stop()
+        for server in servers.values():
+            server.stop()
         receiver.close()
+    pids = [p.proc.pid for p in servers.values()] + ([haproxy.pid] if haproxy else [])
     summary = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "settings": asdict(s),
                "server_startup_s": round(startup, 1), "seconds": round(time.perf_counter() - t_all, 1),
-               "pids": [p.pid for p in procs], "scenarios": results,
+               "pids": pids, "scenarios": results,
                "webhook_deliveries": receiver.deliveries}
     (out / "demo.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
     write_demo_report(out, summary)

@@ -1,28 +1,18 @@
-"""Processes the canary demo starts: vLLM OpenAI servers and HAProxy, each stopped by its PID.
-
-A minimal launcher (the scale-out issue's ``harness.engines.server`` was not on main when this was written; switch
-to it once it is): free loopback port, log file, ``/health`` wait, SIGTERM then SIGKILL of the process group.
-"""
+"""The traffic layer the canary demo starts: HAProxy on loopback, stopped by its PID (the vLLM servers are
+``harness.engines.server.VLLMServer``). SIGTERM, then SIGKILL, of the process group."""
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.engines.server import free_port
+
 HAPROXY = "/usr/sbin/haproxy"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -62,38 +52,6 @@ def _start(name: str, argv: list[str], log: Path, env: dict[str, str] | None = N
                                 env={**os.environ, **(env or {})})
     finally:
         handle.close()
-
-
-def start_vllm(name: str, model_dir: Path, log_dir: Path, served_name: str, max_model_len: int = 256) -> Process:
-    """``python -m vllm.entrypoints.openai.api_server`` on a free loopback port, fp32, eager, serving the model as
-    ``served_name`` (the same for every version behind one traffic split)."""
-    port = free_port()
-    argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
-            "--served-model-name", served_name, "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
-            "--max-model-len", str(max_model_len), "--enforce-eager", "--gpu-memory-utilization", "0.1"]
-    log = log_dir / f"vllm_{name}.log"
-    return Process(name, _start(name, argv, log, {"HF_HUB_OFFLINE": "1"}), log, f"http://127.0.0.1:{port}")
-
-
-def wait_healthy(servers: list[Process], timeout_s: float = 240.0) -> float:
-    """Wait until every server's ``/health`` answers 200; returns the seconds waited (raises on exit or timeout)."""
-    t0 = time.perf_counter()
-    pending = list(servers)
-    while pending:
-        for s in list(pending):
-            if s.proc.poll() is not None:
-                raise RuntimeError(f"vLLM server {s.name} exited with {s.proc.returncode}:\n{s.tail()}")
-            try:
-                with urllib.request.urlopen(f"{s.url}/health", timeout=2) as r:  # noqa: S310 (loopback)
-                    if r.status == 200:
-                        pending.remove(s)
-            except OSError:
-                pass
-        if time.perf_counter() - t0 > timeout_s:
-            raise TimeoutError(f"vLLM servers not healthy after {timeout_s:.0f} s: {[s.name for s in pending]}")
-        if pending:
-            time.sleep(1.0)
-    return time.perf_counter() - t0
 
 
 HAPROXY_CFG = """global
