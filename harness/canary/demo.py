@@ -220,6 +220,7 @@ def run_demo(out: Path, s: DemoSettings | None = None) -> dict[str, Any]:
         addr = {n: p.base_url.removeprefix("http://") for n, p in servers.items()}
         haproxy, sock = start_haproxy(out, addr["baseline"], addr["terse"])
         hp = HAProxy(str(sock), "llm", "canary")
+        socket_mode = oct(sock.stat().st_mode & 0o777)
         requests = load_traffic(PACKAGE_DIR / "replays" / "support_sample.parquet")
         results = [scenario("regression", s, out, haproxy.url or "", servers["baseline"],
                             ("terse", servers["terse"].base_url), hp, receiver, secret, requests)]
@@ -239,7 +240,7 @@ def run_demo(out: Path, s: DemoSettings | None = None) -> dict[str, Any]:
     pids = [p.proc.pid for p in servers.values()] + ([haproxy.pid] if haproxy else [])
     summary = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "settings": asdict(s),
                "server_startup_s": round(startup, 1), "seconds": round(time.perf_counter() - t_all, 1),
-               "pids": pids, "scenarios": results,
+               "pids": pids, "admin_socket_mode": socket_mode, "scenarios": results,
                "webhook_deliveries": receiver.deliveries}
     (out / "demo.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
     write_demo_report(out, summary)

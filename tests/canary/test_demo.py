@@ -42,5 +42,6 @@ def test_regression_is_rolled_back_through_haproxy_and_benign_is_promoted(tmp_pa
     assert all(d["signature_ok"] for d in summary["webhook_deliveries"])
     assert {d["decision"] for d in summary["webhook_deliveries"]} >= {"ROLLBACK", "PROMOTE"}
     assert not any(_alive(pid) for pid in summary["pids"])
+    assert summary["admin_socket_mode"] == "0o600"
     assert (tmp_path / "demo" / "demo.md").exists()
     print(f"canary demo: {time.perf_counter() - t0:.0f} s")
