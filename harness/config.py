@@ -221,6 +221,91 @@ class ExperimentConfig:
     run_id: Optional[str] = None  # noqa: UP045  default: a timestamp
 
 
+@dataclass
+class SequentialConfig:
+    """The canary's always-valid test (``harness.canary.sequential``): the mSPRT with a normal mixture."""
+
+    alpha: float = 0.05  # type-I error over every look of the canary, per check before Holm/BH within a family
+    tau_sd: float = 0.1  # mixture sd in units of the metric's sd: the standardized effect found fastest
+    min_per_arm: int = 100  # fewer samples than this in either arm: the check is not gated (too_few)
+
+
+@dataclass
+class CanaryGoldenConfig:
+    """The golden set replayed against both endpoints on a schedule: a new slice of ``limit`` items every ``every``
+    windows (each item once), scored like the offline golden family."""
+
+    path: Optional[str] = None  # noqa: UP045  null: no golden replay
+    every: int = 6  # windows between replays
+    limit: int = 40  # items per replay
+    control_url: Optional[str] = None  # noqa: UP045  OpenAI-compatible base URL of the control version
+    canary_url: Optional[str] = None  # noqa: UP045  ... and of the canary version (not through the traffic split)
+    model: Optional[str] = None  # noqa: UP045  the served model name (both endpoints); null: each one's first model
+    max_tokens: int = 128
+    timeout_s: float = 60.0
+
+
+@dataclass
+class CanaryDriftConfig:
+    """Embedding shift against control: each output's mean cosine similarity to a fixed reference sample of control
+    outputs (the first ``reference`` ones), compared between the arms with the mSPRT (a divergence)."""
+
+    enabled: bool = True
+    model: str = "packaged:all-MiniLM-L6-v2"
+    reference: int = 200  # control outputs held out as the reference
+    control_share: float = 1.0  # embed this share of control outputs (by request id hash); the canary's all
+    device: Optional[str] = None  # noqa: UP045
+
+
+@dataclass
+class HAProxyHookConfig:
+    """HAProxy's runtime API: on ROLLBACK, `set server <backend>/<server> weight 0` and `get weight` to read it back."""
+
+    socket: Optional[str] = None  # noqa: UP045  the admin socket (`stats socket PATH mode 600 level admin`); null: off
+    backend: str = "llm"
+    server: str = "canary"
+
+
+@dataclass
+class WebhookHookConfig:
+    """A signed webhook POST of every decision change (payload in docs/canary.md)."""
+
+    url: Optional[str] = None  # noqa: UP045  null: off
+    secret_env: str = "CANARY_WEBHOOK_SECRET"  # environment variable holding the HMAC secret (never in config)
+    attempts: int = 5
+    backoff_s: float = 0.5  # first retry delay; doubles each attempt
+    timeout_s: float = 5.0
+
+
+@dataclass
+class HooksConfig:
+    """How the canary reaches the traffic layer (configs/hooks/*.yaml)."""
+
+    haproxy: HAProxyHookConfig = field(default_factory=HAProxyHookConfig)
+    webhook: WebhookHookConfig = field(default_factory=WebhookHookConfig)
+
+
+@dataclass
+class CanaryConfig:
+    """The root config of `python -m harness canary` (configs/canary.yaml; docs/canary.md)."""
+
+    name: str = "canary"
+    logs: str = MISSING  # the directory the traffic layer's logger writes (Parquet / JSONL with an `arm` field)
+    window_s: float = 3600.0  # tumbling windows, evaluated on all data so far
+    observation_windows: int = 24  # windows without a breach before PROMOTE
+    max_windows: Optional[int] = None  # noqa: UP045  stop after this many windows (default 3 x observation)
+    start: Optional[str] = None  # noqa: UP045  ISO-8601 start of window 0; default: the first record's time
+    follow: bool = False  # keep watching the directory (wall clock) instead of evaluating what is there and exiting
+    poll_s: float = 5.0
+    sequential: SequentialConfig = field(default_factory=SequentialConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    golden: CanaryGoldenConfig = field(default_factory=CanaryGoldenConfig)
+    drift: CanaryDriftConfig = field(default_factory=CanaryDriftConfig)
+    hooks: HooksConfig = field(default_factory=HooksConfig)
+    output_dir: str = "reports"
+    run_id: Optional[str] = None  # noqa: UP045  give the same one to resume a stopped evaluator
+
+
 def shipped(relative: str) -> str:
     """``${pkg:replays/NAME}`` in a config: the absolute path of a file shipped inside the package."""
     from harness import PACKAGE_DIR
@@ -239,3 +324,5 @@ def register() -> None:
     cs.store(group="arm", name="arm_schema", node=ArmConfig)
     cs.store(group="gate", name="gate_schema", node=GateConfig)
     cs.store(group="judge", name="judge_schema", node=JudgeConfig)
+    cs.store(name="canary_schema", node=CanaryConfig)
+    cs.store(group="hooks", name="hooks_schema", node=HooksConfig)

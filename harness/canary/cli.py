@@ -1,0 +1,86 @@
+"""``python -m harness canary [key=value ...]``: the composed ``CanaryConfig`` -> a ``CanarySpec`` -> the evaluator.
+
+The one place the canary's config becomes plain values (secrets are read from their environment variables here).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.errors import BadInput
+
+
+def compose(overrides: list[str]) -> Any:
+    """The canary config (``configs/canary.yaml`` + overrides), typed; a typo or a wrong type raises BadInput."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from harness import CONFIG_DIR
+    from harness.config import register
+
+    register()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+            return OmegaConf.to_object(hydra_compose(config_name="canary", overrides=overrides))
+    except (HydraException, OmegaConfBaseException) as e:
+        raise BadInput(f"canary config: {e}. Fix: check the key and its type in harness/config.py "
+                       "(CanaryConfig) and docs/canary.md.") from None
+
+
+def spec_from_config(cfg: Any) -> Any:
+    """Plain values for the evaluator: policy, sequential parameters, hooks (with secrets), golden endpoints."""
+    from harness.canary.evaluate import CanarySpec, WebhookSpec
+    from harness.canary.hooks import HAProxy, read_secret
+    from harness.canary.samples import Endpoint, GoldenReplayer, served_model
+    from harness.canary.sequential import Sequential
+    from harness.cli import policy
+
+    seq = cfg.sequential
+    if not (0 < seq.alpha < 1 and seq.tau_sd > 0 and seq.min_per_arm >= 2 and cfg.window_s > 0):
+        raise BadInput(f"canary.sequential: expected 0 < alpha < 1, tau_sd > 0, min_per_arm >= 2 and window_s > 0, "
+                       f"found {seq} and window_s={cfg.window_s}. Fix: set them in range.")
+    golden = None
+    if cfg.golden.path:
+        g = cfg.golden
+        if not (g.control_url and g.canary_url):
+            raise BadInput("canary.golden: a golden path needs golden.control_url and golden.canary_url (the two "
+                           "versions' endpoints). Fix: set both, or golden.path=null.")
+        endpoints = [Endpoint(u, g.model or served_model(u)) for u in (g.control_url, g.canary_url)]
+        golden = GoldenReplayer(g.path, g.limit, endpoints[0], endpoints[1], g.max_tokens, g.timeout_s)
+    hp, wh = cfg.hooks.haproxy, cfg.hooks.webhook
+    webhook = None
+    if wh.url:
+        webhook = WebhookSpec(wh.url, read_secret(wh.secret_env, "hooks.webhook"), wh.attempts, wh.backoff_s,
+                              wh.timeout_s)
+    start = None
+    if cfg.start:
+        start = dt.datetime.fromisoformat(cfg.start)
+        start = start if start.tzinfo else start.replace(tzinfo=dt.UTC)
+    return CanarySpec(
+        name=cfg.name, logs=Path(cfg.logs), window_s=cfg.window_s, observation_windows=cfg.observation_windows,
+        sequential=Sequential(seq.alpha, seq.tau_sd, seq.min_per_arm), policy=policy(cfg.gate),
+        output_dir=Path(cfg.output_dir), max_windows=cfg.max_windows, start=start, follow=cfg.follow,
+        poll_s=cfg.poll_s, run_id=cfg.run_id,
+        drift=((cfg.drift.model, cfg.drift.reference, cfg.drift.device, cfg.drift.control_share)
+               if cfg.drift.enabled else None),
+        golden=golden, golden_every=cfg.golden.every,
+        haproxy=HAProxy(hp.socket, hp.backend, hp.server) if hp.socket else None, webhook=webhook)
+
+
+def canary(argv: list[str]) -> int:
+    """Run the evaluator; exit code per the last decision (``harness.canary.evaluate.EXIT_CODES``)."""
+    from harness.canary.evaluate import EXIT_CODES, Evaluator
+
+    spec = spec_from_config(compose(argv))
+    evaluator = Evaluator(spec)
+    decision = evaluator.run()
+    print(f"canary: {decision or 'no complete window yet'}")
+    print(f"run:    {evaluator.path}   (report.md, timeline.png, decisions.parquet, windows.parquet)")
+    sys.stdout.flush()
+    return EXIT_CODES.get(decision or "CONTINUE", 14)

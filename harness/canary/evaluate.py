@@ -1,0 +1,259 @@
+"""The canary evaluator: windows over a growing log directory, persisted, resumable, wired to the traffic layer.
+
+Reads top to bottom: open (or resume) the run directory, then per loop: read new logs, score them, evaluate every
+window that has ended (``harness.canary.windows``), persist it, call the hooks; stop at ROLLBACK, PROMOTE, the last
+window, or (not following) when the data runs out. The run directory ``<output_dir>/<name>/<run_id>/`` holds
+``manifest.json`` (no secrets), ``decisions.parquet`` (one row per window), ``windows.parquet`` (one row per window
+and check), ``golden_samples.parquet``, ``actions.jsonl`` (HAProxy changes, webhook deliveries), the webhook outbox,
+``report.md`` and ``timeline.png``. Given the same ``run_id`` a restarted evaluator continues after its last window.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from harness.canary.hooks import HAProxy, Webhook, public_url
+from harness.canary.logs import CanaryLogs, LogRecord
+from harness.canary.samples import DRIFT_METRIC, STATS_CATALOG, DriftScorer, GoldenReplayer, stats_samples
+from harness.canary.sequential import Sequential
+from harness.canary.windows import TERMINAL, Sample, WindowResult, decide_window, window_checks
+from harness.gate import Policy, policy_to_json
+from harness.store import write_parquet_atomic
+
+log = logging.getLogger(__name__)
+EXIT_CODES = {"PROMOTE": 0, "INVESTIGATE": 10, "ROLLBACK": 11, "CONTINUE": 14}
+"""Exit code of ``python -m harness canary`` per last decision (2: bad input, 1: unexpected failure)."""
+WINDOW_COLUMNS = ("window", "family", "metric", "segment", "status", "role", "n_control", "n_canary", "control",
+                  "canary", "delta", "half_width", "margin", "p_look", "p_running", "p_adjusted", "reason")
+
+
+@dataclass(frozen=True)
+class WebhookSpec:
+    url: str
+    secret: bytes = field(repr=False)
+    attempts: int = 5
+    backoff_s: float = 0.5
+    timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class CanarySpec:
+    """Everything the evaluator needs, as plain values (``harness.cli`` builds it from ``CanaryConfig``)."""
+
+    name: str
+    logs: Path
+    window_s: float
+    observation_windows: int
+    sequential: Sequential
+    policy: Policy
+    output_dir: Path
+    max_windows: int | None = None
+    start: dt.datetime | None = None
+    follow: bool = False
+    poll_s: float = 5.0
+    run_id: str | None = None
+    drift: tuple[str, int, str | None, float] | None = None  # model, reference size, device, control share
+    golden: GoldenReplayer | None = field(default=None, repr=False)
+    golden_every: int = 6
+    haproxy: HAProxy | None = None
+    webhook: WebhookSpec | None = field(default=None, repr=False)
+
+    def manifest(self) -> dict[str, Any]:
+        """What the manifest records: no secret, URLs without credentials or query."""
+        return {"name": self.name, "logs": str(self.logs), "window_s": self.window_s,
+                "observation_windows": self.observation_windows, "max_windows": self.windows_limit,
+                "sequential": asdict(self.sequential), "policy": policy_to_json(self.policy),
+                "drift": None if self.drift is None else {"model": self.drift[0], "reference": self.drift[1]},
+                "golden": None if self.golden is None else {
+                    "every": self.golden_every, "limit": self.golden.limit,
+                    "endpoints": {a: public_url(e.url) for a, e in self.golden.endpoints.items()}},
+                "haproxy": None if self.haproxy is None else asdict(self.haproxy),
+                "webhook": None if self.webhook is None else {"url": public_url(self.webhook.url),
+                                                              "attempts": self.webhook.attempts}}
+
+    @property
+    def windows_limit(self) -> int:
+        return self.max_windows or 3 * self.observation_windows
+
+
+def _utc(s: str) -> dt.datetime:
+    t = dt.datetime.fromisoformat(s)
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+class Evaluator:
+    """One canary run: its directory, its state, and the loop."""
+
+    def __init__(self, spec: CanarySpec, clock: Callable[[], float] = time.time) -> None:
+        self.spec, self.clock = spec, clock
+        run_id = spec.run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(2)
+        self.path = spec.output_dir / spec.name / run_id
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.logs = CanaryLogs(spec.logs)
+        self.drift = DriftScorer(*spec.drift) if spec.drift else None
+        self.webhook = None if spec.webhook is None else Webhook(
+            spec.webhook.url, spec.webhook.secret, self.path / "webhook_outbox.jsonl", spec.webhook.attempts,
+            spec.webhook.backoff_s, spec.webhook.timeout_s)
+        self.catalog = (*STATS_CATALOG, DRIFT_METRIC, *(spec.golden.catalog() if spec.golden else ()))
+        self.decisions: list[dict[str, Any]] = self._read("decisions.parquet")
+        self.window_rows: list[dict[str, Any]] = self._read("windows.parquet")
+        self.golden_samples = [Sample(**r) for r in self._read("golden_samples.parquet")]
+        manifest = self.path / "manifest.json"
+        self.t0 = _utc(json.loads(manifest.read_text())["t0"]) if manifest.exists() else spec.start
+        self.results: list[WindowResult] = []
+        self._scored: dict[str, list[Sample]] = {}
+
+    def _read(self, name: str) -> list[dict[str, Any]]:
+        p = self.path / name
+        return pq.read_table(p).to_pylist() if p.exists() else []
+
+    @property
+    def next_window(self) -> int:
+        return len(self.decisions)
+
+    @property
+    def last_decision(self) -> str | None:
+        return self.decisions[-1]["decision"] if self.decisions else None
+
+    def _write_manifest(self) -> None:
+        doc = {**self.spec.manifest(), "run_id": self.path.name, "t0": self.t0.isoformat() if self.t0 else None}
+        (self.path / "manifest.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
+
+    def _action(self, record: dict[str, Any]) -> None:
+        with (self.path / "actions.jsonl").open("a") as f:
+            f.write(json.dumps(record, default=str) + "\n")
+
+    def run(self) -> str | None:
+        """Evaluate windows until a terminal decision or the end; returns the last decision (None: no window)."""
+        while self.last_decision not in TERMINAL and self.next_window < self.spec.windows_limit:
+            records = self.logs.refresh()
+            if self.t0 is None and records:
+                self.t0 = records[0].timestamp
+            if self.t0 is not None and not (self.path / "manifest.json").exists():
+                self._write_manifest()
+            done = self._evaluate_ready(records)
+            if self.webhook is not None:
+                self.webhook.flush()
+            if not self.spec.follow and not done:
+                break
+            if not done:
+                time.sleep(self.spec.poll_s)
+        self.write_report()
+        return self.last_decision
+
+    def _now(self, records: Sequence[LogRecord]) -> dt.datetime | None:
+        if self.spec.follow:
+            return dt.datetime.fromtimestamp(self.clock(), dt.UTC)
+        return records[-1].timestamp if records else None
+
+    def _evaluate_ready(self, records: Sequence[LogRecord]) -> int:
+        now, done = self._now(records), 0
+        if self.t0 is None or now is None:
+            return 0
+        samples: list[Sample] | None = None
+        width = dt.timedelta(seconds=self.spec.window_s)
+        ready = int((now - self.t0) / width)  # windows whose end is not after now
+        last_end = self.t0 + min(ready, self.spec.windows_limit) * width
+        records = [r for r in records if r.timestamp < last_end]  # score only what a ready window reads
+        while (self.last_decision not in TERMINAL and self.next_window < self.spec.windows_limit
+               and self.t0 + (self.next_window + 1) * width <= now):
+            if samples is None:
+                samples = self._stats(records) + (self.drift.samples(records) if self.drift else [])
+            w = self.next_window
+            start, end = self.t0 + w * width, self.t0 + (w + 1) * width
+            self._golden(w, end)
+            self.evaluate_window(w, start, end, samples + self.golden_samples, records)
+            done += 1
+        return done
+
+    def _stats(self, records: Sequence[LogRecord]) -> list[Sample]:
+        """Stats samples of every record, each record scored once (the data is cumulative)."""
+        new = [r for r in records if r.request.request_id not in self._scored]
+        for r in new:
+            self._scored[r.request.request_id] = stats_samples([r])
+        return [s for r in records for s in self._scored[r.request.request_id]]
+
+    def _golden(self, w: int, end: dt.datetime) -> None:
+        if self.spec.golden is None or (w + 1) % self.spec.golden_every:
+            return
+        k = (w + 1) // self.spec.golden_every - 1
+        self.golden_samples += self.spec.golden.replay(k, end - dt.timedelta(microseconds=1))
+        write_parquet_atomic(self.path / "golden_samples.parquet",
+                             pa.Table.from_pylist([asdict(s) for s in self.golden_samples]))
+
+    def evaluate_window(self, w: int, start: dt.datetime, end: dt.datetime, samples: Sequence[Sample],
+                        records: Sequence[LogRecord]) -> WindowResult:
+        """Checks, decision, persistence and hooks of window ``w``."""
+        state = {(r["metric"], r["segment"]): r["p_running"] for r in self.window_rows if r["window"] == w - 1}
+        checks = window_checks(samples, end, self.catalog, self.spec.policy, self.spec.sequential, state)
+        seen = [r for r in records if r.timestamp < end]
+        breached = any(d["decision"] in ("INVESTIGATE", "ROLLBACK") for d in self.decisions)
+        result = decide_window(w, start, end, checks, self.spec.observation_windows, breached,
+                               sum(r.arm == "control" for r in seen), sum(r.arm == "canary" for r in seen))
+        self.window_rows += [{"window": w, "family": c.check.family, "metric": c.check.metric,
+                              "segment": c.check.segment, "status": c.check.status, "role": c.check.role,
+                              "n_control": c.n_control, "n_canary": c.n_canary, "control": c.check.baseline,
+                              "canary": c.check.candidate, "delta": c.check.delta, "half_width": c.half_width,
+                              "margin": c.margin, "p_look": c.p_look, "p_running": c.p_running,
+                              "p_adjusted": c.check.p_value, "reason": c.check.reason} for c in checks]
+        actions = self._hooks(result)
+        self.decisions.append({"window": w, "start": start, "end": end, "decision": result.decision,
+                               "gate_verdict": result.verdict.verdict, "n_control": result.n_control,
+                               "n_canary": result.n_canary, "families": json.dumps(dict(result.verdict.families)),
+                               "reasons": json.dumps(list(result.reasons)), "actions": json.dumps(actions),
+                               "evaluated_at": dt.datetime.now(dt.UTC)})
+        write_parquet_atomic(self.path / "windows.parquet", pa.Table.from_pylist(self.window_rows))
+        write_parquet_atomic(self.path / "decisions.parquet", pa.Table.from_pylist(self.decisions))
+        log.info("canary %s window %d [%s, %s): %s (control %d, canary %d)", self.spec.name, w, start.time(),
+                 end.time(), result.decision, result.n_control, result.n_canary)
+        print(f"window {w}: {result.decision} (control {result.n_control}, canary {result.n_canary})"
+              + "".join(f"\n  - {r}" for r in result.reasons[:3]), flush=True)
+        self.results.append(result)
+        return result
+
+    def _hooks(self, result: WindowResult) -> list[dict[str, Any]]:
+        actions: list[dict[str, Any]] = []
+        if result.decision == "ROLLBACK" and self.spec.haproxy is not None:
+            try:
+                actions.append(self.spec.haproxy.rollback())
+            except (OSError, RuntimeError) as e:
+                actions.append({"action": "haproxy_set_weight", "error": str(e), "at": time.time()})
+                log.error("canary %s: ROLLBACK, but HAProxy did not take it: %s", self.spec.name, e)
+        if self.webhook is not None and (result.decision != self.last_decision or result.decision in TERMINAL):
+            payload = webhook_payload(self.spec.name, self.path, result, actions)
+            ok = self.webhook.deliver(payload)
+            actions.append({"action": "webhook", "delivery_id": payload.get("delivery_id"), "delivered": ok,
+                            "at": time.time()})
+        for a in actions:
+            self._action({"window": result.window, **a})
+        return actions
+
+    def write_report(self) -> Path | None:
+        if not self.decisions:
+            return None
+        from harness.canary.report import write_report
+
+        return write_report(self.path, self.spec.name, self.decisions, self.window_rows)
+
+
+def webhook_payload(name: str, run_path: Path, result: WindowResult, actions: list[dict[str, Any]]
+                    ) -> dict[str, Any]:
+    """The webhook's JSON body (docs/canary.md)."""
+    return {"schema_version": 1, "canary": name, "run_id": run_path.name, "decision": result.decision,
+            "window": result.window, "window_start": result.start.isoformat(), "window_end": result.end.isoformat(),
+            "reasons": list(result.reasons), "families": dict(result.verdict.families),
+            "n_control": result.n_control, "n_canary": result.n_canary, "actions": actions,
+            "links": {"run_dir": str(run_path), "report": str(run_path / "report.md"),
+                      "decisions": str(run_path / "decisions.parquet")},
+            "sent_at": dt.datetime.now(dt.UTC).isoformat()}
