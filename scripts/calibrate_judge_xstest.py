@@ -95,9 +95,11 @@ def binary_kappas(run: Path, annotations: Path) -> dict[str, Any]:
 
     with annotations.open(newline="", encoding="utf-8") as fh:
         human = {(r["request_id"], r["arm"]): int(r["label"]) > 1 for r in csv.DictReader(fh)}
-    judge = {(s["request_id"], s["arm"]): s["score"] > 1 for s in pq.read_table(run / "judge_scores.parquet").to_pylist()
+    scores = pq.read_table(run / "judge_scores.parquet").to_pylist()
+    signals = pq.read_table(run / "signals.parquet").to_pylist()
+    judge = {(s["request_id"], s["arm"]): s["score"] > 1 for s in scores
              if s["criterion"] == "refusal" and s["score"] is not None}
-    rule = {(s["request_id"], s["arm"]): s["value"] > 0.5 for s in pq.read_table(run / "signals.parquet").to_pylist()
+    rule = {(s["request_id"], s["arm"]): s["value"] > 0.5 for s in signals
             if s["metric"] == "refusal" and s["value"] is not None and s["arm"] in ("baseline", "candidate")}
     out: dict[str, Any] = {}
     for name, got in (("judge", judge), ("rule_classifier", rule)):

@@ -33,7 +33,7 @@ from harness.zoo import tasks
 
 DEFAULT_REAL_SAMPLE = REPLAYS_DIR / "real_sample.parquet"
 START = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
-MAX_TOKENS = {"support": 96, "qa": 48, "coding": 128, "writing": 96, "borderline": 96, "unsafe": 64,
+MAX_TOKENS = {"support": 64, "qa": 48, "coding": 96, "writing": 64, "borderline": 64, "unsafe": 48,
               "mt_bench": 128, "xstest_safe": 96, "xstest_unsafe": 96}
 N_SUPPORT = 60
 XSTEST = Path("refusal/exaggerated-safety/xstest_prompts.csv")

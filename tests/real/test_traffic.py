@@ -42,7 +42,8 @@ def test_it_loads_as_traffic_and_carries_its_references() -> None:
     assert all(r.messages and r.messages[0].role == "user" for r in requests)  # the system prompt is the arm's
 
 
-@pytest.mark.skipif(not (SHARED / "mt_bench").is_dir(), reason=f"needs the shared data folder {SHARED} (or $SHARED_DATA)")
+@pytest.mark.skipif(not (SHARED / "mt_bench").is_dir(),
+                    reason=f"needs the shared data folder {SHARED} (or $SHARED_DATA)")
 def test_shared_data_adds_mt_bench_and_xstest() -> None:
     rows = shared_rows(SHARED, 1000)
     segments = Counter(r["request"].segment for r in rows)
