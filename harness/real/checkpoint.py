@@ -163,7 +163,11 @@ def build_real(name: str = "smollm2", root: Path | None = None, force: bool = Fa
             "distribution": model.distribution, "gguf": model.gguf, "gguf_sha256": _sha256(gguf),
             "parameters": n_params, "build_seconds": round(time.perf_counter() - t0, 1)}, indent=2) + "\n")
         shutil.rmtree(out, ignore_errors=True)
-        os.replace(tmp, out)
+        try:
+            os.replace(tmp, out)
+        except OSError:  # another process finished the same build first
+            if not _is_built(out, key):
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     log.info("real: %s built in %.1f s", out, time.perf_counter() - t0)
