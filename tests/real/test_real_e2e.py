@@ -5,8 +5,9 @@ To stay within the suite's budget the test starts ONE engine: the arms of ``real
 prompt, which is per request, so one vLLM engine (``harness/configs/arm/real_smollm2.yaml``'s settings) answers both
 arms' prepared requests (``harness.replay.prepare``) in one batch. The outputs then go through the CLI as imported
 arms (``python -m harness replay experiment=real_terse baseline.imported=... candidate.imported=...``): scoring, the
-traffic's reference checks, analysis, gate and report, as a user runs them. The requests are the traffic's 45 ``qa``
-requests at their captured 48 tokens (the segment where the terse prompt's length change is largest, docs/real.md).
+traffic's reference checks, analysis, gate and report, as a user runs them. The requests are the first 30 of the
+traffic's ``qa`` requests (the segment where the terse prompt's length change is largest, docs/real.md; 30 =
+``gate.min_requests``) at 32 tokens.
 The full experiments (three engines each) and their numbers are in docs/real.md.
 
 The checkpoint is built once per machine (cached outside git, ``$HARNESS_REAL_DIR``); the session fixture builds it
@@ -30,7 +31,7 @@ from harness.config import ArmConfig
 from harness.real.traffic import DEFAULT_REAL_SAMPLE
 
 pytestmark = [pytest.mark.vllm, pytest.mark.e2e]
-SEGMENT = "qa"
+SEGMENT, N, MAX_TOKENS = "qa", 30, 32
 
 
 def _arm(name: str) -> ArmConfig:
@@ -68,10 +69,10 @@ def test_a_terse_system_prompt_is_caught_by_the_length_signal(real_engine: Any, 
 
     table = pq.read_table(DEFAULT_REAL_SAMPLE)
     traffic = tmp_path / "traffic.parquet"
-    pq.write_table(table.filter(pc.equal(table["segment"], SEGMENT)), traffic)  # keeps the reference checks
+    pq.write_table(table.filter(pc.equal(table["segment"], SEGMENT)).slice(0, N), traffic)  # with its checks
     requests = load_traffic(traffic)
     arms = {"baseline": _arm("real_smollm2"), "candidate": _arm("real_smollm2_terse")}
-    prepared = [replace(prepare(r, arm), request_id=f"{name}|{r.request_id}")
+    prepared = [replace(prepare(r, arm), request_id=f"{name}|{r.request_id}", max_tokens=MAX_TOKENS)
                 for name, arm in arms.items() for r in requests]
     generations = real_engine.generate(prepared)
     files = {}
