@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.engines.base import EngineError
+from harness.engines.checkpoints import REAL_PREFIX
 
 log = logging.getLogger(__name__)
 
-REAL_PREFIX = "real:"
 BUILD_VERSION = 1
 """Bump when the conversion changes what it writes: the build key changes and the checkpoint rebuilds."""
 META = "real.json"
