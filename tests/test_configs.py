@@ -47,7 +47,7 @@ def test_experiment_composes_and_binds(experiment: str) -> None:
     assert set(spec.signals) <= set(SIGNALS) and {"baseline", "candidate"} <= set(spec.arms)
     for arm in spec.arms.values():
         assert backend_name(arm) in ENGINES
-        assert arm.checkpoint and arm.checkpoint.startswith("zoo:")
+        assert arm.checkpoint and arm.checkpoint.startswith(("zoo:", "real:"))
     metric_names = {m.name for m in METRICS} | {"judge_unscored", DRIFT_METRIC.name}
     if cfg.golden.path:
         _, items = load_golden(cfg.golden.path)
@@ -57,7 +57,7 @@ def test_experiment_composes_and_binds(experiment: str) -> None:
         assert set(t) <= {"absolute", "relative"} and len([v for v in t.values() if v is not None]) == 1
 
 
-@pytest.mark.parametrize("judge", ["zoo", "qwen2_5_7b"])
+@pytest.mark.parametrize("judge", ["zoo", "qwen2_5_7b", "smollm2"])
 def test_judge_configs_compose_and_validate(judge: str) -> None:
     cfg = _compose([f"judge={judge}"])
     assert cfg.judge.enabled and 3 <= len(cfg.judge.rubric.criteria) <= 5

@@ -191,7 +191,8 @@ def test_sweep_summary_page_escapes_and_links_each_report(reports: Path, tmp_pat
 
     rows = [{"job": 0, "run_id": "s1-j0", "run_dir": str(run.path), "settings": EVIL, "verdict": "PASS",
              "direction": "NONE", "families": "stats=ok", "key_deltas": "none", "generated": 4, "cached": 0,
-             "output_tokens_per_s": 12.5, "requests_per_s": 1.0, "seconds_per_request": 1.0}]
+             "output_tokens_per_s": 12.5, "requests_per_s": 1.0, "seconds_per_request": 1.0, "ttft_p50_s": None,
+             "latency_p90_s": None}]
     page = render_summary_html(sweep_dir, read_manifest(run), rows, "- breached families", [0.0], [0],
                                sweep_dir / "pareto.png")
     parsed = _parse(page)

