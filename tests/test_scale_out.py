@@ -1,8 +1,9 @@
-"""zoo_terse beyond one process, end to end: through local vLLM servers (killed with SIGTERM mid-replay, then
-resumed) and through the Ray replayer (killed with SIGKILL mid-replay, then resumed). Both give the verdict of the
-offline run on the same traffic (the session's ``terse_run``), and leave no process behind. The A/A arm is the
-offline run's, imported (``drift.aa_imported``): the same floor, one engine start fewer per test; and no golden set
-(the suite's time budget: 1,600 more requests per arm), so the golden family is left out of the comparison."""
+"""zoo_terse beyond one process, end to end: through local vLLM servers (SIGTERM while a server starts: none is
+left; then the same command to the end) and through the Ray replayer (killed with SIGKILL mid-replay, then resumed).
+Both give the verdict of the offline run on the same traffic (the session's ``terse_run``) and leave no process
+behind. The A/A arm is the offline run's, imported (``drift.aa_imported``): the same floor, one engine start fewer
+per test; and no golden set (the suite's time budget: 1,600 more requests per arm), so the golden family is left
+out of the comparison."""
 
 from __future__ import annotations
 
@@ -71,8 +72,11 @@ def _gone(pids: list[int], timeout: float = 30) -> list[int]:
     return [p for p in pids if _alive(p)]
 
 
-def test_server_backend_sigterm_stops_every_server_then_resume_gives_the_offline_verdict(
-        terse_run: tuple[Path, object], tmp_path: Path) -> None:
+def test_server_backend_sigterm_stops_every_server_then_the_offline_verdict(terse_run: tuple[Path, object],
+                                                                             tmp_path: Path) -> None:
+    """SIGTERM while the first server is still starting (its engine processes being spawned: the hardest moment for
+    an orphan), then the same command to the end. Resume after a kill is the replayers' shared code (plan, work,
+    commit_batch), tested offline (test_resume.py) and on Ray below."""
     traffic = terse_run[0].parents[2] / "traffic.parquet"
     args = ["experiment=zoo_terse", f"traffic.path={traffic}", f"output_dir={tmp_path}", "run_id=srv",
             f"drift.aa_imported={terse_run[0]}:aa", "golden.path=null",
@@ -80,21 +84,20 @@ def test_server_backend_sigterm_stops_every_server_then_resume_gives_the_offline
             "baseline.engine.batch_size=128", "candidate.engine.batch_size=128"]
     run, log = tmp_path / "zoo_terse" / "srv", tmp_path / "killed.log"
     proc = _start(args, log)
-    _wait_for_part(proc, run, log)
-    pids = [int(p) for p in re.findall(r"vLLM server for \S+ starting: pid (\d+)", (run / "harness.log").read_text())]
-    assert pids
+    deadline = time.monotonic() + 120
+    while not re.findall(r"starting: pid (\d+)", _read(run / "harness.log")):
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.05)
+    time.sleep(3)  # the server's process is importing vLLM
+    pids = [int(p) for p in re.findall(r"starting: pid (\d+)", (run / "harness.log").read_text())]
     os.kill(proc.pid, signal.SIGTERM)
     assert proc.wait(60) == 130, log.read_text()[-2000:]
     assert "run the same command (same run_id) to resume" in log.read_text()
     assert _gone(pids) == [], "a vLLM server outlived the harness"
-    kept = sorted((run / "generations" / "arm=baseline").glob("part-*.parquet"))
-    assert kept
 
     proc2 = run_harness("replay", *args)
     assert proc2.returncode == 11, proc2.stderr[-3000:]
-    manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["replay"]["baseline"]["batches_skipped"] >= 1  # what finished before the SIGTERM was kept
-    assert len(manifest["resumed_at"]) == 1
+    assert len(json.loads((run / "manifest.json").read_text())["resumed_at"]) == 1
     _same_as_offline(terse_run, run)
     served = {k: v for k, v in _outputs(run).items() if k[0] != "aa"}  # the traffic, both arms
     offline = {k: v for k, v in _outputs(terse_run[0]).items() if k[0] != "aa"}
@@ -103,6 +106,10 @@ def test_server_backend_sigterm_stops_every_server_then_resume_gives_the_offline
     report = (run / "report.md").read_text()
     assert "### Latency" in report and "TTFT p50 / p90 / p99" in report
     assert _gone([int(p) for p in re.findall(r"starting: pid (\d+)", (run / "harness.log").read_text())]) == []
+
+
+def _read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
 
 
 def _ray_pids() -> list[int]:
