@@ -81,6 +81,7 @@ bench: zoo
 	$(BIN)/python -m harness.bench.engines
 	$(BIN)/python -m harness.bench.analysis_scaling
 	$(BIN)/python -m harness.bench.cache
+	$(BIN)/python -m harness.bench.scale
 
 # Two zoo versions behind a real HAProxy (needs /usr/sbin/haproxy): the terse regression is rolled back, the benign
 # candidate is promoted; reports/canary_demo/<time>/demo.md (docs/canary.md).
