@@ -7,7 +7,8 @@ Layout of ``<cache dir>/generations/<arm key>/`` (default ``reports/.cache``)::
 
 The **arm key** hashes what decides an arm's outputs apart from the request: the backend, the checkpoint
 fingerprint (sha256 of its weights, ``harness.engines.checkpoints.fingerprint``) and the engine options that change
-outputs (dtype, quantization, max_model_len, structured_output, seed, extra). Batch size, memory share and eager mode
+outputs (dtype, quantization, max_model_len, structured_output, seed, extra, tensor_parallel_size when not 1, and
+an existing endpoint's URL and model name). Batch size, memory share and eager mode
 are left out. The **request key** hashes the prepared request (``harness.replay.prepare``): messages or prompt after
 the arm's system prompt and template, temperature, top_p, max_tokens, the per-request seed (derived from the request
 id) and the response schema.
@@ -61,7 +62,10 @@ def arm_inputs(arm: ArmConfig, fingerprint: str) -> dict[str, Any] | None:
     return {"version": CACHE_VERSION, "backend": e.backend, "fingerprint": fingerprint, "dtype": e.dtype,
             "quantization": e.quantization, "max_model_len": e.max_model_len,
             "structured_output": e.structured_output, "seed": e.seed, "extra": dict(e.extra),
-            **({"tensor_parallel_size": e.tensor_parallel_size} if e.tensor_parallel_size != 1 else {})}
+            **({"tensor_parallel_size": e.tensor_parallel_size} if e.tensor_parallel_size != 1 else {}),
+            # an endpoint named with a checkpoint: its answers are that endpoint's, not the weights' alone
+            **({"endpoint": [e.server.base_url, e.server.model]} if e.backend == "server" and e.server.base_url
+               else {})}
 
 
 def request_key(p: PreparedRequest) -> str:
