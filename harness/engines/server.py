@@ -40,13 +40,13 @@ from typing import TYPE_CHECKING, Any
 from harness.console import current_run_dir
 from harness.engines.base import EngineError, Generation, PreparedRequest, batch_by_batch, prompt_ids
 from harness.engines.checkpoints import resolve_checkpoint
+from harness.engines.vllm_offline import CPU_MAX_NUM_SEQS
 
 if TYPE_CHECKING:
     from harness.config import ArmConfig, EngineConfig
 
 log = logging.getLogger(__name__)
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
-CPU_MAX_NUM_SEQS = 256
 
 
 def free_port() -> int:
