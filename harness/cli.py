@@ -61,83 +61,26 @@ def _print_result(run_path: Path, verdict: Any, max_reasons: int = 5) -> None:
         print(f"  ... {len(reasons) - max_reasons} more in report.html")
 
 
-def policy(g: Any) -> Any:
-    """The gate policy from the ``gate`` config group (plain values; the gate never sees the config)."""
-    from omegaconf.errors import ValidationError
-
-    from harness.gate import Policy, Threshold
-
-    if g.correction not in ("holm", "bh"):
-        raise ValidationError(f"gate.correction: expected holm or bh, found {g.correction!r}. Fix: set one of them.")
-    for metric, by_segment in g.directions.items():
-        for segment, d in by_segment.items():
-            if d not in ("higher_is_better", "lower_is_better"):
-                raise ValidationError(f"gate.directions.{metric}.{segment}: expected higher_is_better or "
-                                      f"lower_is_better, found {d!r}. Fix: set one of them.")
-    for metric, t in g.thresholds.items():
-        if set(t) - {"absolute", "relative"} or sum(t.get(k) is not None for k in ("absolute", "relative")) != 1:
-            raise ValidationError(f"gate.thresholds.{metric}: expected {{absolute: x}} or {{relative: x}}, found "
-                                  f"{dict(t)}. Fix: give exactly one of them.")
-    return Policy(thresholds={k: Threshold(t.get("absolute"), t.get("relative")) for k, t in g.thresholds.items()},
-                  margins=dict(g.margins), min_requests=g.min_requests, alpha=g.alpha, correction=g.correction,
-                  power=g.power, directions={k: dict(v) for k, v in g.directions.items()})
-
-
-def default_policy() -> Any:
-    """The policy of ``configs/gate/default.yaml`` as a run builds it (for benchmarks that gate like a run)."""
-    from omegaconf import OmegaConf
-
-    from harness.config import GateConfig
-
-    return policy(OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(GateConfig),
-                                                      OmegaConf.load(CONFIG_DIR / "gate" / "default.yaml"))))
-
-
-def run_spec(dcfg: Any, sweep: Any = None) -> Any:
-    """The typed ``RunSpec`` from the composed Hydra config: the one place config becomes plain values.
-
-    The A/A arm is ``drift.aa_imported``, else the baseline with ``drift.aa_perturbation`` applied (when drift is
-    on, the list is not empty and the baseline is generated: an imported baseline replayed again is a copy).
-    """
-    from omegaconf import OmegaConf
-
-    from harness.config import ArmConfig, ExperimentConfig
-    from harness.spec import RunSpec
-
-    cfg: ExperimentConfig = OmegaConf.to_object(dcfg)  # type: ignore[assignment]
-    arms = {"baseline": cfg.baseline, "candidate": cfg.candidate}
-    if cfg.drift.enabled and cfg.drift.aa_imported:
-        arms["aa"] = ArmConfig(imported=cfg.drift.aa_imported)
-    elif cfg.drift.enabled and cfg.drift.aa_perturbation and not cfg.baseline.imported:
-        perturbation = OmegaConf.from_dotlist(list(cfg.drift.aa_perturbation))
-        arms["aa"] = OmegaConf.to_object(OmegaConf.merge(dcfg.baseline, perturbation))  # type: ignore[assignment]
-    return RunSpec(
-        name=cfg.name, traffic_path=cfg.traffic.path, limit=cfg.traffic.limit, arms=arms, signals=tuple(cfg.signals),
-        policy=policy(cfg.gate), drift=cfg.drift, golden_path=cfg.golden.path,
-        judge=cfg.judge if cfg.judge.enabled else None, report=cfg.report,
-        cache_dir=str(Path(cfg.cache.dir).resolve()) if cfg.cache.enabled else None, output_dir=cfg.output_dir,
-        run_id=cfg.run_id or (f"{sweep.id}-j{sweep.job}" if sweep else None), sweep=sweep, ray=cfg.ray)
-
-
 def _replay(argv: list[str]) -> int:
     import hydra
     from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from harness.config import register
+    from harness.spec import register_schemas
 
-    register()
+    register_schemas()
     result: dict[str, Any] = {}
     codes: list[int] = []
     multirun = "-m" in argv or "--multirun" in argv
     if multirun and not any(a.startswith("hydra.sweep.dir=") for a in argv):
-        from harness.sweep import new_sweep_id
+        from harness.report.sweep import new_sweep_id
 
         argv = [*argv, f"hydra.sweep.dir=${{output_dir}}/sweeps/{new_sweep_id()}"]
 
     @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="config")
     def main(dcfg: DictConfig) -> None:
         from harness.run import run_experiment
+        from harness.spec import run_spec
 
         result["code"] = 1  # composed: from here on a failure is the run's, not the config's
         sweep = _sweep_job()
@@ -183,11 +126,11 @@ def _sweep_job() -> Any:
 
 def _after_sweep(sweep_dir: Path, codes: list[int]) -> int:
     """Write the sweep's summary; exit 0 when every job ran (verdicts are data here), else the first failure."""
-    from harness.sweep import summarize
+    from harness.report.sweep import summarize
 
     failed = [c for c in codes if c in (1, EXIT_BAD_INPUT)]
     if len(codes) > len(failed):
-        from harness.history import write_index
+        from harness.report.index_html import write_index
 
         print(f"sweep summary: {summarize(sweep_dir)}")
         write_index(sweep_dir.parent.parent)
@@ -195,7 +138,7 @@ def _after_sweep(sweep_dir: Path, codes: list[int]) -> int:
 
 
 def _sweep_summary(argv: list[str]) -> int:
-    from harness.sweep import find_sweep, summarize
+    from harness.report.sweep import find_sweep, summarize
 
     p = argparse.ArgumentParser(prog="python -m harness sweep-summary", description="Summarize a sweep's runs.")
     p.add_argument("sweep", help="the sweep directory (reports/sweeps/<id>) or its id")
@@ -206,7 +149,7 @@ def _sweep_summary(argv: list[str]) -> int:
 
 
 def _cache(argv: list[str]) -> int:
-    from harness.cache import cache_info, clear_cache
+    from harness.replay.cache import cache_info, clear_cache
 
     p = argparse.ArgumentParser(prog="python -m harness cache", description="The generation cache.")
     p.add_argument("cmd", choices=("info", "clear"))
@@ -241,7 +184,7 @@ def _report(argv: list[str]) -> int:
 
 
 def _zoo(argv: list[str]) -> int:
-    from harness.zoo.build import DEFAULT_ZOO_DIR, build_zoo
+    from harness.fixtures.zoo.build import DEFAULT_ZOO_DIR, build_zoo
 
     p = argparse.ArgumentParser(prog="python -m harness zoo", description="Build the fixture checkpoints.")
     p.add_argument("--dir", type=Path, default=DEFAULT_ZOO_DIR)
@@ -252,7 +195,7 @@ def _zoo(argv: list[str]) -> int:
 
 
 def _traffic(argv: list[str]) -> int:
-    from harness.zoo.traffic import DEFAULT_SAMPLE, write_sample_traffic
+    from harness.fixtures.zoo.traffic import DEFAULT_SAMPLE, write_sample_traffic
 
     p = argparse.ArgumentParser(prog="python -m harness traffic", description="Write the zoo's sample traffic.")
     p.add_argument("--out", type=Path, default=DEFAULT_SAMPLE)
@@ -265,7 +208,7 @@ def _traffic(argv: list[str]) -> int:
 
 
 def _real(argv: list[str]) -> int:
-    from harness.real.checkpoint import MODELS, build_real, cache_root
+    from harness.fixtures.real.checkpoint import MODELS, build_real, cache_root
 
     p = argparse.ArgumentParser(prog="python -m harness real", description="Build a real checkpoint (real:NAME).")
     p.add_argument("name", nargs="?", default="smollm2", choices=sorted(MODELS))
@@ -278,7 +221,7 @@ def _real(argv: list[str]) -> int:
 
 
 def _real_traffic(argv: list[str]) -> int:
-    from harness.real.traffic import DEFAULT_REAL_SAMPLE, write_real_traffic
+    from harness.fixtures.real.traffic import DEFAULT_REAL_SAMPLE, write_real_traffic
 
     p = argparse.ArgumentParser(prog="python -m harness real-traffic", description="Write the real model's traffic.")
     p.add_argument("--out", type=Path, default=DEFAULT_REAL_SAMPLE)
@@ -312,7 +255,7 @@ def _golden(argv: list[str]) -> int:
     v.add_argument("path", type=Path)
     a = p.parse_args(argv)
     if a.cmd == "build":
-        from harness.golden.zoo import DEFAULT_GOLDEN, write_zoo_golden
+        from harness.fixtures.zoo.golden import DEFAULT_GOLDEN, write_zoo_golden
 
         print(f"golden set written to {write_zoo_golden(a.out or DEFAULT_GOLDEN, n=a.n)}")
     elif a.cmd == "candidates":
@@ -330,7 +273,8 @@ def _golden(argv: list[str]) -> int:
 
 
 def _runs(argv: list[str]) -> int:
-    from harness.history import collect_runs, format_runs, write_index
+    from harness.report.history import collect_runs, format_runs
+    from harness.report.index_html import write_index
 
     p = argparse.ArgumentParser(prog="python -m harness runs", description="Every run, newest first; index.html.")
     p.add_argument("--output-dir", type=Path, default=Path("reports"), help="where runs are (default: reports)")

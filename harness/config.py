@@ -7,7 +7,8 @@ them into plain arguments.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, make_dataclass
 from typing import Any, Dict, List, Optional  # noqa: UP035  (OmegaConf needs typing generics)
 
 from hydra.core.config_store import ConfigStore
@@ -182,8 +183,9 @@ class JudgeConfig:
 
 @dataclass
 class CacheConfig:
-    """The generation cache (``harness.cache``): served generations keyed by checkpoint fingerprint, output-affecting
-    engine options and the prepared request; a re-run or a sweep generates only the misses (docs/sweeps.md)."""
+    """The generation cache (``harness.replay.cache``): served generations keyed by checkpoint fingerprint,
+    output-affecting engine options and the prepared request; a re-run or a sweep generates only the misses
+    (docs/sweeps.md)."""
 
     enabled: bool = True
     dir: str = "${output_dir}/.cache"  # default reports/.cache; `python -m harness cache clear` empties it
@@ -191,7 +193,7 @@ class CacheConfig:
 
 @dataclass
 class RayConfig:
-    """Replay and embed on Ray (harness/replay_ray.py, docs/scale.md): engine actors per arm, embedding actors."""
+    """Replay and embed on Ray (harness/replay/ray.py, docs/scale.md): engine actors per arm, embedding actors."""
 
     enabled: bool = False
     address: Optional[str] = None  # noqa: UP045  null: start a local Ray here; `auto` or ray://HEAD:10001: join one
@@ -202,7 +204,9 @@ class RayConfig:
 
 @dataclass
 class ExperimentConfig:
-    """The root config: one experiment = traffic + two arms + gate policy."""
+    """The root config: one experiment = traffic + two arms + gate policy. Each signal family that declares a
+    settings schema adds its own group under its name (``golden``, ``drift``, ``judge``, yours):
+    ``experiment_schema`` builds the root from them (``harness.spec.register_schemas``)."""
 
     name: str = MISSING
     traffic: TrafficConfig = field(default_factory=TrafficConfig)
@@ -211,10 +215,7 @@ class ExperimentConfig:
     baseline: ArmConfig = field(default_factory=ArmConfig)
     candidate: ArmConfig = field(default_factory=ArmConfig)
     gate: GateConfig = field(default_factory=GateConfig)
-    golden: GoldenConfig = field(default_factory=GoldenConfig)
-    drift: DriftConfig = field(default_factory=DriftConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
-    judge: JudgeConfig = field(default_factory=JudgeConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     output_dir: str = "reports"
@@ -308,21 +309,32 @@ class CanaryConfig:
 
 def shipped(relative: str) -> str:
     """``${pkg:replays/NAME}`` in a config: the absolute path of a file shipped inside the package."""
-    from harness import PACKAGE_DIR
+    from harness import PACKAGE_DIR, data_dir
 
-    return str(PACKAGE_DIR / relative)
+    top, _, rest = relative.partition("/")
+    return str(data_dir(top) / rest if top in ("configs", "replays") else PACKAGE_DIR / relative)
 
 
 if not OmegaConf.has_resolver("pkg"):  # any config read with these schemas may name shipped files
     OmegaConf.register_new_resolver("pkg", shipped)
 
 
-def register() -> None:
-    """Register the schemas so YAML files can name them in their defaults lists."""
+def experiment_schema(groups: Mapping[str, type]) -> type:
+    """The root schema: ``ExperimentConfig`` plus one field per plug-in settings group (name -> dataclass)."""
+    return make_dataclass("ExperimentConfig", [(k, t, field(default_factory=t)) for k, t in groups.items()],
+                          bases=(ExperimentConfig,))
+
+
+def register(groups: Mapping[str, type] | None = None) -> type:
+    """Register the schemas so YAML files can name them in their defaults lists; ``groups``: the plug-in settings
+    groups (``harness.spec.register_schemas`` passes the signal families'). Returns the root schema."""
+    root = experiment_schema(groups or {})
     cs = ConfigStore.instance()
-    cs.store(name="experiment_schema", node=ExperimentConfig)
+    cs.store(name="experiment_schema", node=root)
     cs.store(group="arm", name="arm_schema", node=ArmConfig)
     cs.store(group="gate", name="gate_schema", node=GateConfig)
-    cs.store(group="judge", name="judge_schema", node=JudgeConfig)
+    for name, schema in (groups or {}).items():
+        cs.store(group=name, name=f"{name}_schema", node=schema)
     cs.store(name="canary_schema", node=CanaryConfig)
     cs.store(group="hooks", name="hooks_schema", node=HooksConfig)
+    return root

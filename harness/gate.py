@@ -1,5 +1,8 @@
 """The gate: pure policy from the signal families' checks to a verdict. No I/O. The policy is stated in docs/gate.md.
 
+The breach rule is written once, ``breach_check``: the offline paired analysis (``metric_checks``), the drift family
+and the canary's windows all hand it their ``Evidence`` and get the ``Check`` back.
+
 Per metric and per segment (a **check**), on the paired analysis (``summary``: delta, bootstrap CI, paired
 test p-values; ``harness.analysis.paired``):
 
@@ -27,7 +30,7 @@ or no gated metric has enough pairs: then INSUFFICIENT_DATA.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -133,18 +136,36 @@ class Verdict:
         return out + list(self.notes)
 
 
-def _sides(row: Mapping[str, Any]) -> tuple[float, float | None]:
-    """Raw one-sided p-values (worse, better) for the metric's direction."""
-    hib = row["higher_is_better"]
-    if hib is None:
-        return row["p_two"], None
-    return (row["p_lower"], row["p_higher"]) if hib else (row["p_higher"], row["p_lower"])
+@dataclass(frozen=True)
+class Evidence:
+    """What one statistic says about one metric in one segment: the offline paired analysis, the drift family's
+    share below the A/A floor, or the canary's mSPRT. The breach rule (``breach_check``) reads only this.
+
+    ``p_worse``/``p_better``: one-sided p-values, already adjusted for multiple comparisons (``p_worse`` is the
+    two-sided one for a metric with no direction); ``p_better`` None: the better way is not tested. ``sd_diff``: sd of
+    the paired differences, for the power calculation of eval metrics (None: no power check). ``enough``: False when
+    the sample is below the minimum that is gated. ``describe(p, status)``: the caller's sentence for the numbers
+    (None: the offline wording, with the margin and the power calculation)."""
+
+    n: int
+    baseline: float
+    candidate: float
+    delta: float
+    ci_low: float
+    ci_high: float
+    rel_delta: float | None
+    test: str
+    p_worse: float
+    p_better: float | None = None
+    sd_diff: float | None = None
+    enough: bool = True
+    describe: Callable[[float, str], str] | None = None
 
 
-def _size(row: Mapping[str, Any], t: Threshold) -> tuple[float, float]:
+def _size(e: Evidence, t: Threshold) -> tuple[float, float]:
     if t.absolute is not None:
-        return abs(row["delta"]), t.absolute
-    return abs(row["rel_delta"] or 0.0), t.relative or 0.0
+        return abs(e.delta), t.absolute
+    return abs(e.rel_delta or 0.0), t.relative or 0.0
 
 
 def _worse(delta: float, higher_is_better: bool | None) -> bool:
@@ -153,33 +174,62 @@ def _worse(delta: float, higher_is_better: bool | None) -> bool:
     return delta < 0 if higher_is_better else delta > 0
 
 
-def _check(row: Mapping[str, Any], t: Threshold, p_worse: float, p_better: float | None, policy: Policy) -> Check:
-    size, limit = _size(row, t)
+def breach_check(metric: str, family: str, segment: str | None, role: str, higher_is_better: bool | None,
+                 advisory: bool, evidence: Evidence, threshold: Threshold, policy: Policy) -> Check:
+    """The one breach rule (module docstring): the check of ``metric`` in ``segment`` with its status and reason.
+
+    Args:
+        metric, family, role, higher_is_better, advisory: the metric's spec (from the catalog, or ``gate.directions``).
+        segment: None for the overall check.
+        evidence: the numbers and the adjusted p-values.
+        threshold: the metric's margin (``Policy.threshold``).
+        policy: alpha and power.
+    """
+    e, t = evidence, threshold
+    size, limit = _size(e, t)
     beyond = size > limit
-    worse = _worse(row["delta"], row["higher_is_better"])
-    family, is_eval, advisory = row["family"], row["role"] == "eval", bool(row["advisory"])
-    n_required = (required_n(t.absolute, row["sd_diff"] or 0.0, policy.alpha, policy.power)
-                  if is_eval and t.absolute is not None else None)
-    p = p_worse
-    if row["n"] < policy.min_requests:
+    worse = _worse(e.delta, higher_is_better)
+    is_eval = role == "eval"
+    n_required = (required_n(t.absolute, e.sd_diff, policy.alpha, policy.power)
+                  if is_eval and t.absolute is not None and e.sd_diff is not None else None)
+    p = e.p_worse
+    if not e.enough:
         status = "too_few"
-    elif worse and beyond and p_worse < policy.alpha:
+    elif worse and beyond and e.p_worse < policy.alpha:
         status = "advisory" if advisory else "breach"
-    elif not worse and beyond and is_eval and p_better is not None and p_better < policy.alpha and not advisory:
-        status, p = "improved", p_better
+    elif not worse and beyond and is_eval and e.p_better is not None and e.p_better < policy.alpha and not advisory:
+        status, p = "improved", e.p_better
     elif worse and beyond:
         status = "not_significant"
     else:
         status = "ok"
-    where = f" [{row['segment']}]" if row["segment"] is not None else ""
-    power = (f"; only {row['n']} pairs, {n_required} needed to detect it with {policy.power:.0%} power"
-             if n_required is not None and row["n"] < n_required else "")
-    reason = (f"{family}/{row['metric']}{where}: {row['baseline']:.3g} -> {row['candidate']:.3g} "
-              f"(delta {row['delta']:+.3g}, 95% CI [{row['ci_low']:+.3g}, {row['ci_high']:+.3g}], n={row['n']}, "
-              f"{row['test']} p={p:.2g} adj.); margin {t.describe()}{power}: {status}")
-    return Check(row["metric"], family, row["segment"], int(row["n"]), row["baseline"], row["candidate"],
-                 row["delta"], row["ci_low"], row["ci_high"], row["rel_delta"], t.describe(), row["test"], p,
-                 n_required, status, reason, row["role"])
+    if e.describe is not None:
+        reason = e.describe(p, status)
+    else:
+        where = f" [{segment}]" if segment is not None else ""
+        power = (f"; only {e.n} pairs, {n_required} needed to detect it with {policy.power:.0%} power"
+                 if n_required is not None and e.n < n_required else "")
+        reason = (f"{family}/{metric}{where}: {e.baseline:.3g} -> {e.candidate:.3g} (delta {e.delta:+.3g}, 95% CI "
+                  f"[{e.ci_low:+.3g}, {e.ci_high:+.3g}], n={e.n}, {e.test} p={p:.2g} adj.); margin "
+                  f"{t.describe()}{power}: {status}")
+    return Check(metric, family, segment, int(e.n), e.baseline, e.candidate, e.delta, e.ci_low, e.ci_high,
+                 e.rel_delta, t.describe(), e.test, p, n_required, status, reason, role)
+
+
+def _sides(row: Mapping[str, Any]) -> tuple[float, float | None]:
+    """Raw one-sided p-values (worse, better) for the metric's direction."""
+    hib = row["higher_is_better"]
+    if hib is None:
+        return row["p_two"], None
+    return (row["p_lower"], row["p_higher"]) if hib else (row["p_higher"], row["p_lower"])
+
+
+def _check(row: Mapping[str, Any], t: Threshold, p_worse: float, p_better: float | None, policy: Policy) -> Check:
+    evidence = Evidence(int(row["n"]), row["baseline"], row["candidate"], row["delta"], row["ci_low"],
+                        row["ci_high"], row["rel_delta"], row["test"], p_worse, p_better, row["sd_diff"] or 0.0,
+                        enough=row["n"] >= policy.min_requests)
+    return breach_check(row["metric"], row["family"], row["segment"], row["role"], row["higher_is_better"],
+                        bool(row["advisory"]), evidence, t, policy)
 
 
 def metric_checks(summary: Sequence[Mapping[str, Any]], policy: Policy) -> list[Check]:

@@ -19,20 +19,18 @@ from typing import Any
 
 import pyarrow as pa
 
-from harness.analysis.run import analyze, connect
-from harness.cache import GenerationCache, arm_inputs
+from harness.analysis.tables import analyze
 from harness.console import run_logs
-from harness.engines.base import EngineError, backend_name
+from harness.engines.base import EngineError, backend_name, capabilities
 from harness.engines.checkpoints import fingerprint
 from harness.gate import Verdict, decide, metric_checks, verdict_document
-from harness.golden.schema import load_golden, load_references, traffic_has_references
-from harness.history import write_index
-from harness.replay import LocalReplayer, Replayer, ReplayJob, check_resume, determinism, preflight
+from harness.replay import Replayer, ReplayJob, check_resume, determinism, make_replayer, preflight
+from harness.replay.cache import GenerationCache, arm_inputs
 from harness.report import ReportInput, write_report
-from harness.signals.base import ScoreInputs, Signal, make_signal, metric_catalog
-from harness.signals.golden import golden_run
-from harness.spec import ARMS, ArmRecord, GoldenRecord, Manifest, RunSpec, TrafficRecord, read_manifest, write_manifest
-from harness.store import RunDir
+from harness.report.index_html import write_index
+from harness.signals.base import ScoreInputs, Signal, family, make_signal, metric_catalog
+from harness.spec import ArmRecord, Manifest, RunSpec, TrafficRecord, read_manifest, write_manifest
+from harness.store import RunDir, connect
 from harness.traffic import Traffic, TrafficError, load_traffic, open_traffic, traffic_fingerprint
 
 log = logging.getLogger(__name__)
@@ -57,7 +55,7 @@ def run_experiment(spec: RunSpec, resolved_config: dict[str, Any],
 
     The traffic is validated in one streamed pass and replayed batch by batch (bounded memory); with the
     ``run_id`` of an interrupted run, the replay resumes (``check_resume`` refuses other settings). With
-    ``spec.cache_dir``, generations come from the generation cache where it has them (``harness.cache``).
+    ``spec.cache_dir``, generations come from the generation cache where it has them (``harness.replay.cache``).
     """
     traffic = open_traffic(spec.traffic_path, limit=spec.limit)
     preflight(spec.arms, traffic, ray=spec.ray.enabled)
@@ -71,26 +69,17 @@ def run_experiment(spec: RunSpec, resolved_config: dict[str, Any],
         manifest.resumed_at = [*previous.resumed_at, dt.datetime.now(dt.UTC).isoformat()]
     write_manifest(run, manifest)
     with run_logs(run.path), _session(spec):
-        verdict = _replay_and_evaluate(spec, run, manifest, traffic, replayer or default_replayer(spec))
+        verdict = _replay_and_evaluate(spec, run, manifest, traffic, replayer or make_replayer(spec.ray))
     run.point_latest()
     write_index(Path(spec.output_dir))  # reports/index.html: every run, with this one
     return run, verdict
-
-
-def default_replayer(spec: RunSpec) -> Replayer:
-    """``RayReplayer`` when ``ray.enabled``, else ``LocalReplayer`` (in this process)."""
-    if spec.ray.enabled:
-        from harness.replay_ray import RayReplayer
-
-        return RayReplayer(spec.ray)
-    return LocalReplayer()
 
 
 def _session(spec: RunSpec) -> contextlib.AbstractContextManager[None]:
     """Ray for the replay and the scoring when ``ray.enabled`` (started or joined once per run)."""
     if not spec.ray.enabled:
         return contextlib.nullcontext()
-    from harness.replay_ray import ray_session
+    from harness.ray_session import ray_session
 
     return ray_session(spec.ray)
 
@@ -98,14 +87,13 @@ def _session(spec: RunSpec) -> contextlib.AbstractContextManager[None]:
 def _replay_and_evaluate(spec: RunSpec, run: RunDir, manifest: Manifest, traffic: Traffic,
                          replayer: Replayer) -> Verdict:
     log.info("run directory %s: %d requests", run.path, traffic.requests)
-    golden = manifest.golden
-    golden_traffic = load_golden(golden.path)[0] if golden and golden.path and not golden.skipped else None
     caches = _caches(spec, manifest)
     timings = []
-    for a, arm in spec.arms.items():  # one engine per arm: its traffic, then (baseline, candidate) the golden set
+    for a, arm in spec.arms.items():  # one engine per arm: its traffic, then what the families add (golden set)
         jobs = [ReplayJob(traffic, run, a)]
-        if golden_traffic is not None and a in ARMS:
-            jobs.append(ReplayJob(golden_traffic, golden_run(run), f"golden_{a}"))
+        for name in spec.signals:
+            hook = family(name).replay_jobs
+            jobs += hook(spec, run, a, manifest.records.get(name)) if hook else []
         timings += replayer.replay(a, arm, jobs, caches.get(a))
     manifest.load_seconds = {t.arm: t.load_seconds for t in timings}
     manifest.replay = {t.arm: {"batches_run": t.batches_run, "batches_skipped": t.batches_skipped,
@@ -121,7 +109,7 @@ def new_manifest(spec: RunSpec, run_id: str, traffic: Traffic, resolved_config: 
 
     arms = {}
     for a, arm in spec.arms.items():
-        endpoint = arm.engine.server.base_url if backend_name(arm) == "server" else None
+        endpoint = capabilities(arm).endpoint
         if endpoint and not arm.checkpoint:  # weights unknown: recorded by address, never cached
             source = f"{endpoint} ({arm.engine.server.model or 'its model'})"
             arms[a] = ArmRecord(source, "server", f"endpoint:{source}", None)
@@ -139,34 +127,19 @@ def new_manifest(spec: RunSpec, run_id: str, traffic: Traffic, resolved_config: 
         spec=spec, run_id=run_id, created_at=dt.datetime.now(dt.UTC).isoformat(),
         traffic=TrafficRecord(str(Path(spec.traffic_path).resolve()), traffic_fingerprint(spec.traffic_path),
                               traffic.requests, spec.limit),
-        arms=arms, golden=_golden_record(spec), versions=package_versions(), determinism=determinism(spec.arms),
+        arms=arms, records=_records(spec), versions=package_versions(), determinism=determinism(spec.arms),
         config=resolved_config)
 
 
-def _golden_record(spec: RunSpec) -> GoldenRecord | None:
-    """The golden set and the traffic's own references, checked before any engine starts (bad references: exit 2).
-
-    An imported arm answers the golden set from its file (by request id): items it lacks are error rows, left out of
-    the scores and counted here; a file with none of the golden ids skips the golden set, with the reason.
-    """
-    from harness.engines.imported import imported_coverage
-
-    references = len(load_references(spec.traffic_path)) if traffic_has_references(spec.traffic_path) else 0
-    if not spec.golden_path:
-        return GoldenRecord(None, None, references=references) if references else None
-    path, sha = str(Path(spec.golden_path).resolve()), traffic_fingerprint(spec.golden_path)
-    traffic, items = load_golden(spec.golden_path)
-    coverage = {}
-    for a in ARMS:
-        if spec.arms[a].imported:
-            try:
-                found = imported_coverage(str(spec.arms[a].imported), traffic)
-            except EngineError:  # none of the golden ids: this file holds shadow logs of other traffic only
-                skipped = f"arm {a}: its imported outputs answer none of the {len(items)} golden items"
-                log.warning("golden set skipped: %s", skipped)
-                return GoldenRecord(path, sha, skipped=skipped, references=references)
-            coverage[a] = {"matched": found["matched"], "missing_in_import": found["missing_in_import"]}
-    return GoldenRecord(path, sha, items=len(items), references=references, coverage=coverage)
+def _records(spec: RunSpec) -> dict[str, Any]:
+    """What each scored family checks and records before any engine starts (``Family.record``; bad input: exit 2)."""
+    out = {}
+    for name in spec.signals:
+        hook = family(name).record
+        found = hook(spec, spec.settings.get(name)) if hook else None
+        if found is not None:
+            out[name] = found
+    return out
 
 
 def _caches(spec: RunSpec, manifest: Manifest) -> dict[str, GenerationCache]:

@@ -1,7 +1,9 @@
 """The typed run spec and the manifest: what a run was asked to do, and what it found on the way.
 
-``RunSpec`` is built once, at the entry point (``cli.py``), from the Hydra config; stages take it (or plain values
-from it), never a ``DictConfig``. ``Manifest`` is the spec plus provenance (traffic and checkpoint hashes, package
+``RunSpec`` is built once from the Hydra config (``run_spec``, called by ``cli.py``: the one place config becomes
+plain values, the gate's ``Policy`` and the arms the signal families ask for included); stages take it (or plain
+values from it), never a ``DictConfig``.
+``Manifest`` is the spec plus provenance (traffic and checkpoint hashes, package
 versions, engine timings, cache keys); ``manifest.json`` is its serialization, and ``read_manifest`` gives a stage
 that re-reads a run the same typed objects back. This module owns the format: nobody else reads manifest keys.
 """
@@ -13,12 +15,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-from harness.config import ArmConfig, DriftConfig, JudgeConfig, RayConfig, ReportConfig
+from harness.config import ArmConfig, GateConfig, RayConfig, ReportConfig
 from harness.errors import BadInput
-from harness.gate import Policy, policy_from_json, policy_to_json
+from harness.gate import Policy, Threshold, policy_from_json, policy_to_json
+from harness.signals.registry import family, settings_schemas
 from harness.store import RunDir
 
-MANIFEST_VERSION = 3
+MANIFEST_VERSION = 4
 ARMS = ("baseline", "candidate")
 """The two arms the gate compares (an A/A arm, when the run has one, is only read against the baseline)."""
 T = TypeVar("T")
@@ -43,7 +46,8 @@ class SweepJob:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything a run was asked to do. ``arms``: baseline, candidate and, when the run has one, the A/A arm."""
+    """Everything a run was asked to do. ``arms``: baseline, candidate and the arms the families add (drift's A/A
+    arm); ``settings``: each scored family's typed settings group (``Family.settings``), by family name."""
 
     name: str
     traffic_path: str
@@ -51,31 +55,30 @@ class RunSpec:
     arms: Mapping[str, ArmConfig]
     signals: tuple[str, ...]
     policy: Policy
-    drift: DriftConfig
-    golden_path: str | None = None
-    judge: JudgeConfig | None = None  # None: no judge
+    settings: Mapping[str, Any] = field(default_factory=dict)
     report: ReportConfig = field(default_factory=ReportConfig)
     cache_dir: str | None = None  # None: the generation cache is off
     output_dir: str = "reports"
     run_id: str | None = None
     sweep: SweepJob | None = None
-    ray: RayConfig = field(default_factory=RayConfig)  # enabled: replay and embed on Ray (harness.replay_ray)
+    ray: RayConfig = field(default_factory=RayConfig)  # enabled: replay and embed on Ray (harness.replay.ray)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "traffic_path": self.traffic_path, "limit": self.limit,
                 "arms": {a: asdict(arm) for a, arm in self.arms.items()}, "signals": list(self.signals),
-                "policy": policy_to_json(self.policy), "drift": asdict(self.drift), "golden_path": self.golden_path,
-                "judge": asdict(self.judge) if self.judge else None, "report": asdict(self.report),
+                "policy": policy_to_json(self.policy),
+                "settings": {k: asdict(v) for k, v in self.settings.items()}, "report": asdict(self.report),
                 "cache_dir": self.cache_dir, "output_dir": self.output_dir, "run_id": self.run_id,
                 "sweep": asdict(self.sweep) if self.sweep else None, "ray": asdict(self.ray)}
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> RunSpec:
         sweep = obj.get("sweep")
+        schemas = settings_schemas()
+        settings = {k: _typed(schemas[k], v) if k in schemas else v for k, v in obj["settings"].items()}
         return cls(name=obj["name"], traffic_path=obj["traffic_path"], limit=obj["limit"],
                    arms={a: _typed(ArmConfig, v) for a, v in obj["arms"].items()}, signals=tuple(obj["signals"]),
-                   policy=policy_from_json(obj["policy"]), drift=_typed(DriftConfig, obj["drift"]),
-                   golden_path=obj["golden_path"], judge=_typed(JudgeConfig, obj["judge"]) if obj["judge"] else None,
+                   policy=policy_from_json(obj["policy"]), settings=settings,
                    report=_typed(ReportConfig, obj["report"]), cache_dir=obj["cache_dir"],
                    output_dir=obj["output_dir"], run_id=obj["run_id"],
                    sweep=SweepJob(**{**sweep, "overrides": tuple(sweep["overrides"])}) if sweep else None,
@@ -103,20 +106,6 @@ class ArmRecord:
     imported: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
-class GoldenRecord:
-    """The eval references of the run: a golden set (path, sha256, items, or why it was skipped) and the reference
-    checks the traffic itself carries (``references``: how many requests have them); ``coverage``: per imported arm,
-    how many golden items its file answers (``matched``) and not (``missing_in_import``)."""
-
-    path: str | None
-    sha256: str | None
-    items: int | None = None
-    skipped: str | None = None
-    references: int = 0
-    coverage: dict[str, dict[str, int]] = field(default_factory=dict)
-
-
 @dataclass
 class Manifest:
     """The spec plus provenance; ``manifest.json`` (``to_json``) and ``read_manifest`` (``from_json``)."""
@@ -126,7 +115,7 @@ class Manifest:
     created_at: str
     traffic: TrafficRecord
     arms: dict[str, ArmRecord]
-    golden: GoldenRecord | None
+    records: dict[str, Any]  # per signal family, what it checked before any engine started (``Family.record``)
     versions: dict[str, str]
     determinism: dict[str, Any]
     config: dict[str, Any]  # the resolved Hydra config, for people reading the file
@@ -153,7 +142,7 @@ class Manifest:
             "manifest_version": MANIFEST_VERSION, "experiment": self.experiment, "run_id": self.run_id,
             "created_at": self.created_at, "resumed_at": self.resumed_at, "spec": self.spec.to_json(),
             "traffic": asdict(self.traffic), "arms": {a: asdict(r) for a, r in self.arms.items()},
-            "golden": asdict(self.golden) if self.golden else None, "versions": self.versions,
+            "records": self.records, "versions": self.versions,
             "determinism": self.determinism, "config": self.config, "load_seconds": self.load_seconds,
             "replay": self.replay,
             "cache": {"enabled": self.spec.cache_dir is not None, "dir": self.spec.cache_dir,
@@ -169,22 +158,22 @@ class Manifest:
             raise BadInput(f"{where}: manifest format {obj.get('manifest_version', 'before 3')}, this version of the "
                            f"harness reads format {MANIFEST_VERSION}. Fix: replay the experiment again (the "
                            "generation cache makes it cheap), or read it with the version that wrote it.")
-        golden = obj["golden"]
         return cls(spec=RunSpec.from_json(obj["spec"]), run_id=obj["run_id"], created_at=obj["created_at"],
                    traffic=TrafficRecord(**obj["traffic"]), arms={a: ArmRecord(**r) for a, r in obj["arms"].items()},
-                   golden=GoldenRecord(**golden) if golden else None, versions=obj["versions"],
+                   records=dict(obj["records"]), versions=obj["versions"],
                    determinism=obj["determinism"], config=obj["config"], resumed_at=list(obj["resumed_at"]),
                    load_seconds=obj["load_seconds"], replay=obj["replay"], cache_keys=obj["cache"]["arm_keys"])
 
 
-def handmade_manifest(spec: RunSpec, run_id: str, requests: int, golden: GoldenRecord | None = None) -> Manifest:
+def handmade_manifest(spec: RunSpec, run_id: str, requests: int,
+                      records: dict[str, Any] | None = None) -> Manifest:
     """The manifest of a run directory written without a replay (benchmarks, tests): each arm is named by itself,
     the traffic is ``spec.traffic_path``."""
     from harness.traffic import traffic_fingerprint
 
     traffic = TrafficRecord(spec.traffic_path, traffic_fingerprint(spec.traffic_path), requests, spec.limit)
     return Manifest(spec=spec, run_id=run_id, created_at="", traffic=traffic,
-                    arms={a: ArmRecord(a, "handmade", "") for a in spec.arms}, golden=golden, versions={},
+                    arms={a: ArmRecord(a, "handmade", "") for a in spec.arms}, records=records or {}, versions={},
                     determinism={}, config={})
 
 
@@ -196,3 +185,69 @@ def read_manifest(run: RunDir) -> Manifest:
 
 def write_manifest(run: RunDir, manifest: Manifest) -> None:
     run.write_json("manifest.json", manifest.to_json())
+
+
+def register_schemas() -> type:
+    """Register every config schema with Hydra, the signal families' settings groups included; returns the root."""
+    from harness.config import register
+
+    return register(settings_schemas())
+
+
+def policy(g: GateConfig) -> Policy:
+    """The gate policy from the ``gate`` config group (plain values; the gate never sees the config).
+
+    Raises:
+        BadInput: a value out of its set (correction, direction, threshold shape), naming the key and the fix.
+    """
+    if g.correction not in ("holm", "bh"):
+        raise BadInput(f"gate.correction: expected holm or bh, found {g.correction!r}. Fix: set one of them.")
+    for metric, by_segment in g.directions.items():
+        for segment, d in by_segment.items():
+            if d not in ("higher_is_better", "lower_is_better"):
+                raise BadInput(f"gate.directions.{metric}.{segment}: expected higher_is_better or "
+                               f"lower_is_better, found {d!r}. Fix: set one of them.")
+    for metric, t in g.thresholds.items():
+        if set(t) - {"absolute", "relative"} or sum(t.get(k) is not None for k in ("absolute", "relative")) != 1:
+            raise BadInput(f"gate.thresholds.{metric}: expected {{absolute: x}} or {{relative: x}}, found "
+                           f"{dict(t)}. Fix: give exactly one of them.")
+    return Policy(thresholds={k: Threshold(t.get("absolute"), t.get("relative")) for k, t in g.thresholds.items()},
+                  margins=dict(g.margins), min_requests=g.min_requests, alpha=g.alpha, correction=g.correction,
+                  power=g.power, directions={k: dict(v) for k, v in g.directions.items()})
+
+
+def default_policy() -> Policy:
+    """The policy of ``configs/gate/default.yaml`` as a run builds it (for benchmarks that gate like a run)."""
+    from omegaconf import OmegaConf
+
+    from harness import CONFIG_DIR
+
+    return policy(OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(GateConfig),  # type: ignore[arg-type]
+                                                      OmegaConf.load(CONFIG_DIR / "gate" / "default.yaml"))))
+
+
+def run_spec(dcfg: Any, sweep: SweepJob | None = None) -> RunSpec:
+    """The typed ``RunSpec`` from the composed Hydra config: the one place config becomes plain values.
+
+    Each family the experiment scores brings its settings group (``spec.settings[name]``) and may add arms
+    (``Family.arms``: drift's A/A arm, the baseline with ``drift.aa_perturbation`` applied, or ``drift.aa_imported``).
+    """
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    cfg: Any = OmegaConf.to_object(dcfg)
+    arms: dict[str, ArmConfig] = {"baseline": cfg.baseline, "candidate": cfg.candidate}
+    settings: dict[str, Any] = {}
+    for name in cfg.signals:
+        fam = family(name)
+        if fam.settings is None:
+            continue
+        settings[name] = getattr(cfg, name)
+        if fam.arms is not None:
+            arms.update(fam.arms(settings[name], dcfg.baseline))
+    return RunSpec(
+        name=cfg.name, traffic_path=cfg.traffic.path, limit=cfg.traffic.limit, arms=arms, signals=tuple(cfg.signals),
+        policy=policy(cfg.gate), settings=settings, report=cfg.report,
+        cache_dir=str(Path(cfg.cache.dir).resolve()) if cfg.cache.enabled else None, output_dir=cfg.output_dir,
+        run_id=cfg.run_id or (f"{sweep.id}-j{sweep.job}" if sweep else None), sweep=sweep, ray=cfg.ray)

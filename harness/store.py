@@ -84,7 +84,7 @@ def _atomic_write(path: Path, write: Any) -> None:
 
 
 def write_parquet_atomic(path: Path, data: pa.Table) -> None:
-    """Write one Parquet file atomically and durably (the generation cache's parts, ``harness.cache``)."""
+    """Write one Parquet file atomically and durably (the generation cache's parts, ``harness.replay.cache``)."""
     _atomic_write(path, lambda p: pq.write_table(data, p))
 
 
@@ -166,3 +166,24 @@ class RunDir:
             tmp.unlink()
         tmp.symlink_to(self.run_id)
         os.replace(tmp, link)
+
+
+def sql_quote(path: str) -> str:
+    """A string literal for DuckDB SQL (paths are data, never spliced raw)."""
+    return "'" + path.replace("'", "''") + "'"
+
+
+def connect(run: RunDir):  # type: ignore[no-untyped-def]
+    """A DuckDB connection over the run directory: views of its parts (``generations``, ``batches``) and, once
+    written, its ``signals``/``metrics`` tables. The analysis (``harness.analysis``) and any stage that reads a run
+    with SQL start here."""
+    import duckdb
+
+    con = duckdb.connect()
+    for table in ("generations", "batches"):
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({sql_quote(run.glob(table))}, "
+                    "hive_partitioning = true, union_by_name = true)")  # parts written before a column existed
+    for table in ("signals", "metrics"):
+        if run.table_path(table).exists():
+            con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({sql_quote(str(run.table_path(table)))})")
+    return con

@@ -1,8 +1,8 @@
-"""Write ``harness/replays/judge_annotations_sample.csv``: SYNTHETIC "human" labels, made by a deterministic rule.
+"""Write ``replays/judge_annotations_sample.csv``: SYNTHETIC "human" labels, made by a deterministic rule.
 
 No person labelled anything here. The rule below scores the zoo task references of the ``baseline`` and
 ``terse`` styles (what zoo:baseline and zoo:terse are trained to answer) for the first N requests of
-``harness/replays/support_sample.parquet``, on the criteria of ``harness/configs/judge/zoo.yaml``. The file shows the
+``replays/support_sample.parquet``, on the criteria of ``configs/judge/zoo.yaml``. The file shows the
 annotation format and lets the calibration code run end to end; its agreement numbers say nothing about
 any judge's quality.
 
@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 
 from harness import REPLAYS_DIR
+from harness.fixtures.zoo import tasks
 from harness.signals.refusal import LEGACY_PATTERNS
 from harness.signals.stats import HEDGE_PATTERNS, LIST_LINE
-from harness.zoo import tasks
 
 OUT = REPLAYS_DIR / "judge_annotations_sample.csv"
 ARMS = {"baseline": "baseline", "candidate": "terse"}  # arm -> zoo style whose reference is the output

@@ -15,7 +15,7 @@ from harness.traffic import Message, Request, load_traffic, write_traffic
 
 @pytest.fixture(scope="session")
 def zoo() -> Path:
-    from harness.zoo.build import DEFAULT_ZOO_DIR, build_zoo
+    from harness.fixtures.zoo.build import DEFAULT_ZOO_DIR, build_zoo
 
     return build_zoo(DEFAULT_ZOO_DIR)
 

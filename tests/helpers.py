@@ -46,20 +46,20 @@ def report_input(*, name: str = "e", run_id: str = "r", verdict: Any = None, sum
 
     import pyarrow as pa
 
-    from harness.config import ArmConfig, DriftConfig, ReportConfig
+    from harness.config import ArmConfig, ReportConfig
     from harness.gate import Policy, Verdict
     from harness.report import ReportInput
     from harness.spec import ArmRecord, Manifest, RunSpec, TrafficRecord
 
     spec = RunSpec(name=name, traffic_path=text, limit=None,
                    arms={a: ArmConfig(checkpoint=text) for a in ("baseline", "candidate")}, signals=("stats",),
-                   policy=Policy(), drift=DriftConfig(), report=ReportConfig(top_pairs=10, max_chars=max_chars,
+                   policy=Policy(), report=ReportConfig(top_pairs=10, max_chars=max_chars,
                                                                              redact=redact))
     manifest = Manifest(spec=spec, run_id=run_id, created_at="2025-01-01T00:00:00+00:00",
                         traffic=TrafficRecord(text, "ab" * 32, 40, None),
                         arms={a: ArmRecord(s, "vllm", "cd" * 32)
                               for a, s in zip(("baseline", "candidate"), sources, strict=True)},
-                        golden=None, versions={"python": "3.11.9", "duckdb": text}, determinism={}, config={})
+                        records={}, versions={"python": "3.11.9", "duckdb": text}, determinism={}, config={})
     requests = {k: SimpleNamespace(messages=None, prompt=v) for k, v in (prompts or {}).items()}
     tables = {"summary": pa.Table.from_pylist(list(summary)), "throughput": pa.Table.from_pylist(list(throughput)),
               "changed_pairs": pa.Table.from_pylist(list(pairs))}

@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import SAMPLE, run_harness
 
+from harness.fixtures.zoo.build import DEFAULT_ZOO_DIR
 from harness.traffic import load_traffic, write_traffic
-from harness.zoo.build import DEFAULT_ZOO_DIR
 
 T0 = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))

@@ -15,10 +15,11 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import SAMPLE
 
-from harness.cache import GenerationCache, arm_inputs, cache_info, clear_cache, request_key
 from harness.config import ArmConfig, EngineConfig, SamplingConfig
 from harness.engines.base import Generation, PreparedRequest, batch_by_batch
-from harness.replay import ArmEngine, prepare, replay_arm
+from harness.replay import prepare
+from harness.replay.cache import GenerationCache, arm_inputs, cache_info, clear_cache, request_key
+from harness.replay.local import ArmEngine, replay_arm
 from harness.store import RunDir
 from harness.traffic import load_traffic, open_traffic, write_traffic
 
@@ -133,7 +134,7 @@ def test_replay_generates_only_misses_and_starts_no_engine_when_all_hit(tmp_path
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     write_traffic(load_traffic(SAMPLE, limit=10), tmp_path / "t.parquet")
     traffic = open_traffic(tmp_path / "t.parquet")
-    monkeypatch.setattr("harness.replay.make_engine", CountingEngine)
+    monkeypatch.setattr("harness.replay.local.make_engine", CountingEngine)
     CountingEngine.asked = []
     arm = ArmConfig(checkpoint="zoo:baseline", engine=EngineConfig(batch_size=4))
     cache = GenerationCache(tmp_path / "cache", arm_inputs(arm, FP) or {}, "zoo:baseline")

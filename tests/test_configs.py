@@ -12,8 +12,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError
 
 from harness import CONFIG_DIR as PACKAGE_CONFIG_DIR
-from harness.cli import run_spec
-from harness.config import ExperimentConfig, register
+from harness.config import ExperimentConfig
 from harness.engines.base import ENGINES, backend_name
 from harness.golden.schema import load_golden
 from harness.signals.base import SIGNALS
@@ -21,13 +20,14 @@ from harness.signals.drift import METRIC as DRIFT_METRIC
 from harness.signals.golden import golden_metrics
 from harness.signals.judge import judge_settings
 from harness.signals.stats import METRICS
+from harness.spec import register_schemas, run_spec
 
 CONFIG_DIR = str(PACKAGE_CONFIG_DIR)
 EXPERIMENTS = sorted(p.stem for p in Path(CONFIG_DIR, "experiment").glob("*.yaml"))
 
 
 def _compose_dict(overrides: list[str]) -> Any:
-    register()
+    register_schemas()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
         return compose(config_name="config", overrides=overrides)
 

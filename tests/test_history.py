@@ -1,4 +1,4 @@
-"""The run history (``harness.history``, ``index.html``) and the sweep summary page, on hand-made run directories
+"""The run history (``harness.report.history``, ``index.html``) and the sweep summary page, on hand-made run directories
 (manifest.json, verdict.json, an empty report.html; no Parquet, no engine)."""
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from urllib.parse import unquote
 import pytest
 from helpers import CHROMIUM, SAMPLE, chromium, console_errors
 
-from harness.config import ArmConfig, DriftConfig
+from harness.config import ArmConfig
 from harness.gate import Policy
-from harness.history import MALFORMED, NO_VERDICT, UNREADABLE, collect_runs, format_runs, write_index
+from harness.report.history import MALFORMED, NO_VERDICT, UNREADABLE, collect_runs, format_runs
 from harness.report.html import CSP, VERDICT_COLORS
-from harness.report.sweep import render_summary_html
+from harness.report.index_html import write_index
+from harness.report.sweep_render import render_summary_html
 from harness.spec import ArmRecord, RunSpec, handmade_manifest, write_manifest
 from harness.store import RunDir
 
@@ -35,8 +36,7 @@ def _run(out: Path, experiment: str, run_id: str, when: str, verdict: dict[str, 
          sources: tuple[str, str] = ("zoo/base", "zoo/terse")) -> RunDir:
     run = RunDir(out, experiment, run_id)
     spec = RunSpec(name=experiment, traffic_path=str(SAMPLE), limit=4,
-                   arms={"baseline": ArmConfig(), "candidate": ArmConfig()}, signals=("stats",), policy=Policy(),
-                   drift=DriftConfig(enabled=False))
+                   arms={"baseline": ArmConfig(), "candidate": ArmConfig()}, signals=("stats",), policy=Policy(),)
     manifest = handmade_manifest(spec, run_id, 4)
     manifest.created_at = when
     manifest.arms = {a: ArmRecord(s, "vllm", "") for a, s in zip(("baseline", "candidate"), sources, strict=True)}
@@ -177,13 +177,13 @@ def test_an_empty_output_directory_gets_an_index(tmp_path: Path) -> None:
 
 
 def test_sweep_summary_page_escapes_and_links_each_report(reports: Path, tmp_path: Path) -> None:
-    from harness.report.plots import _pyplot
+    from harness.report.plots import pyplot
 
     run = _run(reports, "sweep_x", "s1-j0", "2025-01-05T00:00:00+00:00",
                {"verdict": "PASS", "reasons": []}, sources=(EVIL_SOURCE, "c"))
     sweep_dir = reports / "sweeps" / "s1"
     sweep_dir.mkdir()
-    plt = _pyplot()
+    plt = pyplot()
     fig, _ = plt.subplots()
     fig.savefig(sweep_dir / "pareto.png")
     plt.close(fig)

@@ -20,9 +20,10 @@ import pytest
 from helpers import REPO, SAMPLE, run_harness
 
 from harness import store
-from harness.config import ArmConfig, DriftConfig, EngineConfig
+from harness.config import ArmConfig, EngineConfig
 from harness.gate import Policy
-from harness.replay import ResumeError, check_resume, replay_arm
+from harness.replay import ResumeError, check_resume
+from harness.replay.local import replay_arm
 from harness.spec import ArmRecord, Manifest, RunSpec, TrafficRecord
 from harness.store import RunDir
 from harness.traffic import load_traffic, open_traffic, write_traffic
@@ -139,8 +140,7 @@ def test_a_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
         f"{ids[2]}), found 4 ({ids[0]} .. {ids[3]}): the run was replayed with other traffic, limit or "
         "engine.batch_size. Fix: resume with the settings in its manifest.json, or use a new run_id.")
     spec = RunSpec(name="e", traffic_path="t.parquet", limit=10,
-                   arms={"baseline": ArmConfig(checkpoint="zoo:baseline")}, signals=("stats",), policy=Policy(),
-                   drift=DriftConfig())
+                   arms={"baseline": ArmConfig(checkpoint="zoo:baseline")}, signals=("stats",), policy=Policy(),)
     arms = {"baseline": ArmRecord("zoo:baseline", "vllm", "sha256:1")}
     previous = Manifest(spec, "r", "", TrafficRecord("t.parquet", "abc", 10, 10), arms, None, {}, {}, {})
     changed = dataclasses.replace(previous, traffic=TrafficRecord("t.parquet", "def", 10, 10))

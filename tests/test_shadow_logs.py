@@ -68,7 +68,7 @@ def test_accuracy_falls_on_the_traffics_own_references(shadow: tuple[Path, list[
     breached = {b["metric"]: b for b in v["breaches"]}
     assert "golden_numeric_tolerance" in breached and breached["golden_numeric_tolerance"]["delta"] < -0.3
     assert v["families"]["golden"] == "breached" and v["direction"] == "REGRESSION" and code == v["exit_code"]
-    golden = v["manifest"]["golden"]
+    golden = v["manifest"]["records"]["golden"]
     assert golden["path"] is None and golden["references"] == N
 
 

@@ -17,7 +17,7 @@ import pytest
 from helpers import REPO, run_harness
 
 from harness import CONFIG_DIR
-from harness.sweep import pareto_front, swept_settings
+from harness.report.sweep import pareto_front, swept_settings
 
 
 def _sweep(tmp_path: Path, cache: Path) -> tuple[Path, list[dict]]:  # type: ignore[type-arg]
@@ -76,9 +76,10 @@ def test_sweep_configs_compose_and_sweep_arm_settings(name: str) -> None:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from harness.config import ExperimentConfig, register
+    from harness.config import ExperimentConfig
+    from harness.spec import register_schemas
 
-    register()
+    register_schemas()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
         params = dict(compose(config_name="config", overrides=[f"sweep={name}"],
                               return_hydra_config=True).hydra.sweeper.params)

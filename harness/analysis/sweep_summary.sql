@@ -1,6 +1,6 @@
 -- One row per sweep job: the candidate's verdict, key metric deltas vs the baseline, closeness to the baseline
 -- and throughput over *generated* requests only (cached ones took no engine time: a fully cached arm has 0
--- generated requests and NULL rates). Views (harness/sweep.py): jobs (one row per run), batches (every run's
+-- generated requests and NULL rates). Views (harness/report/sweep.py): jobs (one row per run), batches (every run's
 -- batches parts, with job), deltas (overall rows of every run's summary.parquet, with job), drift (per request
 -- cosine to the baseline, with job; empty when drift was off), latency (each run's latency.parquet, with job: the
 -- server backend's streamed percentiles; empty otherwise).

@@ -6,7 +6,7 @@
 For each size N a run directory is synthesized with the schemas a real run writes: ``generations`` and
 ``batches`` parts per arm (one part per ``--part-size`` requests, as replay writes them), ``signals.parquet``
 with the stats family's 10 metrics per request and arm (20 N rows; null where a metric does not apply) and
-``metrics.parquet``. Then, timed: ``harness.analysis.run.analyze`` (every ``.sql`` table, written back as
+``metrics.parquet``. Then, timed: ``harness.analysis.tables.analyze`` (every ``.sql`` table, written back as
 Parquet; the share spent in its Python paired tests, ``tests_table``, is recorded apart), the gate and the report
 (``harness.run._report``: figures, Markdown, HTML; up to ``--report-max`` requests), and two yardsticks: one plain
 DuckDB scan of the signals file, ``SELECT count(*), sum(value) FROM signals`` (``scan_s``, one column), and one
@@ -166,12 +166,11 @@ def timed(module: ModuleType, name: str, into: dict[str, float], key: str) -> It
 
 def report(run: RunDir, tables: dict[str, pa.Table]) -> dict[str, float]:
     """Gate, then render the report with ``harness.run``'s own report step; seconds per part."""
-    from harness.cli import default_policy
-    from harness.config import ArmConfig, DriftConfig
+    from harness.config import ArmConfig
+    from harness.fixtures.zoo.traffic import DEFAULT_SAMPLE
     from harness.gate import decide, metric_checks
     from harness.report import ReportInput, plots, write_report
-    from harness.spec import RunSpec, handmade_manifest
-    from harness.zoo.traffic import DEFAULT_SAMPLE
+    from harness.spec import RunSpec, default_policy, handmade_manifest
 
     parts: dict[str, float] = {}
     start = time.perf_counter()
@@ -180,7 +179,7 @@ def report(run: RunDir, tables: dict[str, pa.Table]) -> dict[str, float]:
     parts["gate_s"] = time.perf_counter() - start
     pairs = tables["changed_pairs"].to_pylist()
     spec = RunSpec(name="bench_scaling", traffic_path=str(DEFAULT_SAMPLE), limit=None,
-                   arms={a: ArmConfig() for a in ARMS}, signals=("stats",), policy=policy, drift=DriftConfig())
+                   arms={a: ArmConfig() for a in ARMS}, signals=("stats",), policy=policy)
     manifest = handmade_manifest(spec, run.run_id, len(pairs))
     requests = {p["request_id"]: SimpleNamespace(messages=None, prompt="synthetic prompt") for p in pairs}
     start = time.perf_counter()
@@ -192,7 +191,7 @@ def report(run: RunDir, tables: dict[str, pa.Table]) -> dict[str, float]:
 
 def sql_breakdown(run: RunDir) -> dict[str, float]:
     """Seconds of each analysis query alone, after ``analyze`` wrote ``tests``: where the SQL time goes."""
-    from harness.analysis import run as analysis_run
+    from harness.analysis import tables as analysis_run
 
     con = analysis_run.connect(run)
     out: dict[str, float] = {}
@@ -217,7 +216,7 @@ def measure(n: int, part_size: int, report_max: int, root: Path) -> dict[str, An
                            "synthesize_s": time.perf_counter() - start,
                            "signals_mb": run.table_path("signals").stat().st_size / 1e6}
     row["scan_s"], row["full_scan_s"] = plain_scan(run)
-    import harness.analysis.run as analysis_run
+    import harness.analysis.tables as analysis_run
 
     start = time.perf_counter()
     with timed(analysis_run, "tests_table", row, "analyze_paired_tests_s"):

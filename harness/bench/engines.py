@@ -21,7 +21,7 @@ from typing import Any
 from harness.bench.record import append, header, machine_line
 from harness.config import ArmConfig, EngineConfig, SamplingConfig
 from harness.engines.base import Engine, Generation, PreparedRequest
-from harness.zoo.traffic import DEFAULT_SAMPLE
+from harness.fixtures.zoo.traffic import DEFAULT_SAMPLE
 
 
 def arm_for(backend: str, checkpoint: str, dtype: str, batch_size: int) -> ArmConfig:

@@ -42,8 +42,8 @@ SAMPLE = REPLAYS_DIR / "support_sample.parquet"
 
 def workload(settings: JudgeSettings, start: int, n: int) -> list[PreparedRequest]:
     """The judge prompts for sample requests ``start .. start + n``: 2 pointwise + 2 pairwise each."""
+    from harness.fixtures.zoo import tasks
     from harness.traffic import load_traffic
-    from harness.zoo import tasks
 
     requests = load_traffic(SAMPLE, limit=start + n)[start:]
     point, pair = jp.system_prompts(settings.rubric, settings.template_version)

@@ -34,8 +34,8 @@ from typing import Any
 from harness.bench.record import append, header, machine_line, median, median_ci
 from harness.config import ArmConfig, EngineConfig, SamplingConfig
 from harness.engines.base import PreparedRequest
+from harness.fixtures.zoo.traffic import DEFAULT_SAMPLE
 from harness.store import RunDir
-from harness.zoo.traffic import DEFAULT_SAMPLE
 
 SIDES = ("replay", "plain", "plain_tokens")
 TARGET_OVERHEAD = 0.05
@@ -63,7 +63,7 @@ def time_replay(arm: ArmConfig, traffic: Any, shared: Any, out_dir: Path,
     """Seconds of one ``replay_arm`` into a fresh run directory, the engine seconds it recorded, and the outputs."""
     import duckdb
 
-    from harness.replay import replay_arm
+    from harness.replay.local import replay_arm
 
     run = RunDir(out_dir, "bench_overhead", f"rep{rep}")
     start = time.perf_counter()
@@ -95,7 +95,8 @@ def time_plain(llm: Any, requests: list[PreparedRequest] | None, prompts: list[A
 
 def run(n: int, repeats: int, checkpoint: str, traffic_path: Path) -> dict[str, Any]:
     """Measure and return one record: per repetition the seconds of each side, and the median overhead."""
-    from harness.replay import ArmEngine, prepare
+    from harness.replay import prepare
+    from harness.replay.local import ArmEngine
     from harness.traffic import load_traffic, open_traffic
 
     arm = ArmConfig(checkpoint=checkpoint, engine=EngineConfig(backend="vllm"),

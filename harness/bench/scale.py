@@ -24,7 +24,8 @@ from typing import Any
 
 from harness.bench.engines import arm_for, time_engine
 from harness.bench.record import append, header, machine_line
-from harness.zoo.traffic import DEFAULT_SAMPLE
+from harness.console import run_logs
+from harness.fixtures.zoo.traffic import DEFAULT_SAMPLE
 
 
 def backends(n: int, checkpoint: str, traffic: Path) -> dict[str, Any]:
@@ -62,8 +63,9 @@ def backends(n: int, checkpoint: str, traffic: Path) -> dict[str, Any]:
 
 def replayers(n: int, checkpoint: str, traffic: Path) -> dict[str, Any]:
     from harness.config import RayConfig
-    from harness.replay import LocalReplayer, ReplayJob
-    from harness.replay_ray import RayReplayer, ray_session
+    from harness.ray_session import ray_session
+    from harness.replay.local import LocalReplayer, ReplayJob
+    from harness.replay.ray import RayReplayer
     from harness.store import RunDir
     from harness.traffic import open_traffic
 
@@ -98,9 +100,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--checkpoint", default="zoo:baseline")
     p.add_argument("--traffic", type=Path, default=DEFAULT_SAMPLE)
     p.add_argument("--out", type=Path, default=Path("docs/bench/scale.jsonl"))
+    p.add_argument("--logs", type=Path, default=Path("reports/bench/scale"),
+                   help="where the harness, engine and server logs go (default reports/bench/scale)")
     a = p.parse_args(argv)
-    rec = {**header("harness.bench.scale", argv), "bench": "scale", "checkpoint": a.checkpoint, "n": a.n,
-           "backends": backends(a.n, a.checkpoint, a.traffic), "replayers": replayers(a.n, a.checkpoint, a.traffic)}
+    with run_logs(a.logs):
+        rec = {**header("harness.bench.scale", argv), "bench": "scale", "checkpoint": a.checkpoint, "n": a.n,
+               "backends": backends(a.n, a.checkpoint, a.traffic),
+               "replayers": replayers(a.n, a.checkpoint, a.traffic)}
     b = rec["backends"]
     rec["ratios"] = {"server_x1_over_offline_requests_per_s": b["server x1"]["requests_per_s"]
                      / b["vllm offline"]["requests_per_s"],

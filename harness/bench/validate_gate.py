@@ -29,6 +29,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -36,20 +37,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from harness.cli import default_policy
-from harness.config import ArmConfig, DriftConfig
+from harness.config import ArmConfig, DriftConfig, GoldenConfig
 from harness.engines.base import make_engine
+from harness.fixtures.zoo.golden import DEFAULT_GOLDEN
+from harness.fixtures.zoo.traffic import DEFAULT_SAMPLE
 from harness.gate import Policy, policy_to_json
 from harness.golden.schema import load_golden
-from harness.golden.zoo import DEFAULT_GOLDEN
-from harness.replay import _generation_table, prepare
+from harness.replay import prepare
+from harness.replay.ledger import generation_table
 from harness.run import evaluate
 from harness.signals.embedding import Embedder, embeddings_table
-from harness.signals.golden import golden_run
-from harness.spec import GoldenRecord, RunSpec, handmade_manifest, write_manifest
+from harness.signals.golden import GoldenRecord, golden_run
+from harness.spec import RunSpec, default_policy, handmade_manifest, write_manifest
 from harness.store import BATCH_SCHEMA, RunDir
 from harness.traffic import Request, load_traffic, traffic_fingerprint
-from harness.zoo.traffic import DEFAULT_SAMPLE
 
 log = logging.getLogger("harness.bench.validate_gate")
 REGRESSIONS = ("terse", "hedging", "json_drift")
@@ -70,7 +71,7 @@ def generate(checkpoint: str, requests: list[Request], *, seeds: list[int], temp
             t = time.perf_counter()
             gens = engine.generate([prepare(r, arm) for r in requests])
             log.info("%s seed %d: %d generations in %.1f s", checkpoint, s, len(gens), time.perf_counter() - t)
-            out.append(_generation_table(0, requests, gens))
+            out.append(generation_table(0, requests, gens))
     finally:
         engine.close()
     return out
@@ -122,13 +123,13 @@ def write_run(root: Path, name: str, arms: dict[str, pa.Table], ids: set[str], p
         run.write_part("batches", arm, 0, _batch(sub))
     spec = RunSpec(name="validate", traffic_path=str(DEFAULT_SAMPLE), limit=limit,
                    arms={a: ArmConfig() for a in arms}, signals=("stats", "golden", "drift"), policy=policy,
-                   drift=DriftConfig(model=EMBED_MODEL, n_perm=200),
-                   golden_path=str(DEFAULT_GOLDEN) if golden else None)
+                   settings={"drift": DriftConfig(model=EMBED_MODEL, n_perm=200),
+                             "golden": GoldenConfig(str(DEFAULT_GOLDEN) if golden else None)})
     record = GoldenRecord(str(DEFAULT_GOLDEN), traffic_fingerprint(DEFAULT_GOLDEN)) if golden else None
     for arm, t in (golden or {}).items():
         golden_run(run).write_part("generations", arm, 0, t)
         golden_run(run).write_part("batches", arm, 0, _batch(t))
-    write_manifest(run, handmade_manifest(spec, name, limit or 0, record))
+    write_manifest(run, handmade_manifest(spec, name, limit or 0, {"golden": asdict(record)} if record else None))
     run.write_table("embeddings", emb.table(arms, ids))
     return run
 

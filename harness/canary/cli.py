@@ -22,9 +22,9 @@ def compose(overrides: list[str]) -> Any:
     from omegaconf.errors import OmegaConfBaseException
 
     from harness import CONFIG_DIR
-    from harness.config import register
+    from harness.spec import register_schemas
 
-    register()
+    register_schemas()
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
             return OmegaConf.to_object(hydra_compose(config_name="canary", overrides=overrides))
@@ -39,7 +39,7 @@ def spec_from_config(cfg: Any) -> Any:
     from harness.canary.hooks import HAProxy, read_secret
     from harness.canary.samples import Endpoint, GoldenReplayer, served_model
     from harness.canary.sequential import Sequential
-    from harness.cli import policy
+    from harness.spec import policy
 
     seq = cfg.sequential
     if not (0 < seq.alpha < 1 and seq.tau_sd > 0 and seq.min_per_arm >= 2 and cfg.window_s > 0):

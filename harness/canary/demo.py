@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from harness import PACKAGE_DIR
+from harness import REPLAYS_DIR
 from harness.canary.client import chat
 from harness.canary.evaluate import CanarySpec, Evaluator, WebhookSpec
 from harness.canary.hooks import SIGNATURE_HEADER, HAProxy, verify
@@ -40,10 +40,11 @@ from harness.canary.samples import Endpoint, GoldenReplayer
 from harness.canary.sequential import Sequential
 from harness.config import EngineConfig
 from harness.engines.server import VLLMServer
+from harness.fixtures.zoo.build import DEFAULT_ZOO_DIR
 from harness.gate import Policy
 from harness.traffic import Request, load_traffic
 
-ZOO = PACKAGE_DIR / "zoo" / "checkpoints"
+ZOO = DEFAULT_ZOO_DIR
 MODEL_NAME = "support"
 STAT_COLUMNS = ("pxname", "svname", "status", "weight", "stot", "addr")
 
@@ -168,7 +169,7 @@ def scenario(label: str, s: DemoSettings, out: Path, front: str, control: VLLMSe
     logs = out / f"logs_{label}"
     logs.mkdir(parents=True, exist_ok=True)
     before = show_stat(hp)
-    golden = GoldenReplayer(str(PACKAGE_DIR / "replays" / "golden_zoo.parquet"), s.golden_limit,
+    golden = GoldenReplayer(str(REPLAYS_DIR / "golden_zoo.parquet"), s.golden_limit,
                             Endpoint(control.base_url, MODEL_NAME), Endpoint(canary[1], MODEL_NAME),
                             s.max_tokens)
     spec = CanarySpec(name=f"canary_demo_{label}", logs=logs, window_s=s.window_s,
@@ -221,7 +222,7 @@ def run_demo(out: Path, s: DemoSettings | None = None) -> dict[str, Any]:
         haproxy, sock = start_haproxy(out, addr["baseline"], addr["terse"])
         hp = HAProxy(str(sock), "llm", "canary")
         socket_mode = oct(sock.stat().st_mode & 0o777)
-        requests = load_traffic(PACKAGE_DIR / "replays" / "support_sample.parquet")
+        requests = load_traffic(REPLAYS_DIR / "support_sample.parquet")
         results = [scenario("regression", s, out, haproxy.url or "", servers["baseline"],
                             ("terse", servers["terse"].base_url), hp, receiver, secret, requests)]
         host, port = addr["benign"].split(":")

@@ -25,9 +25,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.traffic.openai_import import _decode, _line_to_row
+from harness.traffic.openai_import import decode_line, line_to_row
 from harness.traffic.reader import table_rows
-from harness.traffic.schema import Issue, Request, TrafficError, _show, show_id, validate_row
+from harness.traffic.schema import Issue, Request, TrafficError, show_id, show_value, validate_row
 
 ARMS = ("control", "canary")
 LOG_SUFFIXES = (".parquet", ".jsonl")
@@ -54,17 +54,17 @@ class LogRecord:
 def _check_extra(row: dict[str, Any]) -> list[Issue]:
     issues = []
     if row.get("arm") not in ARMS:
-        issues.append(Issue("arm", "control or canary", _show(row.get("arm")),
+        issues.append(Issue("arm", "control or canary", show_value(row.get("arm")),
                             "name the arm that served the request (the traffic layer's server -> arm)"))
     latency = row.get("latency_s")
     if latency is not None and (isinstance(latency, bool) or not isinstance(latency, int | float) or latency < 0):
-        issues.append(Issue("latency_s", "seconds >= 0", _show(latency), "record the latency in seconds or null"))
+        issues.append(Issue("latency_s", "seconds >= 0", show_value(latency), "record the latency in seconds or null"))
     tokens = row.get("output_tokens")
     if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0):
-        issues.append(Issue("output_tokens", "an integer >= 0", _show(tokens), "record the count or null"))
+        issues.append(Issue("output_tokens", "an integer >= 0", show_value(tokens), "record the count or null"))
     for name in ("finish_reason", "error"):
         if row.get(name) is not None and not isinstance(row.get(name), str):
-            issues.append(Issue(name, "a string", _show(row.get(name)), f"store {name} as text or null"))
+            issues.append(Issue(name, "a string", show_value(row.get(name)), f"store {name} as text or null"))
     if row.get("response") is None and row.get("error") is None:
         issues.append(Issue("response", "the output text (or an error)", "null",
                             "log the response text, or the error of a failed call in 'error'"))
@@ -83,7 +83,7 @@ def record_from_row(row: dict[str, Any]) -> tuple[LogRecord | None, list[Issue]]
 
 
 def _jsonl_row(line: dict[str, Any], default_id: str) -> tuple[dict[str, Any], list[Issue]]:
-    row, issues = _line_to_row(line, default_id, "segment", "default")
+    row, issues = line_to_row(line, default_id, "segment", "default")
     raw = line.get("response")
     response: dict[str, Any] = raw if isinstance(raw, dict) else {}
     choices = response.get("choices") or [{}]
@@ -103,7 +103,7 @@ def read_jsonl(path: Path) -> tuple[list[LogRecord], list[str]]:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
-            line, issues = _decode(raw.rstrip(b"\n"), number)
+            line, issues = decode_line(raw.rstrip(b"\n"), number)
             record = None
             if line is not None:
                 row, issues = _jsonl_row(line, f"{path.stem}-{number}")

@@ -1,7 +1,7 @@
 """Always-valid two-sample tests for the canary: the mixture sequential probability ratio test (mSPRT).
 
 The canary looks at cumulative data after every window; a fixed-sample test repeated at every look inflates false
-alarms (``harness.canary.simulate`` measures it). The mSPRT with a normal mixture (Robbins 1970; Johari, Pekelis and
+alarms (``harness.bench.canary_sim`` measures it). The mSPRT with a normal mixture (Robbins 1970; Johari, Pekelis and
 Walsh, "Always valid inference", Operations Research 2022; the method of Optimizely's stats engine) gives a p-value
 that stays valid however often it is looked at and whenever one stops.
 

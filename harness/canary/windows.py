@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from harness.analysis.paired import adjust
 from harness.canary.sequential import Sequential, moments, two_sample
-from harness.gate import Check, Policy, Threshold, Verdict, decide
+from harness.gate import Check, Evidence, Policy, Threshold, Verdict, breach_check, decide
 from harness.signals.base import MetricSpec
 
 DECISIONS = ("CONTINUE", "INVESTIGATE", "ROLLBACK", "PROMOTE")
@@ -80,14 +80,6 @@ def _margin(t: Threshold, control: float) -> tuple[float, str]:
     return abs(control) * (t.relative or 0.0), t.describe()
 
 
-def _status(worse: bool, beyond: bool, p: float, n_ok: bool, is_eval: bool, alpha: float) -> str:
-    if not n_ok:
-        return "too_few"
-    if beyond and p < alpha:
-        return "breach" if worse else ("improved" if is_eval else "ok")
-    return "not_significant" if worse and beyond else "ok"
-
-
 def _raw_check(spec: MetricSpec, segment: str | None, control: np.ndarray, canary: np.ndarray,
                params: Sequential, previous: float) -> dict[str, Any]:
     c, k = moments(control), moments(canary)
@@ -112,15 +104,18 @@ def _finish(raw: dict[str, Any], p_adj: float, policy: Policy, params: Sequentia
     control, canary = float(np.nan_to_num(c.mean)), float(np.nan_to_num(k.mean))
     delta, hw = canary - control, float(look.half_width)
     margin, described = _margin(t, control)
-    worse = delta != 0 if hib is None else (delta < 0 if hib else delta > 0)
-    status = _status(worse, abs(delta) > margin, p_adj, raw["n_ok"], role == "eval", params.alpha)
     where = f" [{segment}]" if segment is not None else ""
-    reason = (f"{spec.family}/{spec.name}{where}: control {control:.3g} -> canary {canary:.3g} (delta {delta:+.3g}, "
-              f"always-valid 95% CS [{delta - hw:+.3g}, {delta + hw:+.3g}], n={int(c.n)}/{int(k.n)}, mSPRT "
-              f"p={p_adj:.2g} adj.); margin {described}: {status}")
-    rel = delta / control if control else None
-    check = Check(spec.name, spec.family, segment, int(min(c.n, k.n)), control, canary, delta, delta - hw, delta + hw,
-                  rel, described, f"mSPRT tau_sd={params.tau_sd:g}", p_adj, None, status, reason, role)
+
+    def describe(p: float, status: str) -> str:
+        return (f"{spec.family}/{spec.name}{where}: control {control:.3g} -> canary {canary:.3g} (delta {delta:+.3g}, "
+                f"always-valid 95% CS [{delta - hw:+.3g}, {delta + hw:+.3g}], n={int(c.n)}/{int(k.n)}, mSPRT "
+                f"p={p:.2g} adj.); margin {described}: {status}")
+
+    evidence = Evidence(int(min(c.n, k.n)), control, canary, delta, delta - hw, delta + hw,
+                        delta / control if control else None, f"mSPRT tau_sd={params.tau_sd:g}", p_adj, p_adj,
+                        enough=raw["n_ok"], describe=describe)
+    check = breach_check(spec.name, spec.family, segment, role, hib, spec.advisory, evidence,
+                         t, replace(policy, alpha=params.alpha))
     return WindowCheck(check, int(c.n), int(k.n), hw, raw["p_look"], raw["p_running"], margin)
 
 

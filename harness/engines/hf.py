@@ -31,7 +31,7 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from harness.engines.base import EngineError, Generation, PreparedRequest, batch_by_batch, prompt_ids
+from harness.engines.base import Capabilities, EngineError, Generation, PreparedRequest, batch_by_batch, prompt_ids
 from harness.engines.checkpoints import resolve_checkpoint
 
 if TYPE_CHECKING:
@@ -103,6 +103,10 @@ def _import_torch_transformers() -> tuple[Any, Any]:
 
 class TransformersEngine:
     """One transformers causal LM serving one arm (``engine.backend: transformers``)."""
+
+    @staticmethod
+    def capabilities(arm: ArmConfig) -> Capabilities:
+        return Capabilities()
 
     def __init__(self, arm: ArmConfig) -> None:
         torch, transformers = _import_torch_transformers()

@@ -18,8 +18,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.engines.base import EngineError, Generation, PreparedRequest, batch_by_batch
-from harness.traffic.schema import Issue, _show, show_id
+from harness.engines.base import Capabilities, EngineError, Generation, PreparedRequest, batch_by_batch
+from harness.traffic.schema import Issue, show_id, show_value
 
 if TYPE_CHECKING:
     from harness.config import ArmConfig
@@ -79,17 +79,17 @@ def _row_issues(row: dict[str, Any]) -> list[Issue]:
     issues = []
     rid, text = row.get("request_id"), row.get("output")
     if not isinstance(rid, str) or not rid:
-        issues.append(Issue("request_id", "a non-empty string", _show(rid), "give every output its request's id"))
+        issues.append(Issue("request_id", "a non-empty string", show_value(rid), "give every output its request's id"))
     if not isinstance(text, str):
-        issues.append(Issue("output", "a string", _show(text), "store the output text ('' when empty)"))
+        issues.append(Issue("output", "a string", show_value(text), "store the output text ('' when empty)"))
     reason = row.get("finish_reason")
     if reason is not None and not isinstance(reason, str):
-        issues.append(Issue("finish_reason", "a string (stop, length, ...) or null", _show(reason),
+        issues.append(Issue("finish_reason", "a string (stop, length, ...) or null", show_value(reason),
                             "store the finish reason as text or leave it out"))
     for key in ("prompt_tokens", "output_tokens"):
         n = row.get(key)
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
-            issues.append(Issue(key, "an integer >= 0 or null", _show(n), "store the token count or leave it out"))
+            issues.append(Issue(key, "an integer >= 0 or null", show_value(n), "store the token count or leave it out"))
     return issues
 
 
@@ -193,6 +193,11 @@ def imported_coverage(path: str | Path, traffic: Traffic) -> dict[str, Any]:
 
 class ImportedOutputs:
     """Serves an arm from a file of outputs keyed by ``request_id``."""
+
+    @staticmethod
+    def capabilities(arm: ArmConfig) -> Capabilities:
+        """Outputs read from a file: nothing to cache, place or replicate."""
+        return Capabilities(cacheable=False, own_replicas=True, on_ray=False)
 
     def __init__(self, arm: ArmConfig) -> None:
         if arm.imported is None:

@@ -31,6 +31,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.console import current_run_dir
-from harness.engines.base import EngineError, Generation, PreparedRequest, batch_by_batch, prompt_ids
+from harness.engines.base import Capabilities, EngineError, Generation, PreparedRequest, batch_by_batch, prompt_ids
 from harness.engines.checkpoints import resolve_checkpoint
 from harness.engines.vllm_offline import CPU_MAX_NUM_SEQS
 
@@ -199,6 +200,12 @@ class _Failed(Exception):
 class ServerEngine:
     """An arm served over HTTP (module docstring): local vLLM servers, or an existing endpoint."""
 
+    @staticmethod
+    def capabilities(arm: ArmConfig) -> Capabilities:
+        """Local vLLM servers (one per replica) or an existing endpoint; HTTP clients stay with the driver."""
+        url = arm.engine.server.base_url
+        return Capabilities(own_replicas=not url, on_ray=False, endpoint=url)
+
     def __init__(self, arm: ArmConfig) -> None:
         import httpx  # noqa: F401  (a missing client fails here, before any server starts)
 
@@ -235,8 +242,9 @@ class ServerEngine:
                               "has none. Fix: set `checkpoint`, or engine.server.base_url to an existing endpoint.")
         opts = arm.engine
         devices: list[str | None] = list(opts.devices) or [None] * opts.replicas
-        run_dir = current_run_dir()
-        logs = run_dir if run_dir is not None else Path.cwd()
+        run_dir = current_run_dir()  # outside a run (a benchmark without run_logs): a fresh temporary folder
+        logs = run_dir if run_dir is not None else Path(tempfile.mkdtemp(prefix="harness-server-logs-"))
+        log.info("arm servers log to %s", logs)
         servers = []
         for dev in devices:  # started together, waited for together
             servers.append(VLLMServer(arm.checkpoint, opts, logs, devices=dev,

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.console import engine_output
-from harness.engines.base import EngineError, Generation, PreparedRequest, prompt_ids
+from harness.engines.base import Capabilities, EngineError, Generation, PreparedRequest, prompt_ids
 from harness.engines.checkpoints import resolve_checkpoint
 
 if TYPE_CHECKING:
@@ -72,6 +72,10 @@ def _on_cpu() -> bool:
 
 class VLLMEngine:
     """One ``vllm.LLM`` serving one arm."""
+
+    @staticmethod
+    def capabilities(arm: ArmConfig) -> Capabilities:
+        return Capabilities()
 
     def __init__(self, arm: ArmConfig) -> None:
         if not arm.checkpoint:

@@ -16,10 +16,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.analysis.run import SQL_DIR, _quote, connect
+from harness.analysis.tables import SQL_DIR
 from harness.golden.schema import GOLDEN_COLUMNS
 from harness.spec import read_manifest
-from harness.store import RunDir
+from harness.store import RunDir, connect, sql_quote
 from harness.traffic import load_traffic, requests_to_table
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def propose(run_path: Path, n: int = 50, out: Path | None = None) -> Path:
     con = connect(run)
     drift = run.table_path("drift")
     if drift.exists():
-        con.execute(f"CREATE VIEW drift AS SELECT * FROM read_parquet({_quote(str(drift))})")
+        con.execute(f"CREATE VIEW drift AS SELECT * FROM read_parquet({sql_quote(str(drift))})")
     else:
         con.execute("CREATE VIEW drift AS SELECT NULL::VARCHAR AS request_id, NULL::VARCHAR AS arm, "
                     "NULL::DOUBLE AS cosine WHERE false")

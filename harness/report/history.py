@@ -1,175 +1,181 @@
-"""``index.html``: every run of every experiment, a trend figure per experiment, and the sweeps' summaries.
+"""The run history: every run under an output directory, newest first, for ``python -m harness runs``.
 
-The same rules as ``report.html`` (``harness.report.html``): experiment names, run ids, sources and reasons are
-untrusted, every text goes through ``html.escape(..., quote=True)``; the page has no script, loads nothing (figures
-are ``data:`` URIs) and carries the same strict CSP. Links are relative paths built from directory names only,
-each segment percent-encoded (``urllib.parse.quote``), then escaped.
+``collect_runs`` reads each ``<output_dir>/<experiment>/<run_id>/`` (its typed manifest and its ``verdict.json``),
+``format_runs`` prints them as a plain-text table and ``write_index`` writes ``<output_dir>/index.html``: one table
+of every run with a link to its report, a trend figure of the gated metrics per experiment, and a link to each
+sweep's summary (``harness.report.index_html``). Unfinished runs (no ``verdict.json``) are listed as ``no verdict``
+and runs whose manifest is of another format as ``unreadable (older format)``: the history hides nothing.
+Nothing here reads Parquet: the index builds from JSON in seconds over hundreds of runs. See docs/history.md.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import io
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
-from urllib.parse import quote
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from harness.report.html import CSP, STYLE, VERDICT_COLORS, esc
-from harness.report.plots import _pyplot
+from harness.errors import BadInput
+from harness.spec import read_manifest
+from harness.store import RunDir
 
-if TYPE_CHECKING:
-    from harness.history import RunSummary
-
-STATUS_COLORS = {"breach": "#C44E52", "advisory": "#8172B2", "not_significant": "#CCB974", "improved": "#4C72B0",
-                 "too_few": "#8C8C8C", "ok": "#55A868"}
-MAX_PANELS = 12
-EXTRA_STYLE = """
-#runs td { white-space: normal; overflow-wrap: break-word; max-width: 22rem; }
-#runs td.nw { white-space: nowrap; }
-#runs td.reason { min-width: 16rem; max-width: 40rem; }
-"""
-RUN_HEADER = ["time (UTC)", "experiment", "run", "verdict", "direction", "report", "top reason", "baseline",
-              "candidate"]  # what a reader looks for first comes first: wide tables scroll
+NO_VERDICT = "no verdict"
+UNREADABLE = "unreadable (older format)"
+MALFORMED = "unreadable (malformed manifest)"
+SKIPPED_DIRS = ("sweeps",)  # and every directory whose name starts with "." (.cache, ...)
+INDEX = "index.html"
 
 
-def href(relative: str) -> str:
-    """An ``href`` value for a relative path made of directory names: each segment percent-encoded, then escaped."""
-    return esc("/".join(quote(segment, safe="") for segment in relative.split("/")))
+@dataclass(frozen=True)
+class CheckPoint:
+    """One overall gate check of a run (``verdict.json`` ``checks``), what the trend figure plots."""
+
+    metric: str
+    family: str
+    delta: float | None
+    baseline: float | None
+    candidate: float | None
+    status: str
 
 
-def _when(run: RunSummary) -> str:
-    return run.time.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+@dataclass(frozen=True)
+class RunSummary:
+    """One run as the history lists it. ``experiment`` and ``run_id`` are its directory names.
+
+    ``verdict`` is the gate's verdict, or ``NO_VERDICT`` (unfinished), ``UNREADABLE`` (a manifest of another
+    format) or ``MALFORMED`` (a manifest that does not parse); ``created_at`` is the manifest's time (ISO 8601),
+    else (unreadable or hand-made manifests) the manifest file's modification time.
+    ``report`` is the path of its ``report.html`` relative to the output directory (None: not written).
+    """
+
+    experiment: str
+    run_id: str
+    created_at: str
+    baseline: str | None
+    candidate: str | None
+    verdict: str
+    direction: str | None
+    reason: str | None
+    report: str | None
+    checks: tuple[CheckPoint, ...] = ()
+
+    @property
+    def finished(self) -> bool:
+        """Whether the gate decided (the run has a readable ``verdict.json``)."""
+        return self.verdict not in (NO_VERDICT, UNREADABLE, MALFORMED)
+
+    @property
+    def arms(self) -> str:
+        """``baseline -> candidate`` (their sources), or "" when the manifest was unreadable."""
+        return "" if self.baseline is None and self.candidate is None else f"{self.baseline} -> {self.candidate}"
+
+    @property
+    def time(self) -> dt.datetime:
+        """``created_at`` as an aware datetime (UTC when it names no zone; the epoch when it does not parse)."""
+        try:
+            t = dt.datetime.fromisoformat(self.created_at)
+        except ValueError:
+            return dt.datetime.fromtimestamp(0, dt.UTC)
+        return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)
 
 
-def _link(relative: str | None, label: str, missing: str) -> str:
-    return f'<a href="{href(relative)}">{esc(label)}</a>' if relative else esc(missing)
+def _mtime(path: Path) -> str:
+    return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).isoformat(timespec="seconds")
 
 
-def _verdict_cell(verdict: str) -> str:
-    color = VERDICT_COLORS.get(verdict, VERDICT_COLORS["INSUFFICIENT_DATA"])
-    return f'<td class="verdict nw" style="background: {color}; color: #fff">{esc(verdict)}</td>'
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _runs_table(runs: Sequence[RunSummary]) -> str:
-    rows = []
-    for r in runs:
-        cells = [f'<td class="nw">{esc(_when(r))}</td>', f"<td>{esc(r.experiment)}</td>", f"<td>{esc(r.run_id)}</td>",
-                 _verdict_cell(r.verdict), f'<td class="nw">{esc(r.direction)}</td>',
-                 f'<td class="nw">{_link(r.report, "report.html", "not written")}</td>',
-                 f'<td class="reason">{esc(r.reason)}</td>',
-                 f"<td>{esc(r.baseline)}</td>", f"<td>{esc(r.candidate)}</td>"]
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    head = "".join(f"<th>{esc(h)}</th>" for h in RUN_HEADER)
-    return (f'<div class="scroll"><table id="runs"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table></div>")
+def _checks(verdict: dict[str, Any]) -> tuple[CheckPoint, ...]:
+    return tuple(CheckPoint(str(c.get("metric")), str(c.get("family")), _float(c.get("delta")),
+                            _float(c.get("baseline")), _float(c.get("candidate")), str(c.get("status")))
+                 for c in verdict.get("checks") or [] if isinstance(c, dict) and c.get("segment") is None)
 
 
-def trended_metrics(runs: Sequence[RunSummary]) -> list[tuple[str, str]]:
-    """``(family, metric)`` of every overall check whose status was not ``ok`` in at least one of ``runs``."""
-    seen: dict[tuple[str, str], None] = {}
-    for r in sorted(runs, key=lambda r: r.time):
-        for c in r.checks:
-            if c.status != "ok":
-                seen[(c.family, c.metric)] = None
-    return list(seen)
+def read_run(run_dir: Path, output_dir: Path) -> RunSummary:
+    """One run directory as a ``RunSummary``; a manifest of another format gives an ``UNREADABLE`` row."""
+    experiment, run_id = run_dir.parent.name, run_dir.name
+    report = f"{experiment}/{run_id}/report.html" if (run_dir / "report.html").is_file() else None
+    try:
+        manifest = read_manifest(RunDir(output_dir, experiment, run_id))
+    except (BadInput, KeyError, TypeError, ValueError) as e:  # ValueError: not JSON, or a config that does not type
+        return RunSummary(experiment, run_id, _mtime(run_dir / "manifest.json"), None, None,
+                          UNREADABLE if isinstance(e, BadInput) else MALFORMED, None, None, report)
+    arms = {a: manifest.arms[a].source if a in manifest.arms else None for a in ("baseline", "candidate")}
+    created = manifest.created_at or _mtime(run_dir / "manifest.json")
+    verdict_path = run_dir / "verdict.json"
+    verdict: Any = None
+    if verdict_path.is_file():
+        try:
+            verdict = json.loads(verdict_path.read_text())
+        except json.JSONDecodeError:
+            verdict = None
+    if not isinstance(verdict, dict) or "verdict" not in verdict:
+        return RunSummary(experiment, run_id, created, arms["baseline"], arms["candidate"], NO_VERDICT, None, None,
+                          report)
+    reasons = verdict.get("reasons") or []
+    return RunSummary(experiment, run_id, created, arms["baseline"], arms["candidate"], str(verdict["verdict"]),
+                      verdict.get("direction"), str(reasons[0]) if reasons else None, report, _checks(verdict))
 
 
-def trend_png(runs: Sequence[RunSummary], metrics: Sequence[tuple[str, str]]) -> bytes:
-    """One panel per metric: its overall delta (candidate - baseline) over run time, markers coloured by status."""
-    plt = _pyplot()
-    ordered = sorted(runs, key=lambda r: r.time)
-    fig, axes = plt.subplots(len(metrics), 1, figsize=(7.0, 1.5 * len(metrics) + 0.9), sharex=True, squeeze=False)
-    used: dict[str, None] = {}
-    for ax, (family, metric) in zip(axes[:, 0], metrics, strict=True):
-        points = [(r.time, c.delta, c.status) for r in ordered for c in r.checks
-                  if (c.family, c.metric) == (family, metric) and c.delta is not None]
-        ax.plot([p[0] for p in points], [p[1] for p in points], "-", color="#BBBBBB", linewidth=1, zorder=1)
-        for when, delta, status in points:
-            used[status] = None
-            ax.scatter([when], [delta], s=28, color=STATUS_COLORS.get(status, "#333333"), zorder=3)
-        ax.axhline(0, color="black", linewidth=0.6)
-        ax.set_ylabel("delta", fontsize=7)
-        ax.set_title(f"{family}/{metric}", fontsize=8, loc="left")
-        ax.tick_params(labelsize=7)
-    handles = [plt.Line2D([], [], marker="o", linestyle="", color=STATUS_COLORS.get(s, "#333333"), label=s)
-               for s in used]
-    fig.legend(handles=handles, fontsize=7, loc="upper right", ncol=max(1, len(handles)))
-    fig.suptitle("Overall delta (candidate - baseline) per run", fontsize=9, x=0.02, ha="left")
-    fig.autofmt_xdate()
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
+def _real_dirs(parent: Path) -> list[Path]:
+    """The subdirectories of ``parent`` that are not symlinks (``latest``) nor hidden (``.cache``)."""
+    return [p for p in parent.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")]
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
+def collect_runs(output_dir: Path) -> list[RunSummary]:
+    """Every run under ``output_dir`` (``<experiment>/<run_id>/manifest.json``), newest first.
 
-
-def _trend(experiment: str, runs: Sequence[RunSummary]) -> str:
-    done = [r for r in runs if r.finished]
-    latest = done[0].verdict if done else "none yet"
-    out = [f"<h3>{esc(experiment)}</h3>",
-           f"<p>{_count(len(runs), 'run')}, {len(done)} with a verdict; latest verdict: {esc(latest)}.</p>"]
-    metrics = trended_metrics(done)
-    if len(done) < 2:
-        return "".join(out + ["<p>One run with a verdict: no trend yet.</p>" if done else
-                              "<p>No run with a verdict: no trend.</p>"])
-    if not metrics:
-        return "".join(out + [f"<p>Every gated metric was ok in all {len(done)} runs: nothing to plot.</p>"])
-    if len(metrics) > MAX_PANELS:
-        rest = ", ".join(f"{f}/{m}" for f, m in metrics[MAX_PANELS:])
-        out.append(f"<p>{len(metrics)} metrics were not ok at least once; the first {MAX_PANELS} are plotted, "
-                   f"not shown: {esc(rest)}.</p>")
-        metrics = metrics[:MAX_PANELS]
-    data = base64.b64encode(trend_png(done, metrics)).decode("ascii")
-    alt = f"trend of the gated metrics of {experiment}"
-    return "".join(out + [f'<figure><img class="trend" src="data:image/png;base64,{data}" alt="{esc(alt)}">'
-                          "</figure>"])
-
-
-def _sweeps(sweeps: Sequence[tuple[str, str | None]]) -> str:
-    if not sweeps:
-        return "<p>No sweeps.</p>"
-    rows = "".join(f"<tr><td>{esc(s)}</td><td>{_link(page, page.rsplit('/', 1)[-1] if page else '', 'no summary')}"
-                   "</td></tr>" for s, page in sweeps)
-    return ('<div class="scroll"><table id="sweeps"><thead><tr><th>sweep</th><th>summary</th></tr></thead>'
-            f"<tbody>{rows}</tbody></table></div>")
-
-
-def render_index(runs: Sequence[RunSummary], sweeps: Sequence[tuple[str, str | None]],
-                 now: dt.datetime | None = None) -> str:
-    """The history page as one self-contained HTML document (no script, no external resource, strict CSP).
+    ``latest`` symlinks, ``sweeps/`` and hidden directories (``.cache``) are skipped; runs without a
+    ``verdict.json`` are kept (``NO_VERDICT``), so are runs whose manifest is of another format (``UNREADABLE``).
 
     Args:
-        runs: every run, newest first (``harness.history.collect_runs``).
-        sweeps: each sweep id and its summary page relative to the output directory (``collect_sweeps``).
-        now: when the page is written (shown on it); default: now.
+        output_dir: the directory the runs were written to (``output_dir`` of the config, ``reports``).
 
     Returns:
-        The HTML document.
+        The runs, newest first (ties: experiment, then run id, descending).
     """
-    now = now or dt.datetime.now(dt.UTC)
-    experiments: dict[str, list[RunSummary]] = {}
-    for r in runs:  # newest first, so experiments come in the order of their latest run
-        experiments.setdefault(r.experiment, []).append(r)
-    unfinished = sum(not r.finished for r in runs)
-    body = ["<h1>Upgrade gate: run history</h1>",
-            f"<p>{_count(len(runs), 'run')} of {_count(len(experiments), 'experiment')}, newest first "
-            f"({unfinished} without a verdict: unfinished or unreadable). "
-            f"Written {esc(now.strftime('%Y-%m-%d %H:%M:%S'))} UTC by <code>python -m harness runs</code>; "
-            "each link opens the run's own report.</p>",
-            "<h2>Runs</h2>", _runs_table(runs) if runs else "<p>No runs yet.</p>",
-            "<h2>Trends per experiment</h2>",
-            "<p>Per experiment, the overall delta (candidate - baseline) of each gated metric whose status was not ok "
-            "in at least one run, over run time; marker colour: the check's status in that run.</p>",
-            *(_trend(e, rs) for e, rs in experiments.items()),
-            "<h2>Sweeps</h2>", _sweeps(sweeps)]
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            '<meta name="referrer" content="no-referrer">\n'
-            "<title>Upgrade gate: run history</title>\n"
-            f"<style>{STYLE}{EXTRA_STYLE}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return []
+    runs = [read_run(run_dir, output_dir)
+            for experiment in _real_dirs(output_dir) if experiment.name not in SKIPPED_DIRS
+            for run_dir in _real_dirs(experiment) if (run_dir / "manifest.json").is_file()]
+    return sorted(runs, key=lambda r: (r.time, r.experiment, r.run_id), reverse=True)
+
+
+def collect_sweeps(output_dir: Path) -> list[tuple[str, str | None]]:
+    """Each sweep under ``<output_dir>/sweeps/`` (a directory with a summary or Hydra's ``multirun.yaml``; newest
+    first: ids start with their UTC time) and the path of its summary page relative to ``output_dir``
+    (``summary.html``, else ``summary.md`` (summarized before pages existed), else None: not summarized yet)."""
+    sweeps = Path(output_dir) / "sweeps"
+    if not sweeps.is_dir():
+        return []
+    out = []
+    for sweep in sorted(_real_dirs(sweeps), key=lambda p: p.name, reverse=True):
+        page = next((n for n in ("summary.html", "summary.md") if (sweep / n).is_file()), None)
+        if page or (sweep / "multirun.yaml").is_file():  # what Hydra writes first: a sweep still running
+            out.append((sweep.name, f"sweeps/{sweep.name}/{page}" if page else None))
+    return out
+
+
+def _plain(value: Any, width: int | None = None) -> str:
+    """``value`` for a terminal: control characters (escape sequences in untrusted names) as ``?``, cut to width."""
+    text = "" if value is None else "".join(c if c.isprintable() else "?" for c in str(value))
+    return text if width is None or len(text) <= width else text[: width - 3] + "..."
+
+
+def format_runs(runs: list[RunSummary]) -> str:
+    """The runs as a plain-text table (time, experiment, run, verdict, direction, arms, top reason)."""
+    if not runs:
+        return "No runs found."
+    header = ["time (UTC)", "experiment", "run", "verdict", "direction", "baseline -> candidate", "top reason"]
+    rows = [[r.time.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M"), _plain(r.experiment, 40), _plain(r.run_id, 40),
+             _plain(r.verdict), _plain(r.direction),
+             _plain(r.arms, 60),
+             _plain(r.reason, 100)] for r in runs]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from harness.gate import Verdict
-from harness.report import ReportInput
 from harness.report import divergence as div
 from harness.report.common import (
     CHECK_HEADER,
@@ -39,6 +38,7 @@ from harness.report.common import (
     throughput_note,
     throughput_rows,
 )
+from harness.report.data import ReportInput
 from harness.report.html_parts import esc, manifest_details, name, pairs_section, table, word_diff
 from harness.report.scorecard import Tile, family_notes, grouped_reasons, meaning, tile_segments, tiles
 from harness.report.units import Units
@@ -178,8 +178,6 @@ def _figure(path: Path) -> str:
     alt = Path(path).stem.replace("_", " ")
     return f'<figure><img src="data:image/png;base64,{data}" alt="{esc(alt)}"></figure>'
 
-
-_table = table  # the sweep summary page builds its table with this name
 
 
 def render_html(data: ReportInput, figures: Sequence[Path],

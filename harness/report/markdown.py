@@ -12,7 +12,6 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from harness.report import ReportInput
 from harness.report import divergence as div
 from harness.report.common import (
     CHECK_HEADER,
@@ -33,6 +32,7 @@ from harness.report.common import (
     throughput_note,
     throughput_rows,
 )
+from harness.report.data import ReportInput
 from harness.report.scorecard import family_notes, grouped_reasons, meaning, tile_segments, tiles
 from harness.report.units import Units
 
@@ -61,7 +61,7 @@ def cell(value: Any) -> str:
     return re.sub(r"([<>`*_\[\]])", r"\\\1", text)
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -78,7 +78,7 @@ def _scorecard(data: ReportInput, units: Units) -> list[str]:
         rows.append([t.family, t.status, f"{c.metric}{where}: {units.levels(c)}",
                      f"{units.change(c)} {units.of(c).ci(c.ci_low, c.ci_high)}",
                      tile_segments(t) + (f"; {t.note}" if t.note else "")])
-    return [_table(["family", "status", "headline", "delta (95% CI)", "segments"], rows)] if rows else []
+    return [md_table(["family", "status", "headline", "delta (95% CI)", "segments"], rows)] if rows else []
 
 
 def _grid(verdict: Verdict, units: Units) -> str:
@@ -90,7 +90,7 @@ def _grid(verdict: Verdict, units: Units) -> str:
             levels, change = grid_cell(c, units) if c is not None else ("", "")
             cells.append(f"{levels}, {change}" if c is not None else "")
         body.append(cells)
-    return _table(["family", "metric", *header], body)
+    return md_table(["family", "metric", *header], body)
 
 
 def _pairs(data: ReportInput, block: Callable[[str], str]) -> list[str]:
@@ -135,26 +135,26 @@ def render(data: ReportInput, figures: Sequence[str],
             "Paired over the requests both arms answered; CI: paired bootstrap; p: the paired test (McNemar for 0/1 "
             "metrics, Wilcoxon otherwise), one-sided, adjusted within the family; n req.: pairs needed to detect "
             "the margin with 80% power (golden, judge). Rates in percent, their changes in points (pts).", "",
-            _table(OVERALL_HEADER, [check_row(c, units, segment=False) for c in verdict.checks]), ""]
+            md_table(OVERALL_HEADER, [check_row(c, units, segment=False) for c in verdict.checks]), ""]
     out += ["## Segments", "", "Every gated metric per segment: baseline -> candidate, the change and its status "
             "when not ok (gated per segment too; the p-values are adjusted over all segments of a family).", "",
             _grid(verdict, units), ""]
     flagged = [c for c in verdict.segment_checks if c.status in ("breach", "improved", "advisory")]
     if flagged:
         out += ["Segments that breached or improved:", "",
-                _table(CHECK_HEADER, [check_row(c, units) for c in flagged]), ""]
+                md_table(CHECK_HEADER, [check_row(c, units) for c in flagged]), ""]
     if divergence is not None:
         out += ["## Divergence (embedding drift)", "", cell(div.summary(divergence)), "", div.note(divergence), "",
-                _table(div.header(divergence), div.rows(divergence)), ""]
+                md_table(div.header(divergence), div.rows(divergence)), ""]
     if judge_pairwise:
         out += ["## Judge: pairwise preference", "", JUDGE_NOTE, "",
-                _table(JUDGE_HEADER, judge_rows(judge_pairwise)), ""]
+                md_table(JUDGE_HEADER, judge_rows(judge_pairwise)), ""]
     rows, note = throughput_rows(data.tables["throughput"].to_pylist(), data.imported_arms), \
         throughput_note(data.imported_arms)
     out += ["## Throughput (engine time, load excluded)", ""] + ([cell(note), ""] if note else [])
-    out += [_table(THROUGHPUT_HEADER, rows), ""] if rows else []
+    out += [md_table(THROUGHPUT_HEADER, rows), ""] if rows else []
     latency = latency_rows(data.tables["latency"].to_pylist() if "latency" in data.tables else None)
-    out += ["### Latency", "", LATENCY_NOTE, "", _table(LATENCY_HEADER, latency), ""] if latency else []
+    out += ["### Latency", "", LATENCY_NOTE, "", md_table(LATENCY_HEADER, latency), ""] if latency else []
     out += ["## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]
     out += ["## Most changed pairs", "", *_pairs(data, block)]
     if verdict.reasons:

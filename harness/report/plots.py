@@ -12,7 +12,7 @@ from harness.gate import Check
 ARM_COLORS = {"baseline": "#4C72B0", "candidate": "#DD8452"}
 
 
-def _pyplot():  # type: ignore[no-untyped-def]
+def pyplot():  # type: ignore[no-untyped-def]
     import matplotlib
 
     matplotlib.use("Agg")
@@ -28,7 +28,7 @@ def length_distributions(signals: Path, path: Path) -> Path:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    plt = _pyplot()
+    plt = pyplot()
     rows = pq.read_table(signals, columns=["arm", "segment", "value"], filters=[("metric", "=", "chars")])
     rows = rows.filter(pc.is_valid(rows["value"]))
     segments = sorted(s for s in pc.unique(rows["segment"]).to_pylist() if s is not None)
@@ -53,7 +53,7 @@ def length_distributions(signals: Path, path: Path) -> Path:
 
 def signal_deltas(checks: Sequence[Check], path: Path) -> Path:
     """Each gated metric's change with its 95% CI, in the units its threshold uses."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 0.45 * max(3, len(checks)) + 0.8))
     for i, c in enumerate(checks):
         scale = 1.0
@@ -76,7 +76,7 @@ def signal_deltas(checks: Sequence[Check], path: Path) -> Path:
 
 def similarity_histogram(drift: pa.Table, floor: float | None, path: Path) -> Path:
     """Old-vs-new output similarity per request, with the A/A similarity and its floor for reference."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = drift.to_pylist()
     fig, ax = plt.subplots(figsize=(6.4, 3.0))
     bins = [i / 50 for i in range(51)]

@@ -1,131 +1,164 @@
-"""A sweep's report: ``summary.md`` and ``summary.html`` (one row per job) and the quality vs throughput figure with
-its Pareto front. ``summary.html`` follows ``report.html``'s rules: every text escaped, no script, the figure as a
-``data:`` URI, a strict CSP, links only relative paths built from directory names."""
+"""Sweeps: a Hydra multirun over arm settings, then one summary table across its runs.
+
+``python -m harness replay -m sweep=NAME`` runs one normal run per job (``reports/<name>/<sweep_id>-j<N>/``, the
+sweep recorded in each manifest) and then ``summarize`` writes ``reports/sweeps/<sweep_id>/``: ``summary.parquet``,
+``summary.md``, ``summary.html`` and ``pareto.png`` (quality vs generated output tokens/s, Pareto front marked).
+Aggregation is ``harness/analysis/sweep_summary.sql``; see docs/sweeps.md.
+"""
 
 from __future__ import annotations
 
-import base64
-import os
-from collections.abc import Sequence
+import datetime as dt
+import json
+import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import Any
 
-from harness.report import html
-from harness.report.markdown import _table
-from harness.report.plots import ARM_COLORS, _pyplot
+import pyarrow as pa
 
-if TYPE_CHECKING:
-    from harness.spec import Manifest
+from harness.analysis.tables import SQL_DIR
+from harness.errors import BadInput
+from harness.spec import read_manifest
+from harness.store import RunDir, write_parquet_atomic
 
-COLUMNS = (("job", "job"), ("settings", "swept settings"), ("verdict", "verdict"), ("direction", "direction"),
-           ("families", "families"), ("key_deltas", "key deltas (cand - base)"),
-           ("generated", "generated"), ("cached", "cached"), ("output_tokens_per_s", "output tok/s"),
-           ("requests_per_s", "req/s"), ("seconds_per_request", "s/request"), ("ttft_p50_s", "TTFT p50 s"),
-           ("latency_p90_s", "latency p90 s"), ("run_id", "run"))
+KEY_METRICS = ("output_tokens", "chars", "json_valid", "schema_valid", "structure_ok", "truncated", "refusal",
+               "hedge", "empty", "error")
+"""Metrics whose overall delta (candidate - baseline) the summary shows, with every golden metric."""
+IGNORED_OVERRIDES = ("sweep", "hydra.", "run_id")
 
 
-def render_summary(sweep_id: str, manifest: Manifest, rows: Sequence[dict[str, Any]], quality_label: str,
-                   quality: Sequence[float | None], front: Sequence[int], figure: str) -> str:
-    """The sweep's Markdown summary: what was fixed, one row per candidate setting, the figure."""
-    baseline = manifest.arms["baseline"]
-    header = [title for _, title in COLUMNS] + [quality_label, "Pareto"]
-    body = [[r[k] for k, _ in COLUMNS] + [q, "yes" if i in front else ""]
-            for i, (r, q) in enumerate(zip(rows, quality, strict=True))]
-    return "\n".join([
-        f"# Sweep {sweep_id}", "",
-        f"Experiment `{manifest.experiment}`, {manifest.traffic.requests} requests of "
-        f"`{manifest.traffic.path}`; baseline `{baseline.source}` "
-        f"({manifest.spec.arms['baseline'].engine.dtype}), fixed across jobs. {len(rows)} jobs; each is a normal run "
-        f"(`reports/{manifest.experiment}/<run>`).", "",
-        "Throughput is over generated requests only (engine time, load excluded). A candidate served entirely "
-        "from the generation cache shows 0 generated and no rate: nothing was measured.", "",
-        _table(header, body), "",
-        f"![quality vs throughput]({figure})", "",
-    ])
+def new_sweep_id() -> str:
+    """A sweep id: UTC time and a random suffix (two sweeps started in the same second differ)."""
+    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
 
 
-def _report_links(sweep_dir: Path, rows: Sequence[dict[str, Any]]) -> str:
-    """Links to each job's ``report.html`` (``../../<experiment>/<run>/report.html``) where it was written."""
-    items = []
-    for r in rows:
-        run_dir = Path(r["run_dir"])
-        if run_dir.parent.parent.resolve() == sweep_dir.parent.parent.resolve() and (run_dir / "report.html").is_file():
-            rel = "/".join(quote(s, safe="") for s in ("..", "..", run_dir.parent.name, run_dir.name, "report.html"))
-            items.append(f'<li>job {html.esc(r["job"])}: <a href="{html.esc(rel)}">{html.esc(run_dir.name)}</a></li>')
-    return f"<h2>Job reports</h2><ul>{''.join(items)}</ul>" if items else ""
+def find_sweep(sweep: str, output_dir: str = "reports") -> Path:
+    """The sweep directory from a path or a sweep id.
+
+    Raises:
+        BadInput: neither exists; the message says where sweeps are.
+    """
+    for path in (Path(sweep), Path(output_dir) / "sweeps" / sweep):
+        if (path / "multirun.yaml").exists():
+            return path.resolve()
+    raise BadInput(f"{sweep}: no sweep directory (with multirun.yaml) there or in {output_dir}/sweeps/. "
+                            "Fix: pass reports/sweeps/<sweep_id> or the sweep id printed by the sweep.")
 
 
-def _html_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A table whose every cell is escaped (``html.esc``: None blank, floats to 4 significant digits)."""
-    head = "".join(f"<th>{html.esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.esc(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
-
-
-def _embedded(figure: Path) -> str:
-    data = base64.b64encode(figure.read_bytes()).decode("ascii")
-    return f'<figure><img src="data:image/png;base64,{data}" alt="quality vs throughput"></figure>'
-
-
-def render_summary_html(sweep_dir: Path, manifest: Manifest, rows: Sequence[dict[str, Any]], quality_label: str,
-                        quality: Sequence[float | None], front: Sequence[int], figure: Path) -> str:
-    """The sweep's summary as one self-contained HTML page: the same table as ``summary.md``, the figure embedded,
-    a link to each job's report."""
-    baseline = manifest.arms["baseline"]
-    header = [title for _, title in COLUMNS] + [quality_label, "Pareto"]
-    body = [[r[k] for k, _ in COLUMNS] + [q, "yes" if i in front else ""]
-            for i, (r, q) in enumerate(zip(rows, quality, strict=True))]
+def sweep_runs(sweep_dir: Path) -> list[dict[str, Any]]:
+    """The sweep's runs, by job: run directory, manifest and verdict (None when the job did not finish)."""
     sweep_id = sweep_dir.name
-    intro = (f"Experiment {manifest.experiment}, {manifest.traffic.requests} requests of {manifest.traffic.path}; "
-             f"baseline {baseline.source} ({manifest.spec.arms['baseline'].engine.dtype}), fixed across jobs. "
-             f"{len(rows)} jobs; each is a normal run ({manifest.experiment}/<run>).")
-    parts = [f"<h1>Sweep {html.esc(sweep_id)}</h1>", f"<p>{html.esc(intro)}</p>",
-             "<p>Throughput is over generated requests only (engine time, load excluded). A candidate served entirely "
-             "from the generation cache shows 0 generated and no rate: nothing was measured.</p>",
-             _html_table(header, body), _embedded(figure) if figure.is_file() else "",
-             _report_links(sweep_dir, rows)]
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-            f'<meta http-equiv="Content-Security-Policy" content="{html.CSP}">\n'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            '<meta name="referrer" content="no-referrer">\n'
-            f"<title>Sweep {html.esc(sweep_id)}</title>\n"
-            f"<style>{html.STYLE}</style></head>\n<body>\n" + "\n".join(parts) + "\n</body></html>\n")
+    out = []
+    for manifest_path in sweep_dir.parent.parent.glob(f"*/{sweep_id}-j*/manifest.json"):
+        manifest = read_manifest(RunDir.at(manifest_path.parent))
+        if manifest.spec.sweep is None or manifest.spec.sweep.id != sweep_id:
+            continue
+        verdict_path = manifest_path.parent / "verdict.json"
+        verdict = json.loads(verdict_path.read_text()) if verdict_path.exists() else None
+        out.append({"job": manifest.spec.sweep.job, "dir": manifest_path.parent, "manifest": manifest,
+                    "verdict": verdict})
+    if not out:
+        raise BadInput(f"{sweep_dir}: no run of sweep {sweep_id} under {sweep_dir.parent.parent}/*/. "
+                                "Fix: run the sweep (`make sweep SWEEP=NAME`) or pass the right --output-dir.")
+    return sorted(out, key=lambda r: r["job"])
 
 
-def write_summary_html(sweep_dir: Path, manifest: Manifest, rows: Sequence[dict[str, Any]], quality_label: str,
-                       quality: Sequence[float | None], front: Sequence[int], figure: Path) -> Path:
-    """Write ``summary.html`` into the sweep directory (atomically); returns its path."""
-    path = sweep_dir / "summary.html"
-    tmp = sweep_dir / f".summary.html.{os.getpid()}.tmp"
-    tmp.write_text(render_summary_html(sweep_dir, manifest, rows, quality_label, quality, front, figure),
-                   encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+def swept_settings(overrides: list[list[str]]) -> list[dict[str, str]]:
+    """Per job, the overrides that differ between jobs (the swept settings), as key -> value."""
+    parsed = [dict(o.lstrip("+~").split("=", 1) for o in job if "=" in o and not o.startswith(IGNORED_OVERRIDES))
+              for job in overrides]
+    keys = sorted({k for p in parsed for k in p})
+    swept = [k for k in keys if len({p.get(k) for p in parsed}) > 1 or len(parsed) == 1]
+    return [{k: p.get(k, "(default)") for k in swept} for p in parsed]
 
 
-def pareto_plot(rows: Sequence[dict[str, Any]], quality: Sequence[float | None], label: str, front: Sequence[int],
-                path: Path) -> Path:
-    """Quality (higher is better) vs generated output tokens/s per job; the Pareto front joined and marked."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    shown = [i for i, r in enumerate(rows) if r["output_tokens_per_s"] is not None and quality[i] is not None]
-    for i in shown:
-        on = i in front
-        ax.scatter(rows[i]["output_tokens_per_s"], quality[i], s=60 if on else 30,
-                   color=ARM_COLORS["candidate"] if on else "#8C8C8C", zorder=3)
-        ax.annotate(f"j{rows[i]['job']}", (rows[i]["output_tokens_per_s"], quality[i]), fontsize=7,
-                    xytext=(4, 3), textcoords="offset points")
-    line = sorted((rows[i]["output_tokens_per_s"], quality[i]) for i in front)
-    if line:
-        ax.plot([p[0] for p in line], [p[1] for p in line], "--", color=ARM_COLORS["candidate"], label="Pareto front")
-        ax.legend(fontsize=7)
-    missing = [f"j{r['job']}" for i, r in enumerate(rows) if i not in shown]
-    ax.set_xlabel("candidate output tokens/s (generated requests, engine time)", fontsize=8)
-    ax.set_ylabel(label, fontsize=8)
-    ax.set_title("Sweep: quality vs throughput" + (f" (not shown, no rate: {', '.join(missing)})" if missing
-                                                  else ""), fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def _jobs_table(runs: list[dict[str, Any]]) -> pa.Table:
+    settings = swept_settings([list(r["manifest"].spec.sweep.overrides) for r in runs])
+    rows = []
+    for r, s in zip(runs, settings, strict=True):
+        v = r["verdict"] or {}
+        families = v.get("families") or {}
+        rows.append({"job": r["job"], "run_id": r["manifest"].run_id, "run_dir": str(r["dir"]),
+                     "settings": " ".join(f"{k}={val}" for k, val in s.items()),
+                     "verdict": v.get("verdict", "NO VERDICT"), "direction": v.get("direction"),
+                     "families": ", ".join(f"{f}={st}" for f, st in sorted(families.items())),
+                     "breached": sum(st == "breached" for st in families.values())})
+    return pa.Table.from_pylist(rows)
+
+
+def _union(parts: list[tuple[int, str]]) -> str:
+    """One SQL relation over several runs' Parquet files, with a ``job`` column (empty when there are none)."""
+    if not parts:
+        return "SELECT NULL::INTEGER AS job, NULL::VARCHAR AS arm, NULL::DOUBLE AS cosine WHERE false"
+    q = [f"SELECT {job} AS job, * FROM read_parquet('{p.replace(chr(39), chr(39) * 2)}', hive_partitioning = true)"
+         for job, p in parts]
+    return " UNION ALL BY NAME ".join(q)
+
+
+def summary_table(runs: list[dict[str, Any]], metrics: tuple[str, ...] = KEY_METRICS) -> pa.Table:
+    """Run ``sweep_summary.sql`` over the sweep's runs: one row per job."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("jobs", _jobs_table(runs))
+    done = [r for r in runs if r["verdict"] is not None]
+    con.execute("CREATE VIEW batches AS " + _union([(r["job"], str(r["dir"] / "batches" / "*" / "*.parquet"))
+                                                    for r in done]))
+    con.execute("CREATE VIEW deltas AS SELECT * FROM (" + _union(
+        [(r["job"], str(r["dir"] / "summary.parquet")) for r in done]) + ") WHERE segment IS NULL")
+    con.execute("CREATE VIEW drift AS " + _union([(r["job"], str(r["dir"] / "drift.parquet")) for r in done
+                                                  if (r["dir"] / "drift.parquet").exists()]))
+    latency = [(r["job"], str(r["dir"] / "latency.parquet")) for r in done if (r["dir"] / "latency.parquet").exists()]
+    con.execute("CREATE VIEW latency AS " + (_union(latency) if latency else
+                "SELECT NULL::INTEGER AS job, NULL::VARCHAR AS arm, NULL::DOUBLE AS ttft_p50_s, "
+                "NULL::DOUBLE AS latency_p90_s WHERE false"))
+    golden = [m for r in done for m in _golden_metrics(r)]
+    table = con.sql((SQL_DIR / "sweep_summary.sql").read_text(),
+                    params={"metrics": sorted({*metrics, *golden})}).to_arrow_table()
+    con.close()
+    return table
+
+
+def _golden_metrics(run: dict[str, Any]) -> list[str]:
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(run["dir"] / "summary.parquet", columns=["metric", "family"]).to_pylist()
+    return [r["metric"] for r in rows if r["family"] == "golden"]
+
+
+def quality_axis(rows: list[dict[str, Any]]) -> tuple[str, list[float | None]]:
+    """The quality the Pareto figure uses (higher is better): golden score, else cosine to the baseline, else
+    minus the number of breached families."""
+    for col, label in (("golden_score", "golden score (candidate)"),
+                       ("cosine_to_baseline", "mean cosine to the baseline's output")):
+        if any(r[col] is not None for r in rows):
+            return label, [r[col] for r in rows]
+    return "- breached families", [float(-r["breached"]) for r in rows]
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both axes (both higher-is-better)."""
+    return [i for i, (x, y) in enumerate(points)
+            if not any(x2 >= x and y2 >= y and (x2, y2) != (x, y) for x2, y2 in points)]
+
+
+def summarize(sweep_dir: Path, metrics: tuple[str, ...] = KEY_METRICS) -> Path:
+    """Write ``summary.parquet``, ``summary.md``, ``summary.html`` and ``pareto.png`` into the sweep directory;
+    returns summary.md."""
+    from harness.report.sweep_render import pareto_plot, render_summary, write_summary_html
+
+    runs = sweep_runs(sweep_dir)
+    table = summary_table(runs, metrics)
+    write_parquet_atomic(sweep_dir / "summary.parquet", table)
+    rows = table.to_pylist()
+    label, quality = quality_axis(rows)
+    plotted = [i for i, r in enumerate(rows) if r["output_tokens_per_s"] is not None and quality[i] is not None]
+    points = [(float(rows[i]["output_tokens_per_s"]), float(quality[i])) for i in plotted]  # type: ignore[arg-type]
+    front = [plotted[i] for i in pareto_front(points)]
+    figure = pareto_plot(rows, quality, label, front, sweep_dir / "pareto.png")
+    manifest = runs[0]["manifest"]
+    text = render_summary(sweep_dir.name, manifest, rows, label, quality, front, figure.name)
+    path = sweep_dir / "summary.md"
+    path.write_text(text)
+    write_summary_html(sweep_dir, manifest, rows, label, quality, front, figure)
     return path

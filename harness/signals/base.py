@@ -14,26 +14,33 @@ Roles (``ROLES``): how the gate counts a breached metric (docs/gate.md):
   margin, else INSUFFICIENT_DATA (golden set, judge);
 - ``divergence``: the outputs changed, with no direction of their own (embedding drift).
 
+A family carries itself through optional hooks (``Family``): its settings schema (the experiment's ``<name>:``
+group), extra arms it needs replayed (drift's A/A arm), a record checked before any engine starts (the manifest's
+``records.<name>``) and extra replay jobs per arm (golden's set). ``run.py``, ``spec.py`` and ``cli.py`` call the
+hooks of whatever families an experiment names, and name none of them.
+
 Most families are read by the paired analysis (``summary.sql`` -> ``harness.gate.metric_checks``). A family whose
 statistic is not a paired delta (drift: a share against an A/A level) returns its own checks from ``checks``.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
-from harness.errors import BadInput
+from harness.signals.registry import SIGNALS, Family, family, register
 from harness.traffic import Request
 
 if TYPE_CHECKING:
     from harness.gate import Check, Policy
     from harness.spec import Manifest, RunSpec
     from harness.store import RunDir
+
+__all__ = ["CATALOG_SCHEMA", "ROLES", "SIGNALS", "SIGNAL_SCHEMA", "Family", "MetricSpec", "ScoreInputs", "Signal",
+           "family", "make_signal", "metric_catalog", "register"]
 
 ROLES = ("degradation", "eval", "divergence")
 
@@ -111,38 +118,13 @@ class Signal(Protocol):
         ...
 
 
-SignalFactory = Callable[["RunSpec"], "Signal | None"]
-"""Builds a family for a run, or returns None when it does not apply (no golden set, drift off, no judge)."""
-
-SIGNALS: dict[str, str | SignalFactory] = {
-    "stats": "harness.signals.stats:OutputStats",
-    "golden": "harness.signals.golden:make",
-    "judge": "harness.signals.judge:make",
-    "drift": "harness.signals.drift:make",
-}
-"""Family name -> factory, or ``"module:attribute"`` imported when used. ``signals: [...]`` in an experiment names
-the families a run scores, in this order by default."""
-
-
-def register(name: str, factory: str | SignalFactory) -> None:
-    """Add a signal family (``factory(spec) -> Signal | None``) under ``name``; experiments name it in ``signals``."""
-    SIGNALS[name] = factory
-
-
 def make_signal(name: str, spec: RunSpec) -> Signal | None:
     """The family ``name`` for the run ``spec`` (None when it does not apply to this run).
 
     Raises:
-        BadInput: ``name`` is not registered.
+        BadInput: ``name`` is not registered (``harness.signals.registry``).
     """
-    if name not in SIGNALS:
-        raise BadInput(f"signals: unknown signal family {name!r}; known: {sorted(SIGNALS)}. Fix: name registered "
-                       "families in `signals`, or register yours with harness.signals.base.register.")
-    factory = SIGNALS[name]
-    if isinstance(factory, str):
-        module, attr = factory.split(":")
-        factory = getattr(importlib.import_module(module), attr)
-    return factory(spec)  # type: ignore[operator,no-any-return]
+    return family(name).make(spec)  # type: ignore[no-any-return]
 
 
 def metric_catalog(signals: list[Signal]) -> pa.Table:

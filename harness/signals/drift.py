@@ -31,9 +31,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from harness.analysis.paired import adjust
+from harness.config import ArmConfig, DriftConfig
 from harness.console import Stage
-from harness.gate import Check, Policy
-from harness.signals.base import SIGNAL_SCHEMA, MetricSpec, ScoreInputs
+from harness.gate import Check, Evidence, Policy, Threshold, breach_check
+from harness.signals.base import SIGNAL_SCHEMA, Family, MetricSpec, ScoreInputs
 from harness.signals.drift_stats import aa_floor, paired_permutation_test, wilson_interval
 from harness.signals.embedding import Embedder, cosine_pairs, embeddings_table, release_gpu_memory, table_vectors
 from harness.store import RunDir
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from harness.config import RayConfig
     from harness.spec import RunSpec
 
+FAMILY = "drift"
 log = logging.getLogger(__name__)
 DRIFT_SCHEMA = pa.schema([("request_id", pa.string()), ("segment", pa.string()), ("arm", pa.string()),
                           ("cosine", pa.float64())])
@@ -55,7 +57,7 @@ METRIC = MetricSpec("share_below_aa_floor", "drift", "rate", False,
 def embed_outputs(run: RunDir, generations: pa.Table, model: str, device: str | None,
                   ray: RayConfig | None = None) -> pa.Table:
     """Embeddings of every served output of every arm, read back when already computed with ``model``; with
-    ``ray``, computed by ``ray.embed_actors`` Ray actors (``harness.replay_ray.ray_embed``)."""
+    ``ray``, computed by ``ray.embed_actors`` Ray actors (``harness.signals.embedding.ray_embed``)."""
     path = run.table_path("embeddings")
     served = generations.filter(pc.is_null(generations["error"]))
     if path.exists():
@@ -83,7 +85,8 @@ def embed_outputs(run: RunDir, generations: pa.Table, model: str, device: str | 
 
 
 def _ray_vectors(distinct: list[str], model: str, device: str | None, ray: RayConfig) -> np.ndarray:
-    from harness.replay_ray import ray_embed, ray_session
+    from harness.ray_session import ray_session
+    from harness.signals.embedding import ray_embed
 
     log.info("embeddings: %d distinct texts with %s on %d Ray actors", len(distinct), model, ray.embed_actors)
     stage = Stage("embedding (Ray)", len(distinct), unit="texts")
@@ -193,21 +196,24 @@ def drift_checks(rows: list[dict[str, Any]], aa_quantile: float, policy: Policy)
         adj = adjust([raw[i] for i in idx], policy.correction)
         for i, p in zip(idx, adj, strict=True):
             r, level = cand[i], ref[i]
-            share = r["share_below"]
-            if r["n"] < policy.min_requests:
-                status = "too_few"
-            elif share - level > drift_margin and p < policy.alpha:
-                status = "breach"
-            else:
-                status = "ok"
-            where = f" [{r['segment']}]" if r["segment"] is not None else ""
-            reason = (f"drift/share_below_aa_floor{where}: {share:.1%} of {r['n']} requests below the A/A floor "
-                      f"(95% CI [{r['below_ci_low']:.1%}, {r['below_ci_high']:.1%}]; A/A level {level:.1%}, "
-                      f"margin {drift_margin:.0%}, binomial p={p:.2g} adj.): {status}")
-            out.append(Check(METRIC.name, METRIC.family, r["segment"], int(r["n"]), level, share,
-                             share - level, r["below_ci_low"] - level, r["below_ci_high"] - level, None,
-                             f"abs {drift_margin:g}", "binomial", p, None, status, reason, METRIC.role))
+            out.append(breach_check(METRIC.name, METRIC.family, r["segment"], METRIC.role, METRIC.higher_is_better,
+                                    False, _evidence(r, level, p, drift_margin, policy), Threshold(drift_margin),
+                                    policy))
     return out
+
+
+def _evidence(r: dict[str, Any], level: float, p: float, margin: float, policy: Policy) -> Evidence:
+    """A drift summary row as the breach rule reads it: the share below the floor against the A/A level."""
+    share = r["share_below"]
+    where = f" [{r['segment']}]" if r["segment"] is not None else ""
+
+    def describe(p: float, status: str) -> str:
+        return (f"drift/share_below_aa_floor{where}: {share:.1%} of {r['n']} requests below the A/A floor "
+                f"(95% CI [{r['below_ci_low']:.1%}, {r['below_ci_high']:.1%}]; A/A level {level:.1%}, "
+                f"margin {margin:.0%}, binomial p={p:.2g} adj.): {status}")
+
+    return Evidence(int(r["n"]), level, share, share - level, r["below_ci_low"] - level, r["below_ci_high"] - level,
+                    None, "binomial", p, enough=r["n"] >= policy.min_requests, describe=describe)
 
 
 class DriftSignal:
@@ -235,15 +241,29 @@ class DriftSignal:
 
 
 def make(spec: RunSpec) -> DriftSignal | None:
-    """The drift family of a run, or None when ``drift.enabled`` is off."""
-    d = spec.drift
+    """The drift family of a run, or None when ``drift.enabled`` is off (or the run has no drift settings)."""
+    d = spec.settings.get(FAMILY)
     return DriftSignal(d.model, d.device, d.aa_quantile, d.n_perm, floor_source(spec),
-                       spec.ray if spec.ray.enabled else None) if d.enabled else None
+                       spec.ray if spec.ray.enabled else None) if d is not None and d.enabled else None
+
+
+def aa_arms(settings: DriftConfig, baseline: Any) -> dict[str, ArmConfig]:
+    """The A/A arm: ``drift.aa_imported``, else the baseline (its config node) with ``drift.aa_perturbation``
+    applied, when drift is on, the list is not empty and the baseline is generated (an imported baseline replayed
+    again is a copy, not a noise floor)."""
+    from omegaconf import OmegaConf
+
+    if settings.enabled and settings.aa_imported:
+        return {"aa": ArmConfig(imported=settings.aa_imported)}
+    if settings.enabled and settings.aa_perturbation and not baseline.imported:
+        perturbation = OmegaConf.from_dotlist(list(settings.aa_perturbation))
+        return {"aa": OmegaConf.to_object(OmegaConf.merge(baseline, perturbation))}  # type: ignore[dict-item]
+    return {}
 
 
 def floor_source(spec: RunSpec) -> str:
     """Where the run's A/A floor comes from, or why it has none (shown in the report and ``verdict.json``)."""
-    d, baseline = spec.drift, spec.arms["baseline"]
+    d, baseline = spec.settings[FAMILY], spec.arms["baseline"]
     if "aa" in spec.arms and spec.arms["aa"].imported:
         return f"the A/A arm imported from {spec.arms['aa'].imported} (a second capture of the baseline)"
     if "aa" in spec.arms:
@@ -252,3 +272,6 @@ def floor_source(spec: RunSpec) -> str:
            "file again would give a copy, not a noise floor" if baseline.imported
            else "drift.aa_perturbation is [] and no drift.aa_imported was given")
     return f"none: {why}. Divergence is reported, not gated"
+
+
+PLUGIN = Family(make=make, settings=DriftConfig, arms=aa_arms)

@@ -216,3 +216,26 @@ def release_gpu_memory() -> None:
     torch = sys.modules.get("torch")  # never import torch just to find there is nothing to free
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def ray_embed(texts: Sequence[str], model: str, device: str | None, actors: int, batch_size: int = 256
+              ) -> np.ndarray:
+    """The embeddings of ``texts``, in order, computed by a Ray Data ``map_batches`` over ``actors`` embedding
+    actors (``harness.signals.embedding.Embedder`` each; one GPU each on a GPU cluster, one CPU otherwise)."""
+    import ray
+
+    class Encode:
+        def __init__(self) -> None:
+            self.embedder = Embedder(model, device=device)
+
+        def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+            return {"i": batch["i"], "vector": list(self.embedder.encode(list(batch["text"])))}
+
+    from harness.ray_session import cluster_gpus
+
+    gpus = 1 if cluster_gpus() else 0
+    ds = ray.data.from_items([{"i": i, "text": t} for i, t in enumerate(texts)])
+    out = ds.map_batches(Encode, batch_size=batch_size, concurrency=actors, num_gpus=gpus,
+                         num_cpus=0 if gpus else 1).take_all()
+    out.sort(key=lambda r: r["i"])
+    return np.asarray([r["vector"] for r in out], dtype=np.float32).reshape(len(texts), -1)

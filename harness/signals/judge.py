@@ -41,7 +41,7 @@ from harness.engines.base import Generation, PreparedRequest, make_engine, reque
 from harness.engines.checkpoints import fingerprint
 from harness.signals import judge_prompts as jp
 from harness.signals import judge_tables as jt
-from harness.signals.base import MetricSpec, ScoreInputs
+from harness.signals.base import Family, MetricSpec, ScoreInputs
 from harness.store import RunDir
 from harness.traffic import Request
 
@@ -329,4 +329,8 @@ class JudgeSignal:
 
 def make(spec: RunSpec) -> JudgeSignal | None:
     """The judge family of a run, or None when the run has no judge."""
-    return JudgeSignal(judge_settings(spec.judge)) if spec.judge is not None and spec.judge.enabled else None
+    judge = spec.settings.get("judge")
+    return JudgeSignal(judge_settings(judge)) if judge is not None and judge.enabled else None
+
+
+PLUGIN = Family(make=make, settings=JudgeConfig)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from harness.signals.base import SIGNAL_SCHEMA, MetricSpec, ScoreInputs
+from harness.signals.base import SIGNAL_SCHEMA, Family, MetricSpec, ScoreInputs
 from harness.signals.format import FORMAT_FEATURES, format_profile
 from harness.signals.refusal import ANSWER, NON_ANSWER, classify
 from harness.traffic import Request
@@ -140,3 +140,6 @@ def score_table(requests: Mapping[str, Request], generations: pa.Table) -> pa.Ta
         rows += [{"request_id": g["request_id"], "arm": g["arm"], "segment": g["segment"], "metric": k,
                   "value": v} for k, v in values.items()]
     return pa.Table.from_pylist(rows, schema=SIGNAL_SCHEMA)
+
+
+PLUGIN = Family(make=OutputStats)

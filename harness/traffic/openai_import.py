@@ -17,12 +17,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.traffic.schema import Issue, Request, TrafficError, _show, validate_row, write_traffic
+from harness.traffic.schema import Issue, Request, TrafficError, show_value, validate_row, write_traffic
 
 _TEXT_ONLY = "drop the request, or its non-text parts: the harness replays text only"
 
 
-def _decode(raw: bytes, number: int) -> tuple[dict | None, list[Issue]]:
+def decode_line(raw: bytes, number: int) -> tuple[dict | None, list[Issue]]:
     try:
         text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
     except UnicodeDecodeError as err:
@@ -51,7 +51,7 @@ def _content(value: Any, index: int, issues: list[Issue]) -> Any:
             texts.append(part["text"])
         else:
             kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-            issues.append(Issue(f"messages[{index}].content[{j}]", "a text part", _show(kind), _TEXT_ONLY))
+            issues.append(Issue(f"messages[{index}].content[{j}]", "a text part", show_value(kind), _TEXT_ONLY))
     return "\n".join(texts)
 
 
@@ -73,13 +73,13 @@ def _response(response: Any, issues: list[Issue]) -> tuple[str | None, Any, Any]
     if response is None:
         return None, None, None
     if not isinstance(response, dict):
-        issues.append(Issue("response", "a chat.completion object", _show(response), "drop the response"))
+        issues.append(Issue("response", "a chat.completion object", show_value(response), "drop the response"))
         return None, None, None
     choices = response.get("choices")
     message = choices[0].get("message") if isinstance(choices, list) and choices and isinstance(choices[0], dict) \
         else None
     if not isinstance(message, dict):
-        issues.append(Issue("response.choices[0].message", "a message", _show(message),
+        issues.append(Issue("response.choices[0].message", "a message", show_value(message),
                             "drop the response, or the line if the call failed"))
         return None, response.get("id"), response.get("created")
     return message.get("content"), response.get("id"), response.get("created")
@@ -101,7 +101,7 @@ def _timestamp(value: Any, created: Any, issues: list[Issue]) -> dt.datetime | N
             return dt.datetime.fromtimestamp(value, dt.UTC)
     except (ValueError, OverflowError, OSError):
         pass
-    issues.append(Issue(field, "an ISO-8601 string or unix seconds", _show(value), "fix the capture time"))
+    issues.append(Issue(field, "an ISO-8601 string or unix seconds", show_value(value), "fix the capture time"))
     return None
 
 
@@ -116,11 +116,11 @@ def _response_schema(response_format: Any, issues: list[Issue]) -> dict | None:
         schema = spec.get("schema") if isinstance(spec, dict) else None
         if isinstance(schema, dict):
             return schema
-        issues.append(Issue("response_format.json_schema.schema", "a JSON Schema object", _show(schema),
+        issues.append(Issue("response_format.json_schema.schema", "a JSON Schema object", show_value(schema),
                             "add the schema the caller expects"))
         return None
     if kind != "text":
-        issues.append(Issue("response_format", "type text, json_object or json_schema", _show(response_format),
+        issues.append(Issue("response_format", "type text, json_object or json_schema", show_value(response_format),
                             "fix the response_format"))
     return None
 
@@ -134,19 +134,19 @@ def _metadata(line: dict, request: dict, issues: list[Issue]) -> dict:
         if isinstance(value, dict):
             metadata.update(value)
         elif value is not None:
-            issues.append(Issue(where, "a JSON object", _show(value), "make the metadata an object or drop it"))
+            issues.append(Issue(where, "a JSON object", show_value(value), "make the metadata an object or drop it"))
     if request.get("model") is not None:
         metadata["model"] = request["model"]
     return metadata
 
 
-def _line_to_row(line: dict, default_id: str, segment_field: str | None, default_segment: str
+def line_to_row(line: dict, default_id: str, segment_field: str | None, default_segment: str
                  ) -> tuple[dict[str, Any], list[Issue]]:
     """Maps one log line to a traffic row (plain values, as `validate_row` takes them)."""
     issues: list[Issue] = []
     request = line.get("request", line)
     if not isinstance(request, dict):
-        return {}, [Issue("request", "a chat.completions request body", _show(request), "fix the request")]
+        return {}, [Issue("request", "a chat.completions request body", show_value(request), "fix the request")]
     response, response_id, created = _response(line.get("response"), issues)
     timestamp = _timestamp(line.get("timestamp", line.get("created_at")), created, issues)
     metadata = _metadata(line, request, issues)
@@ -171,10 +171,10 @@ def _line_to_row(line: dict, default_id: str, segment_field: str | None, default
 
 def _import_line(raw: bytes, number: int, default_id: str, segment_field: str | None, default_segment: str
                  ) -> tuple[Request | None, list[Issue]]:
-    line, issues = _decode(raw, number)
+    line, issues = decode_line(raw, number)
     if line is None:
         return None, issues
-    row, issues = _line_to_row(line, default_id, segment_field, default_segment)
+    row, issues = line_to_row(line, default_id, segment_field, default_segment)
     return validate_row(row) if not issues else (None, issues)
 
 

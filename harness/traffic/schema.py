@@ -105,7 +105,7 @@ def show_id(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
     text = "null" if value is None else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -179,12 +179,12 @@ def _text(issues: list[Issue], name: str, value: Any, required: bool, fix: str) 
     if value is None and not required:
         return
     if not isinstance(value, str) or not value.strip():
-        issues.append(Issue(name, "a non-empty string", _show(value), fix))
+        issues.append(Issue(name, "a non-empty string", show_value(value), fix))
 
 
 def _number(issues: list[Issue], name: str, value: Any, expected: str, ok: Callable[[float], bool]) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not ok(value)):
-        issues.append(Issue(name, expected, _show(value), "fix the captured value or leave it null"))
+        issues.append(Issue(name, expected, show_value(value), "fix the captured value or leave it null"))
 
 
 def _json_object(issues: list[Issue], name: str, value: Any) -> dict | None:
@@ -197,22 +197,22 @@ def _json_object(issues: list[Issue], name: str, value: Any) -> dict | None:
                             "store the object as JSON text, e.g. json.dumps(obj)"))
         return None
     if not isinstance(parsed, dict):
-        issues.append(Issue(name, "a JSON object", _show(parsed), "store a JSON object ({...}) as text"))
+        issues.append(Issue(name, "a JSON object", show_value(parsed), "store a JSON object ({...}) as text"))
         return None
     return parsed
 
 
 def _check_messages(issues: list[Issue], messages: Any) -> None:
     if not isinstance(messages, list) or not messages:
-        issues.append(Issue("messages", "a non-empty list of messages", _show(messages), "add the chat messages"))
+        issues.append(Issue("messages", "a non-empty list of messages", show_value(messages), "add the chat messages"))
         return
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
-            issues.append(Issue(f"messages[{i}]", "a {role, content} message", _show(message), "drop the entry"))
+            issues.append(Issue(f"messages[{i}]", "a {role, content} message", show_value(message), "drop the entry"))
             continue
         role = message.get("role")
         if role not in ROLES:
-            issues.append(Issue(f"messages[{i}].role", "one of system, user, assistant", _show(role),
+            issues.append(Issue(f"messages[{i}].role", "one of system, user, assistant", show_value(role),
                                 "map other roles to these ('developer' is 'system'); tool turns are not replayed"))
         elif role == "system" and i > 0:
             issues.append(Issue(f"messages[{i}].role", "system only as the first message", f"system at {i}",
@@ -221,7 +221,7 @@ def _check_messages(issues: list[Issue], messages: Any) -> None:
     last = messages[-1].get("role") if isinstance(messages[-1], dict) else None
     if last != "user":
         issues.append(Issue(f"messages[{len(messages) - 1}].role", "the last message to be from the user",
-                            _show(last), "end with the user turn to replay (keep the reply in 'response')"))
+                            show_value(last), "end with the user turn to replay (keep the reply in 'response')"))
 
 
 def _check_input(issues: list[Issue], messages: Any, prompt: Any) -> None:
@@ -250,7 +250,7 @@ def validate_row(row: Mapping[str, Any]) -> tuple[Request | None, list[Issue]]:
     _text(issues, "request_id", row.get("request_id"), True, "give every request a non-empty id")
     timestamp = row.get("timestamp")
     if not isinstance(timestamp, dt.datetime):
-        issues.append(Issue("timestamp", "a capture time", _show(timestamp), "fill in when the request was made"))
+        issues.append(Issue("timestamp", "a capture time", show_value(timestamp), "fill in when the request was made"))
     _text(issues, "segment", row.get("segment"), True, "set a route or task tag, e.g. 'default'")
     _check_input(issues, row.get("messages"), row.get("prompt"))
     _number(issues, "temperature", row.get("temperature"), "a number in [0, 2]", lambda t: 0 <= t <= 2)
@@ -258,7 +258,7 @@ def validate_row(row: Mapping[str, Any]) -> tuple[Request | None, list[Issue]]:
     max_tokens = row.get("max_tokens")
     _number(issues, "max_tokens", max_tokens, "an integer >= 1", lambda n: isinstance(n, int) and n >= 1)
     if row.get("response") is not None and not isinstance(row.get("response"), str):
-        issues.append(Issue("response", "a string", _show(row.get("response")), "store the response text"))
+        issues.append(Issue("response", "a string", show_value(row.get("response")), "store the response text"))
     response_schema = _json_object(issues, "response_schema", row.get("response_schema"))
     metadata = _json_object(issues, "metadata", row.get("metadata"))
     if issues:

@@ -112,7 +112,7 @@ def test_tests_table_from_sql_counts_matches_the_direct_computation() -> None:
     import pyarrow as pa
 
     from harness.analysis.paired import tests_table
-    from harness.analysis.run import SQL_DIR
+    from harness.analysis.tables import SQL_DIR
 
     rng = np.random.default_rng(11)
     n = 400

@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from harness.analysis.run import analyze
+from harness.analysis.tables import analyze
 from harness.signals.base import SIGNAL_SCHEMA, metric_catalog
 from harness.signals.stats import OutputStats
 from harness.store import BATCH_SCHEMA, GENERATION_SCHEMA, RunDir

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
+from harness.bench.canary_sim import Metric, Scenario, family_breach
 from harness.canary import sequential as sq
-from harness.canary.simulate import Metric, Scenario, family_breach
 
 
 def test_log_lambda_is_the_normal_mixture_likelihood_ratio() -> None:

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import SAMPLE
 
-from harness.config import ArmConfig, DriftConfig
+from harness.config import ArmConfig
 from harness.gate import Policy
 from harness.golden.candidates import propose
 from harness.golden.schema import load_golden
@@ -36,8 +36,7 @@ def test_candidates_are_the_diverged_and_failed_requests_ready_for_annotation(tm
         {"request_id": i, "segment": "s", "arm": "candidate", "cosine": c}
         for i, c in zip(ids, (0.99, 0.2, 0.9, 0.95), strict=True)]))
     spec = RunSpec(name="exp", traffic_path=str(SAMPLE), limit=4,
-                   arms={"baseline": ArmConfig(), "candidate": ArmConfig()}, signals=("stats",), policy=Policy(),
-                   drift=DriftConfig())
+                   arms={"baseline": ArmConfig(), "candidate": ArmConfig()}, signals=("stats",), policy=Policy(),)
     write_manifest(run, handmade_manifest(spec, "r1", 4))
     out = propose(run.path, n=1)
     rows = pq.read_table(out).to_pylist()

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from harness.fixtures.zoo.golden import DEFAULT_GOLDEN, golden_items
 from harness.golden.schema import load_golden, write_golden
-from harness.golden.zoo import DEFAULT_GOLDEN, golden_items
 from harness.traffic import TrafficError
 
 

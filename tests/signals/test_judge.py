@@ -15,9 +15,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from harness import CONFIG_DIR, REPLAYS_DIR
-from harness.analysis.run import analyze
+from harness.analysis.tables import analyze
 from harness.config import JudgeConfig
 from harness.engines.base import Generation, PreparedRequest
+from harness.fixtures.zoo import tasks
 from harness.signals import judge as judge_mod
 from harness.signals import judge_prompts as jp
 from harness.signals import judge_tables as jt
@@ -25,7 +26,6 @@ from harness.signals.base import SIGNAL_SCHEMA, ScoreInputs, metric_catalog
 from harness.signals.judge import JudgeSettings, JudgeSignal, judge_settings, run_judge
 from harness.store import GENERATION_SCHEMA, RunDir
 from harness.traffic import Request, load_traffic
-from harness.zoo import tasks
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPLAYS_DIR / "support_sample.parquet"
@@ -96,9 +96,10 @@ def test_config_is_checked_at_the_entry_point() -> None:
 def test_every_judge_config_composes_with_hydra_and_binds(name: str) -> None:
     from hydra import compose, initialize_config_dir
 
-    from harness.config import ExperimentConfig, register
+    from harness.config import ExperimentConfig
+    from harness.spec import register_schemas
 
-    register()
+    register_schemas()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
         cfg = OmegaConf.to_object(compose(config_name="config", overrides=[f"judge={name}"]))
     assert isinstance(cfg, ExperimentConfig) and cfg.judge.enabled

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 from helpers import SAMPLE
 
-from harness.config import ArmConfig, DriftConfig
+from harness.config import ArmConfig
 from harness.gate import Check, Policy
 from harness.run import evaluate
 from harness.signals import base
@@ -61,7 +61,7 @@ def _run(tmp_path: Path, signals: tuple[str, ...], candidate: str) -> RunDir:
                                                                schema=BATCH_SCHEMA))
         run.write_part("generations", arm, 0, pa.Table.from_pylist(rows, schema=GENERATION_SCHEMA))
     spec = RunSpec(name="toy", traffic_path=str(SAMPLE), limit=N, arms={"baseline": ArmConfig(),
-                   "candidate": ArmConfig()}, signals=signals, policy=Policy(), drift=DriftConfig(enabled=False))
+                   "candidate": ArmConfig()}, signals=signals, policy=Policy())
     write_manifest(run, handmade_manifest(spec, run.run_id, N))
     return run
 

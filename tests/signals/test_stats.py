@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
+from harness.fixtures.zoo.tasks import EXTRACT_SCHEMA
 from harness.signals.stats import score_one
 from harness.traffic import Message, Request
-from harness.zoo.tasks import EXTRACT_SCHEMA
 
 
 def req(user: str, schema: dict | None = None) -> Request:

@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from harness.config import ArmConfig
-from harness.engines.base import Generation, PreparedRequest
+from harness.engines.base import Generation, PreparedRequest, capabilities
 from harness.store import write_parquet_atomic
 
 CACHE_VERSION = 1  # bump when the key or the stored columns change: older entries are then never read
@@ -56,7 +56,8 @@ def _sha256(obj: Any) -> str:
 
 def arm_inputs(arm: ArmConfig, fingerprint: str) -> dict[str, Any] | None:
     """What the arm key is made of; None when the arm is not cacheable (imported, or weights not identifiable)."""
-    if arm.imported or not arm.checkpoint or not fingerprint.startswith("sha256:"):
+    can = capabilities(arm)
+    if not can.cacheable or not arm.checkpoint or not fingerprint.startswith("sha256:"):
         return None
     e = arm.engine
     return {"version": CACHE_VERSION, "backend": e.backend, "fingerprint": fingerprint, "dtype": e.dtype,
@@ -64,8 +65,7 @@ def arm_inputs(arm: ArmConfig, fingerprint: str) -> dict[str, Any] | None:
             "structured_output": e.structured_output, "seed": e.seed, "extra": dict(e.extra),
             **({"tensor_parallel_size": e.tensor_parallel_size} if e.tensor_parallel_size != 1 else {}),
             # an endpoint named with a checkpoint: its answers are that endpoint's, not the weights' alone
-            **({"endpoint": [e.server.base_url, e.server.model]} if e.backend == "server" and e.server.base_url
-               else {})}
+            **({"endpoint": [can.endpoint, e.server.model]} if can.endpoint else {})}
 
 
 def request_key(p: PreparedRequest) -> str:

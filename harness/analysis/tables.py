@@ -14,28 +14,10 @@ from pathlib import Path
 import pyarrow as pa
 
 from harness.analysis.paired import tests_table
-from harness.store import RunDir
+from harness.store import RunDir, connect
 
 SQL_DIR = Path(__file__).parent
 TABLES = ("summary", "changed_pairs", "throughput", "latency", "requests")
-
-
-def _quote(path: str) -> str:
-    return "'" + path.replace("'", "''") + "'"
-
-
-def connect(run: RunDir):  # type: ignore[no-untyped-def]
-    """A DuckDB connection with the run's views (``signals``/``metrics`` once they are written)."""
-    import duckdb
-
-    con = duckdb.connect()
-    for table in ("generations", "batches"):
-        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({_quote(run.glob(table))}, "
-                    "hive_partitioning = true, union_by_name = true)")  # parts written before a column existed
-    for table in ("signals", "metrics"):
-        if run.table_path(table).exists():
-            con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({_quote(str(run.table_path(table)))})")
-    return con
 
 
 def create_pairs(con) -> None:  # type: ignore[no-untyped-def]

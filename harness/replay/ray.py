@@ -12,7 +12,8 @@ on a GPU cluster, one CPU otherwise (vLLM's CPU build); a request that no node c
 Why actors and not ``ray.data.llm``'s processor: an actor pool lives across an arm's jobs (one engine start per arm,
 not per dataset), commits batch by batch (kill the run, the finished batches stay: resume), and serves through the
 harness's own engine, so outputs are those of a local replay; the driver writes the run directory, so workers need no
-shared storage. Embeddings for drift run as a Ray Data ``map_batches`` over an actor pool (``ray_embed``).
+shared storage. Embeddings for drift run as a Ray Data ``map_batches`` over an actor pool
+(``harness.signals.embedding.ray_embed``).
 
 Ray is started here on this machine (``ray.address`` null: ``ray.init(num_cpus=...)``, stopped at the end of the
 command), or joined (``auto`` or ``ray://head:10001``; nodes need the same environment: the harness and vLLM
@@ -22,66 +23,22 @@ installed, the checkpoints at the same paths).
 from __future__ import annotations
 
 import logging
-import os
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
-
-from harness.cache import GenerationCache
 from harness.config import ArmConfig, RayConfig
 from harness.console import Stage
-from harness.engines.base import EngineError, Generation, PreparedRequest, backend_name
-from harness.replay import ArmTiming, LocalReplayer, ReplayJob, commit_batch, plan, stage_name, work
-
-if TYPE_CHECKING:
-    from harness.replay import _Work
+from harness.engines.base import EngineError, Generation, PreparedRequest, capabilities
+from harness.ray_session import cluster_gpus
+from harness.replay import ArmTiming, ReplayJob
+from harness.replay.cache import GenerationCache
+from harness.replay.ledger import Work, commit_batch, plan, work
+from harness.replay.local import LocalReplayer, stage_name
 
 log = logging.getLogger(__name__)
 INFLIGHT_PER_ACTOR = 2
-
-
-@contextmanager
-def ray_session(settings: RayConfig) -> Iterator[None]:
-    """Ray connected for the block: a local Ray started (and stopped) here, or an existing cluster joined.
-
-    Raises:
-        EngineError: Ray is not installed, or the cluster address does not answer.
-    """
-    try:
-        import ray
-    except ImportError as e:
-        raise EngineError("ray.enabled is true but Ray is not installed. Fix: pip install 'ray[data]==2.60.0' (the "
-                          "`cpu`/`gpu` extras include it).") from e
-    if ray.is_initialized():
-        yield
-        return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # Ray 2.60's token auth; a local test cluster needs none
-    env = {k: v for k, v in os.environ.items() if k.startswith(("HF_", "VLLM_", "HARNESS_", "TRANSFORMERS_"))}
-    kwargs: dict[str, Any] = dict(include_dashboard=False, configure_logging=False, log_to_driver=False,
-                                  runtime_env={"env_vars": env})
-    if settings.address:
-        kwargs["address"] = settings.address
-    else:
-        kwargs["num_cpus"] = settings.num_cpus
-    t0 = time.perf_counter()
-    try:
-        ray.init(**kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        where = settings.address or "a local Ray"
-        raise EngineError(f"Ray: could not connect to {where} ({type(e).__name__}: {e}). Fix: check ray.address "
-                          "(`auto` on a cluster node, or ray://HEAD:10001), or set ray.address=null to start a local "
-                          "Ray.") from e
-    log.info("Ray %s in %.1f s: %s", "joined" if settings.address else "started", time.perf_counter() - t0,
-             ray.cluster_resources())
-    try:
-        yield
-    finally:
-        ray.shutdown()
-        log.info("Ray stopped")
 
 
 def _actor_class() -> Any:
@@ -114,7 +71,7 @@ class RayReplayer:
 
     def replay(self, name: str, arm: ArmConfig, jobs: Sequence[ReplayJob], cache: GenerationCache | None
                ) -> list[ArmTiming]:
-        if backend_name(arm) in ("imported", "server"):  # nothing to place on Ray: a file, or HTTP servers
+        if not capabilities(arm).on_ray:  # nothing to place on Ray: a file, or HTTP servers
             return LocalReplayer().replay(name, arm, jobs, cache)
         actors: list[Any] = []
         started = [0.0]
@@ -126,7 +83,7 @@ class RayReplayer:
     def _start(self, name: str, arm: ArmConfig) -> list[Any]:
         import ray
 
-        gpus = arm.engine.tensor_parallel_size if _cluster_gpus() else 0
+        gpus = arm.engine.tensor_parallel_size if cluster_gpus() else 0
         options: dict[str, Any] = {"num_gpus": gpus} if gpus else {"num_cpus": 1}
         actors = [_actor_class().options(**options).remote(arm) for _ in range(arm.engine.replicas)]
         ready = [a.__ray_ready__.remote() for a in actors]
@@ -165,7 +122,7 @@ class RayReplayer:
         progress = Stage(stage_name(name, job.label),
                          max(job.traffic.requests - len(done) * arm.engine.batch_size, 0))
         items = work(job.run, name, arm, job.traffic, done, cache)
-        inflight: dict[Any, tuple[_Work, int]] = {}
+        inflight: dict[Any, tuple[Work, int]] = {}
         hits = misses = 0
         try:
             for item in items:
@@ -196,7 +153,7 @@ class RayReplayer:
                                  misses > 0), arm=job.label)
 
     @staticmethod
-    def _collect(name: str, job: ReplayJob, inflight: dict[Any, tuple[_Work, int]], cache: GenerationCache | None,
+    def _collect(name: str, job: ReplayJob, inflight: dict[Any, tuple[Work, int]], cache: GenerationCache | None,
                  progress: Stage, hits: int, misses: int) -> tuple[int, int]:
         """Wait for one batch, check and commit it."""
         import ray
@@ -210,32 +167,3 @@ class RayReplayer:
         commit_batch(job.run, name, item, fresh, seconds, cache)
         progress.update(len(item.requests))
         return hits + len(item.cached), misses + len(item.todo)
-
-
-def _cluster_gpus() -> float:
-    import ray
-
-    return float(ray.cluster_resources().get("GPU", 0))
-
-
-def ray_embed(texts: Sequence[str], model: str, device: str | None, actors: int, batch_size: int = 256
-              ) -> np.ndarray:
-    """The embeddings of ``texts``, in order, computed by a Ray Data ``map_batches`` over ``actors`` embedding
-    actors (``harness.signals.embedding.Embedder`` each; one GPU each on a GPU cluster, one CPU otherwise)."""
-    import ray
-
-    class Encode:
-        def __init__(self) -> None:
-            from harness.signals.embedding import Embedder
-
-            self.embedder = Embedder(model, device=device)
-
-        def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-            return {"i": batch["i"], "vector": list(self.embedder.encode(list(batch["text"])))}
-
-    gpus = 1 if _cluster_gpus() else 0
-    ds = ray.data.from_items([{"i": i, "text": t} for i, t in enumerate(texts)])
-    out = ds.map_batches(Encode, batch_size=batch_size, concurrency=actors, num_gpus=gpus,
-                         num_cpus=0 if gpus else 1).take_all()
-    out.sort(key=lambda r: r["i"])
-    return np.asarray([r["vector"] for r in out], dtype=np.float32).reshape(len(texts), -1)

@@ -1,0 +1,148 @@
+"""The batch ledger every replayer shares: which batches are done, what the generation cache answers, and the commit
+of a replayed batch (the contract in ``harness.replay``). ``LocalReplayer`` and ``RayReplayer`` both plan with
+``plan``, take their ``Work`` from ``work`` and record each batch with ``commit_batch``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from harness.config import ArmConfig
+from harness.engines.base import (
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TOP_P,
+    EngineError,
+    Generation,
+    PreparedRequest,
+    request_seed,
+)
+from harness.replay.cache import GenerationCache
+from harness.store import BATCH_SCHEMA, GENERATION_SCHEMA, RunDir
+from harness.traffic import Request, Traffic
+
+log = logging.getLogger(__name__)
+
+
+class ResumeError(EngineError):
+    """The run directory holds a replay made with other traffic or other arm settings."""
+
+
+def _first(*values: float | int | None) -> float | int | None:
+    return next((v for v in values if v is not None), None)
+
+
+def prepare(r: Request, arm: ArmConfig) -> PreparedRequest:
+    """Apply the arm's system prompt, prompt template and sampling (arm > captured > default)."""
+    messages = None
+    if r.messages is not None:
+        msgs = [{"role": m.role, "content": m.content} for m in r.messages]
+        if arm.prompt_template:
+            msgs[-1]["content"] = arm.prompt_template.format(prompt=msgs[-1]["content"])
+        if arm.system_prompt is not None:
+            msgs = [m for m in msgs if m["role"] != "system"]
+            msgs.insert(0, {"role": "system", "content": arm.system_prompt})
+        messages = tuple(msgs)
+    prompt = r.prompt
+    if prompt is not None and arm.prompt_template:
+        prompt = arm.prompt_template.format(prompt=prompt)
+    s = arm.sampling
+    return PreparedRequest(
+        request_id=r.request_id, messages=messages, prompt=prompt,
+        temperature=float(_first(s.temperature, r.temperature, DEFAULT_TEMPERATURE)),  # type: ignore[arg-type]
+        top_p=float(_first(s.top_p, r.top_p, DEFAULT_TOP_P)),  # type: ignore[arg-type]
+        max_tokens=int(_first(s.max_tokens, r.max_tokens, DEFAULT_MAX_TOKENS)),  # type: ignore[arg-type]
+        seed=request_seed(s.seed, r.request_id), response_schema=r.response_schema)
+
+
+def generation_table(batch: int, requests: Sequence[Request], gens: Sequence[Generation]) -> pa.Table:
+    segment = {r.request_id: r.segment for r in requests}
+    return pa.Table.from_pylist([
+        {"request_id": g.request_id, "segment": segment[g.request_id], "batch": batch, "output_text": g.output_text,
+         "prompt_tokens": g.prompt_tokens, "output_tokens": g.output_tokens, "finish_reason": g.finish_reason,
+         "error": g.error, "ttft_s": g.ttft_s, "itl_s": g.itl_s, "latency_s": g.latency_s} for g in gens],
+        schema=GENERATION_SCHEMA)
+
+
+def _batch_table(batch: int, gens: Sequence[Generation], seconds: float, cached: int) -> pa.Table:
+    """Counts of the generated requests only (``gens``); ``cached`` requests took no engine time."""
+    served = [g for g in gens if g.error is None]
+    return pa.Table.from_pylist([{
+        "batch": batch, "requests": len(served), "prompt_tokens": sum(g.prompt_tokens or 0 for g in served),
+        "output_tokens": sum(g.output_tokens or 0 for g in served), "seconds": seconds, "cached": cached}],
+        schema=BATCH_SCHEMA)
+
+
+@dataclass
+class Work:
+    """One traffic batch to replay: its requests, those the cache answers, and the rest, prepared for the arm."""
+
+    index: int
+    requests: Sequence[Request]
+    cached: dict[str, Generation]
+    todo: list[PreparedRequest]
+
+
+def plan(run: RunDir, name: str, traffic: Traffic, size: int) -> tuple[int, set[int]]:
+    """The arm's batch count and the batches already done (their generations parts exist); removes temporaries
+    an interrupted replay left. Done parts are checked against the traffic while it is read (``work``)."""
+    total = math.ceil(traffic.requests / size)
+    done = {b for b in range(total) if run.has_part("generations", name, b)}
+    stale = run.remove_stale_temporaries(name)
+    if stale:
+        log.info("arm %s: removed %d temporary files left by an interrupted replay", name, stale)
+    if done and len(done) == total:
+        log.info("arm %s: all %d batches already replayed, skipped", name, total)
+    elif done:
+        log.info("arm %s: resuming: %d of %d batches already replayed, skipped; %d to replay", name, len(done),
+                 total, total - len(done))
+    return total, done
+
+
+def work(run: RunDir, name: str, arm: ArmConfig, traffic: Traffic, done: set[int],
+         cache: GenerationCache | None) -> Iterator[Work]:
+    """The batches left to replay, prepared, with what the cache answers; checks each done part's request ids.
+
+    Raises:
+        ResumeError: a done part holds other requests than the traffic's batch with that index.
+    """
+    for batch in traffic.batches(arm.engine.batch_size, wanted=lambda b: b not in done):
+        if batch.requests is None:
+            _check_part(run, name, batch.index, batch.request_ids)
+            continue
+        prepared = [prepare(r, arm) for r in batch.requests]
+        cached = cache.lookup(prepared) if cache is not None else {}
+        yield Work(batch.index, batch.requests, cached, [p for p in prepared if p.request_id not in cached])
+
+
+def commit_batch(run: RunDir, name: str, item: Work, fresh: Sequence[Generation], seconds: float,
+                 cache: GenerationCache | None) -> None:
+    """Record a replayed batch: the cache gets the fresh generations, then the batches part, then the generations
+    part (the commit record)."""
+    if cache is not None and item.todo:
+        cache.add(item.todo, fresh)
+    by_id = {**item.cached, **{g.request_id: g for g in fresh}}
+    gens = [by_id[r.request_id] for r in item.requests]
+    run.write_part("batches", name, item.index, _batch_table(item.index, fresh, seconds, len(item.cached)))
+    run.write_part("generations", name, item.index, generation_table(item.index, item.requests, gens))
+
+
+def _check_part(run: RunDir, name: str, b: int, request_ids: list[str]) -> None:
+    found = run.part_request_ids(name, b)
+    if found != request_ids:
+        raise ResumeError(
+            f"{run.part_path('generations', name, b)}: expected the {len(request_ids)} requests of traffic batch {b} "
+            f"({_span(request_ids)}), found {len(found)} ({_span(found)}): the run was replayed with other "
+            "traffic, limit or engine.batch_size. Fix: resume with the settings in its manifest.json, or use a new "
+            "run_id.")
+
+
+def _span(ids: list[str]) -> str:
+    return "none" if not ids else f"{ids[0]} .. {ids[-1]}"
+
+
