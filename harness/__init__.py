@@ -7,7 +7,7 @@ config into one call of it. Beside the pipeline: ``canary/`` (live traffic), ``g
 
 Data at the repository's top level ships inside the package (so a non-editable install runs the default experiment
 from any directory): ``configs/`` (Hydra) and ``replays/`` (the sample traffic, the zoo's golden set, the sample
-annotations) are installed as ``harness/configs`` and ``harness/replays`` (``pyproject.toml``); a source checkout
+annotations) are installed as ``harness/configs`` and ``harness/replays`` (``setup.py``); a source checkout
 reads them where they are. Configs name shipped files as ``${pkg:replays/NAME}``.
 """
 

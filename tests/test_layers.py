@@ -126,14 +126,29 @@ def test_no_module_imports_from_a_layer_above_its_own() -> None:
 
 
 def mermaid() -> str:
-    """The graph between packages (harness.<top>[.<sub>] for the pipeline's packages), as a Mermaid flowchart."""
+    """The graph between the units ``LAYERS`` names (a module counts as its most specific prefix there),
+    transitively reduced (an edge a longer path already implies is left out), bottom to top, as a Mermaid flowchart."""
     def unit(m: str) -> str:
-        parts = m.split(".")
-        return ".".join(parts[:2])
+        return max((p for ps in LAYERS for p in ps if m == p or m.startswith(p + ".")), key=len)
 
-    pairs = sorted({(unit(a), unit(b)) for a, bs in imports(modules()).items() for b in bs if unit(a) != unit(b)})
+    edges: dict[str, set[str]] = {}
+    for a, bs in imports(modules()).items():
+        for b in bs:
+            ua, ub = unit(a), unit(b)
+            if ua != ub:
+                edges.setdefault(ua, set()).add(ub)
+
+    def reach(u: str, seen: set[str]) -> set[str]:
+        for v in edges.get(u, ()):
+            if v not in seen:
+                seen.add(v)
+                reach(v, seen)
+        return seen
+
+    kept = sorted((a, b) for a, bs in edges.items() for b in bs
+                  if not any(b in reach(c, {c}) for c in bs - {b}))
     lines = ["flowchart BT"]
-    lines += [f"  {a.replace('.', '_')}[{a}] --> {b.replace('.', '_')}[{b}]" for a, b in pairs]
+    lines += [f"  {a.replace('.', '_')}[{a}] --> {b.replace('.', '_')}[{b}]" for a, b in kept]
     return "\n".join(lines)
 
 
