@@ -1,7 +1,10 @@
 """Command entry points: config -> plain function calls, nothing else.
 
     python -m harness [-v] replay [experiment=NAME] [key=value ...]  replay + gate (exit code = verdict); -v: every log
-                                                                   line on the terminal (else harness.log, engine.log)
+                                                                   line on the terminal (else harness.log, engine.log);
+                                                                   `replay --help`: config groups; `replay --cfg job`:
+                                                                   the composed config, nothing run
+    python -m harness --help                                      this text
     python -m harness report RUN_DIR                              rebuild verdict and report from files
     python -m harness runs [--output-dir reports]                 every run, newest first; writes reports/index.html
     python -m harness zoo [--force]                               build the fixture checkpoints
@@ -80,13 +83,14 @@ def _replay(argv: list[str]) -> int:
     @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="config")
     def main(dcfg: DictConfig) -> None:
         from harness.run import run_experiment
-        from harness.spec import run_spec
+        from harness.spec import check_known_keys, run_spec
 
         result["code"] = 1  # composed: from here on a failure is the run's, not the config's
         sweep = _sweep_job()
         if sweep is not None:
             result["sweep_dir"] = sweep.dir
         try:
+            check_known_keys(dcfg)
             spec = run_spec(dcfg, sweep)
             run, verdict = run_experiment(spec, OmegaConf.to_container(dcfg, resolve=True))  # type: ignore[arg-type]
         except (BadInput, OmegaConfBaseException) as e:
@@ -102,12 +106,12 @@ def _replay(argv: list[str]) -> int:
     try:
         main()
     except SystemExit as e:
-        if "code" not in result:  # Hydra exits before the task runs: the config did not compose
-            return EXIT_BAD_INPUT
+        if "code" not in result:  # Hydra exits before the task runs: --help (0), or the config did not compose
+            return 0 if e.code in (0, None) else EXIT_BAD_INPUT
         return e.code if isinstance(e.code, int) else 1
     if multirun and "sweep_dir" in result:
         return _after_sweep(Path(result["sweep_dir"]), codes)
-    return int(result.get("code", EXIT_BAD_INPUT))
+    return int(result.get("code", 0))  # no task ran and nothing failed: --help, --cfg job, --info
 
 
 def _sweep_job() -> Any:
@@ -309,8 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = bool(argv) and argv[0] in ("-v", "--verbose")
     argv = argv[1:] if verbose else argv
-    if not argv or argv[0] not in COMMANDS:
-        print(__doc__, file=sys.stderr)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(__doc__)
+        return 0
+    if argv[0] not in COMMANDS:
+        print(f"error: unknown command {argv[0]!r}.\n{__doc__}", file=sys.stderr)
         return EXIT_BAD_INPUT
     console.configure(verbose or os.environ.get("HARNESS_VERBOSE") == "1")
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM unwinds like Ctrl-C: servers and Ray are stopped on the way

@@ -226,6 +226,19 @@ def default_policy() -> Policy:
                                                       OmegaConf.load(CONFIG_DIR / "gate" / "default.yaml"))))
 
 
+def check_known_keys(dcfg: Any) -> None:
+    """Refuse keys the schema does not have, however they were added (Hydra's ``+key=value`` opens the config for
+    new keys; a typo there would otherwise be ignored silently). Keys under dict-typed settings (``engine.extra``,
+    ``gate.thresholds``, ...) stay free.
+
+    Raises:
+        omegaconf.errors.ConfigKeyError: naming the key (the CLI exits 2 with it).
+    """
+    from omegaconf import OmegaConf
+
+    OmegaConf.merge(OmegaConf.structured(OmegaConf.get_type(dcfg)), OmegaConf.to_container(dcfg))
+
+
 def run_spec(dcfg: Any, sweep: SweepJob | None = None) -> RunSpec:
     """The typed ``RunSpec`` from the composed Hydra config: the one place config becomes plain values.
 

@@ -128,3 +128,21 @@ def test_the_real_report_reads_at_a_glance_on_a_laptop_and_a_phone(terse_run: tu
     page = (run / "report.html").read_text()
     for width, height in VIEWPORTS:  # no sideways scroll, no broken cell, verdict and scorecard in the first screen
         assert_layout(measure(page, tmp_path, width, height), width, height)
+
+
+def test_an_earlier_run_imported_as_both_arms_keeps_its_golden_set(terse_run: tuple[Path, object],
+                                                                   tmp_path: Path) -> None:
+    """The golden set is answered from the run folder's own golden generations: the same comparison, imported, still
+    breaches golden (it used to skip the golden set and fall to INVESTIGATE)."""
+    run, _ = terse_run
+    traffic = read_manifest(RunDir.at(run)).traffic.path
+    proc = run_harness("replay", "experiment=zoo_terse", f"traffic.path={traffic}", f"baseline.imported={run}",
+                       f"candidate.imported={run}:candidate", "drift.enabled=false", f"output_dir={tmp_path}",
+                       "run_id=again")
+    verdict = json.loads((tmp_path / "zoo_terse" / "again" / "verdict.json").read_text())
+    original = json.loads((run / "verdict.json").read_text())
+    assert proc.returncode == verdict["exit_code"] == 11, proc.stderr[-2000:]
+    assert verdict["families"]["golden"] == original["families"]["golden"] == "breached"
+    assert verdict["manifest"]["records"]["golden"]["skipped"] is None
+    assert {c["metric"]: c["delta"] for c in verdict["checks"] if c["family"] == "golden"} == \
+        {c["metric"]: c["delta"] for c in original["checks"] if c["family"] == "golden"}

@@ -12,6 +12,14 @@ from typing import Any
 
 from harness.errors import BadInput
 
+USAGE = """python -m harness canary logs=DIR [key=value ...]
+
+Gates live canary traffic window by window: reads the canary logs in DIR (Parquet, or OpenAI JSONL with an `arm`
+field naming control or canary), evaluates tumbling windows on cumulative data and decides CONTINUE, INVESTIGATE,
+ROLLBACK or PROMOTE (exit code: the last decision). Keys: configs/canary.yaml and CanaryConfig in harness/config.py
+(window_s, observation_windows, follow, sequential.*, gate.*, golden.*, drift.*, hooks=haproxy, ...);
+docs/canary.md has the method, the recipes and the payloads."""
+
 
 def compose(overrides: list[str]) -> Any:
     """The canary config (``configs/canary.yaml`` + overrides), typed; a typo or a wrong type raises BadInput."""
@@ -22,12 +30,14 @@ def compose(overrides: list[str]) -> Any:
     from omegaconf.errors import OmegaConfBaseException
 
     from harness import CONFIG_DIR
-    from harness.spec import register_schemas
+    from harness.spec import check_known_keys, register_schemas
 
     register_schemas()
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-            return OmegaConf.to_object(hydra_compose(config_name="canary", overrides=overrides))
+            cfg = hydra_compose(config_name="canary", overrides=overrides)
+            check_known_keys(cfg)  # `+key=value` typos too
+            return OmegaConf.to_object(cfg)
     except (HydraException, OmegaConfBaseException) as e:
         raise BadInput(f"canary config: {e}. Fix: check the key and its type in harness/config.py "
                        "(CanaryConfig) and docs/canary.md.") from None
@@ -77,6 +87,9 @@ def canary(argv: list[str]) -> int:
     """Run the evaluator; exit code per the last decision (``harness.canary.evaluate.EXIT_CODES``)."""
     from harness.canary.evaluate import EXIT_CODES, Evaluator
 
+    if any(a in ("-h", "--help") for a in argv):
+        print(USAGE)
+        return 0
     spec = spec_from_config(compose(argv))
     evaluator = Evaluator(spec)
     decision = evaluator.run()

@@ -77,7 +77,7 @@ def start_haproxy(work: Path, control: str, canary: str, control_weight: int = 9
                   ) -> tuple[Process, Path]:
     """HAProxy in the foreground on a loopback port: backend ``llm`` with servers ``control`` and ``canary``
     (``host:port``), the serving server's name in ``X-Served-By``, an admin socket (mode 600) in ``work``."""
-    socket_path = work / "admin.sock"
+    socket_path = work.resolve() / "admin.sock"  # HAProxy reads a relative path as an address
     port = free_port()
     cfg = work / "haproxy.cfg"
     cfg.write_text(HAPROXY_CFG.format(socket=socket_path, port=port, control=control, canary=canary,

@@ -95,7 +95,8 @@ def _row_issues(row: dict[str, Any]) -> list[Issue]:
 
 def run_parts(source: str | Path) -> list[Path] | None:
     """The generations parts of an earlier run's arm: ``RUN_DIR`` (its baseline) or ``RUN_DIR:ARM``; None when
-    ``source`` is not a run directory.
+    ``source`` is not a run directory. The arm's golden-set answers (``RUN_DIR/golden/``) come with them, so a run
+    that imports it answers the same golden set from the folder (request ids are distinct).
 
     Raises:
         EngineError: a run directory without generations of that arm.
@@ -110,7 +111,7 @@ def run_parts(source: str | Path) -> list[Path] | None:
         raise EngineError(f"{source}: expected an earlier run's directory (reports/<experiment>/<run_id>: its baseline "
                           f"is imported; RUN_DIR:<arm> for another arm), found no generations of arm {arm!r} in "
                           f"{path / 'generations'}. Fix: point the arm's `imported` at a finished run.")
-    return parts
+    return parts + sorted((path / "golden" / "generations" / f"arm={arm}").glob("part-*.parquet"))
 
 
 def _run_rows(parts: list[Path]) -> dict[str, dict[str, Any]]:

@@ -242,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: the arguments (default: `sys.argv[1:]`).
 
     Returns:
-        The exit status: 0 on success, 1 when the log has problems (listed on stderr).
+        The exit status: 0 on success, 2 when the log has problems (listed on stderr) or the input is missing.
     """
     parser = argparse.ArgumentParser(prog="python -m harness.traffic.openai_import",
                                      description="Import an OpenAI chat-completions log (JSONL) into traffic Parquet.")
@@ -251,11 +251,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--segment-field", default=None, help="the metadata key holding the segment")
     parser.add_argument("--default-segment", default="default", help="the segment of lines without one")
     args = parser.parse_args(argv)
+    if not Path(args.src).is_file():
+        print(f"error: {args.src}: no such file. Fix: give the path of an OpenAI chat-completions log (JSONL).",
+              file=sys.stderr)
+        return 2
     try:
         count = import_openai_jsonl(args.src, args.dst, args.segment_field, args.default_segment)
     except TrafficError as err:
         print(err, file=sys.stderr)
-        return 1
+        return 2
     print(f"wrote {count} requests to {args.dst}")
     return 0
 

@@ -1,15 +1,20 @@
 """The canary end to end: three real vLLM servers (zoo baseline, terse, benign) behind a real HAProxy at 95/5, the
-real packaged embedding model, the real golden set. One test for both scenarios (the suite's time budget)."""
+real packaged embedding model, the real golden set. One test for both scenarios (the suite's time budget), run as the
+README tells a user: `make canary` from the repository root, writing under the default, relative
+reports/canary_demo/<time>/ (a relative admin-socket path once broke HAProxy's config there)."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 
-from harness.canary.demo import DemoSettings, run_demo
 from harness.canary.launch import HAPROXY
 
 MAX_WINDOWS_TO_ROLLBACK = 8  # documented in docs/canary.md
@@ -26,9 +31,15 @@ def _alive(pid: int) -> bool:
 @pytest.mark.e2e
 @pytest.mark.vllm
 @pytest.mark.skipif(not Path(HAPROXY).exists(), reason="needs Debian's haproxy (apt-get install haproxy)")
-def test_regression_is_rolled_back_through_haproxy_and_benign_is_promoted(tmp_path: Path) -> None:
+def test_regression_is_rolled_back_through_haproxy_and_benign_is_promoted() -> None:
     t0 = time.perf_counter()
-    summary = run_demo(tmp_path / "demo", DemoSettings())
+    root = REPO / "reports" / "canary_demo"
+    before = set(root.glob("*")) if root.is_dir() else set()
+    proc = subprocess.run(["make", "canary"], cwd=REPO, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    [out] = set(root.glob("*")) - before
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    summary = json.loads((out / "demo.json").read_text())
     regression, benign = summary["scenarios"]
     assert regression["errors"] <= 0.01 * regression["logged"] and benign["errors"] <= 0.01 * benign["logged"]
     assert regression["decision"] == "ROLLBACK"
@@ -43,5 +54,6 @@ def test_regression_is_rolled_back_through_haproxy_and_benign_is_promoted(tmp_pa
     assert {d["decision"] for d in summary["webhook_deliveries"]} >= {"ROLLBACK", "PROMOTE"}
     assert not any(_alive(pid) for pid in summary["pids"])
     assert summary["admin_socket_mode"] == "0o600"
-    assert (tmp_path / "demo" / "demo.md").exists()
+    assert (out / "demo.md").exists() and f"report: {out.relative_to(REPO) / 'demo.md'}" in proc.stdout
     print(f"canary demo: {time.perf_counter() - t0:.0f} s")
+    shutil.rmtree(out)

@@ -172,5 +172,5 @@ def test_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip() == f"wrote 1 requests to {out}"
     assert load_traffic(out)[0].segment == "t"
     bad = _log(tmp_path, "not json")
-    assert main([str(bad), str(out)]) == 1
+    assert main([str(bad), str(out)]) == 2
     assert "line 1" in capsys.readouterr().err
