@@ -287,11 +287,40 @@ class HooksConfig:
 
 
 @dataclass
+class CanaryMappingConfig:
+    """Where the canary's fields are in the logged records (dotted paths; docs/canary.md, "Reading real logs")."""
+
+    arm_field: str = "arm"  # e.g. response.model, metadata.upstream, server
+    arm_values: Dict[str, str] = field(default_factory=dict)  # noqa: UP006  logged value -> control|canary
+    segment_field: Optional[str] = None  # noqa: UP045  null: the segment column (metadata.segment in JSONL)
+    request_id_field: Optional[str] = None  # noqa: UP045  null: request_id (Parquet), id (JSONL)
+
+
+@dataclass
+class CanaryJoinConfig:
+    """The proxy's access log (JSONL) joined to the application's log by request id: the arm comes from the proxy."""
+
+    logs: Optional[str] = None  # noqa: UP045  the proxy log directory; null: no join (the arm is in the logs)
+    request_id_field: str = "request_id"  # HAProxy %ID, Envoy x-request-id
+    arm_field: str = "server"  # HAProxy %s, Envoy %UPSTREAM_HOST%; mapped by mapping.arm_values
+    wait_s: float = 60.0  # (follow) a record without its match after this long is counted as unmatched
+
+
+@dataclass
+class CanaryHealthConfig:
+    """When `serve` answers not-healthy (HTTP 503) instead of a decision (docs/canary.md, "Fail closed")."""
+
+    stale_windows: float = 2.0  # the newest window ended more than this many window lengths ago
+    grace_s: Optional[float] = None  # noqa: UP045  no window yet this long after the start; null: 2 windows
+    heartbeat_s: float = 60.0  # the evaluator's heartbeat is older than this
+
+
+@dataclass
 class CanaryConfig:
     """The root config of `python -m harness canary` (configs/canary.yaml; docs/canary.md)."""
 
     name: str = "canary"
-    logs: str = MISSING  # the directory the traffic layer's logger writes (Parquet / JSONL with an `arm` field)
+    logs: str = MISSING  # the directory the traffic layer's logger writes (Parquet / JSONL; the arm: `mapping`, `join`)
     window_s: float = 3600.0  # tumbling windows, evaluated on all data so far
     observation_windows: int = 24  # windows without a breach before PROMOTE
     max_windows: Optional[int] = None  # noqa: UP045  stop after this many windows (default 3 x observation)
@@ -303,6 +332,10 @@ class CanaryConfig:
     golden: CanaryGoldenConfig = field(default_factory=CanaryGoldenConfig)
     drift: CanaryDriftConfig = field(default_factory=CanaryDriftConfig)
     hooks: HooksConfig = field(default_factory=HooksConfig)
+    mapping: CanaryMappingConfig = field(default_factory=CanaryMappingConfig)
+    join: CanaryJoinConfig = field(default_factory=CanaryJoinConfig)
+    max_bad_share: float = 0.01  # log records the canary cannot use (quarantined, unmatched) above this: INVESTIGATE
+    health: CanaryHealthConfig = field(default_factory=CanaryHealthConfig)
     output_dir: str = "reports"
     run_id: Optional[str] = None  # noqa: UP045  give the same one to resume a stopped evaluator
 

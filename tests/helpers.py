@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from harness import REPLAYS_DIR
 
@@ -64,3 +70,20 @@ def report_input(*, name: str = "e", run_id: str = "r", verdict: Any = None, sum
     tables = {"summary": pa.Table.from_pylist(list(summary)), "throughput": pa.Table.from_pylist(list(throughput)),
               "changed_pairs": pa.Table.from_pylist(list(pairs))}
     return ReportInput(manifest, verdict or Verdict("PASS", "NONE", (), ()), tables, requests, {})
+
+
+def canary_run_dir(tmp_path: Path, decision: str, age_s: float = 0.0, beat_age_s: float = 0.0) -> Path:
+    """A canary run directory as the evaluator leaves it: manifest (window 60 s), a heartbeat ``beat_age_s`` old and
+    a newest window that ended ``age_s`` ago with ``decision``."""
+    run = tmp_path / "run"
+    run.mkdir(exist_ok=True)
+    now = time.time()
+    t = dt.datetime.fromtimestamp(now - age_s, dt.UTC)
+    (run / "manifest.json").write_text(json.dumps({"window_s": 60.0, "started_at": t.isoformat(),
+                                                   "health": {"stale_windows": 2.0, "grace_s": 120.0,
+                                                              "heartbeat_s": 30.0}}))
+    (run / "heartbeat.json").write_text(json.dumps({"at": now - beat_age_s, "pid": 1}))
+    pq.write_table(pa.Table.from_pylist([{"window": 4, "start": t, "end": t, "decision": decision,
+                                          "n_control": 10, "n_canary": 2, "families": json.dumps({"stats": "ok"}),
+                                          "reasons": json.dumps(["r"]), "actions": "[]"}]), run / "decisions.parquet")
+    return run

@@ -47,6 +47,7 @@ def spec_from_config(cfg: Any) -> Any:
     """Plain values for the evaluator: policy, sequential parameters, hooks (with secrets), golden endpoints."""
     from harness.canary.evaluate import CanarySpec, WebhookSpec
     from harness.canary.hooks import HAProxy, read_secret
+    from harness.canary.logs import JoinSpec, LogMapping
     from harness.canary.samples import Endpoint, GoldenReplayer, served_model
     from harness.canary.sequential import Sequential
     from harness.spec import policy
@@ -63,7 +64,11 @@ def spec_from_config(cfg: Any) -> Any:
                            "versions' endpoints). Fix: set both, or golden.path=null.")
         endpoints = [Endpoint(u, g.model or served_model(u)) for u in (g.control_url, g.canary_url)]
         golden = GoldenReplayer(g.path, g.limit, endpoints[0], endpoints[1], g.max_tokens, g.timeout_s)
-    hp, wh = cfg.hooks.haproxy, cfg.hooks.webhook
+    hp, wh, m, j = cfg.hooks.haproxy, cfg.hooks.webhook, cfg.mapping, cfg.join
+    bad = [f"{k}: {v!r}" for k, v in m.arm_values.items() if v not in ("control", "canary")]
+    if bad or not 0 <= cfg.max_bad_share < 1:
+        raise BadInput(f"canary: mapping.arm_values {bad} / max_bad_share {cfg.max_bad_share}. Fix: map each logged "
+                       "value to control or canary; max_bad_share in [0, 1).")
     webhook = None
     if wh.url:
         webhook = WebhookSpec(wh.url, read_secret(wh.secret_env, "hooks.webhook"), wh.attempts, wh.backoff_s,
@@ -80,7 +85,12 @@ def spec_from_config(cfg: Any) -> Any:
         drift=((cfg.drift.model, cfg.drift.reference, cfg.drift.device, cfg.drift.control_share)
                if cfg.drift.enabled else None),
         golden=golden, golden_every=cfg.golden.every,
-        haproxy=HAProxy(hp.socket, hp.backend, hp.server) if hp.socket else None, webhook=webhook)
+        haproxy=HAProxy(hp.socket, hp.backend, hp.server) if hp.socket else None, webhook=webhook,
+        mapping=LogMapping(m.arm_field, dict(m.arm_values), m.segment_field, m.request_id_field),
+        join=JoinSpec(Path(j.logs), j.request_id_field, j.arm_field, j.wait_s) if j.logs else None,
+        max_bad_share=cfg.max_bad_share,
+        health={"stale_windows": cfg.health.stale_windows, "grace_s": cfg.health.grace_s or 2 * cfg.window_s,
+                "heartbeat_s": cfg.health.heartbeat_s})
 
 
 def canary(argv: list[str]) -> int:

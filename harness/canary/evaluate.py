@@ -13,10 +13,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness.canary.hooks import HAProxy, Webhook, public_url
-from harness.canary.logs import CanaryLogs, LogRecord
+from harness.canary.logs import CanaryLogs, JoinSpec, LogMapping, LogRecord
 from harness.canary.samples import DRIFT_METRIC, STATS_CATALOG, DriftScorer, GoldenReplayer, stats_samples
 from harness.canary.sequential import Sequential
 from harness.canary.windows import TERMINAL, Sample, WindowResult, decide_window, window_checks
@@ -68,6 +69,10 @@ class CanarySpec:
     golden_every: int = 6
     haproxy: HAProxy | None = None
     webhook: WebhookSpec | None = field(default=None, repr=False)
+    mapping: LogMapping = field(default_factory=LogMapping)
+    join: JoinSpec | None = None
+    max_bad_share: float = 0.01  # records the canary could not use (quarantined, unmatched) above this: INVESTIGATE
+    health: dict[str, float] = field(default_factory=dict)  # what `serve` reads: stale_windows, grace_s, heartbeat_s
 
     def manifest(self) -> dict[str, Any]:
         """What the manifest records: no secret, URLs without credentials or query."""
@@ -80,7 +85,11 @@ class CanarySpec:
                     "endpoints": {a: public_url(e.url) for a, e in self.golden.endpoints.items()}},
                 "haproxy": None if self.haproxy is None else asdict(self.haproxy),
                 "webhook": None if self.webhook is None else {"url": public_url(self.webhook.url),
-                                                              "attempts": self.webhook.attempts}}
+                                                              "attempts": self.webhook.attempts},
+                "mapping": {**asdict(self.mapping), "arm_values": dict(self.mapping.arm_values)},
+                "join": None if self.join is None else {**asdict(self.join), "logs": str(self.join.logs)},
+                "max_bad_share": self.max_bad_share, "poll_s": self.poll_s, "follow": self.follow,
+                "health": dict(self.health)}
 
     @property
     def windows_limit(self) -> int:
@@ -100,7 +109,8 @@ class Evaluator:
         run_id = spec.run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(2)
         self.path = spec.output_dir / spec.name / run_id
         self.path.mkdir(parents=True, exist_ok=True)
-        self.logs = CanaryLogs(spec.logs)
+        self.logs = CanaryLogs(spec.logs, spec.mapping, spec.join, self.path / "quarantine.jsonl", spec.follow, clock)
+        self.records: list[LogRecord] = []
         self.drift = DriftScorer(*spec.drift) if spec.drift else None
         self.webhook = None if spec.webhook is None else Webhook(
             spec.webhook.url, spec.webhook.secret, self.path / "webhook_outbox.jsonl", spec.webhook.attempts,
@@ -110,7 +120,10 @@ class Evaluator:
         self.window_rows: list[dict[str, Any]] = self._read("windows.parquet")
         self.golden_samples = [Sample(**r) for r in self._read("golden_samples.parquet")]
         manifest = self.path / "manifest.json"
-        self.t0 = _utc(json.loads(manifest.read_text())["t0"]) if manifest.exists() else spec.start
+        recorded = json.loads(manifest.read_text()) if manifest.exists() else {}
+        self.t0 = _utc(recorded["t0"]) if recorded.get("t0") else spec.start
+        self.started_at = recorded.get("started_at") or dt.datetime.now(dt.UTC).isoformat()
+        self._write_manifest()
         self.results: list[WindowResult] = []
         self._scored: dict[str, list[Sample]] = {}
 
@@ -127,7 +140,8 @@ class Evaluator:
         return self.decisions[-1]["decision"] if self.decisions else None
 
     def _write_manifest(self) -> None:
-        doc = {**self.spec.manifest(), "run_id": self.path.name, "t0": self.t0.isoformat() if self.t0 else None}
+        doc = {**self.spec.manifest(), "run_id": self.path.name, "t0": self.t0.isoformat() if self.t0 else None,
+               "started_at": self.started_at}
         (self.path / "manifest.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
 
     def _action(self, record: dict[str, Any]) -> None:
@@ -137,10 +151,13 @@ class Evaluator:
     def run(self) -> str | None:
         """Evaluate windows until a terminal decision or the end; returns the last decision (None: no window)."""
         while self.last_decision not in TERMINAL and self.next_window < self.spec.windows_limit:
-            records = self.logs.refresh()
+            new = self.logs.refresh()
+            if new:
+                self.records = sorted([*self.records, *new], key=lambda r: r.timestamp)
+            records = self.records
+            self.heartbeat()
             if self.t0 is None and records:
                 self.t0 = records[0].timestamp
-            if self.t0 is not None and not (self.path / "manifest.json").exists():
                 self._write_manifest()
             done = self._evaluate_ready(records)
             if self.webhook is not None:
@@ -149,8 +166,17 @@ class Evaluator:
                 break
             if not done:
                 time.sleep(self.spec.poll_s)
+        self.heartbeat()
         self.write_report()
         return self.last_decision
+
+    def heartbeat(self) -> None:
+        """``heartbeat.json``: this evaluator is alive (``serve`` turns not-healthy when it goes quiet)."""
+        doc = {"at": self.clock(), "pid": os.getpid(), "next_window": self.next_window,
+               "last_decision": self.last_decision, "counts": asdict(self.logs.counts)}
+        tmp = self.path / ".heartbeat.json.tmp"
+        tmp.write_text(json.dumps(doc) + "\n")
+        tmp.replace(self.path / "heartbeat.json")
 
     def _now(self, records: Sequence[LogRecord]) -> dt.datetime | None:
         if self.spec.follow:
@@ -201,6 +227,7 @@ class Evaluator:
         breached = any(d["decision"] in ("INVESTIGATE", "ROLLBACK") for d in self.decisions)
         result = decide_window(w, start, end, checks, self.spec.observation_windows, breached,
                                sum(r.arm == "control" for r in seen), sum(r.arm == "canary" for r in seen))
+        result = self._data_quality(result)
         self.window_rows += [{"window": w, "family": c.check.family, "metric": c.check.metric,
                               "segment": c.check.segment, "status": c.check.status, "role": c.check.role,
                               "n_control": c.n_control, "n_canary": c.n_canary, "control": c.check.baseline,
@@ -208,10 +235,13 @@ class Evaluator:
                               "margin": c.margin, "p_look": c.p_look, "p_running": c.p_running,
                               "p_adjusted": c.check.p_value, "reason": c.check.reason} for c in checks]
         actions = self._hooks(result)
+        counts = self.logs.counts
         self.decisions.append({"window": w, "start": start, "end": end, "decision": result.decision,
                                "gate_verdict": result.verdict.verdict, "n_control": result.n_control,
                                "n_canary": result.n_canary, "families": json.dumps(dict(result.verdict.families)),
                                "reasons": json.dumps(list(result.reasons)), "actions": json.dumps(actions),
+                               "records": counts.records, "bad_records": counts.bad,
+                               "unmatched": counts.unmatched, "proxy_unmatched": counts.proxy_unmatched,
                                "evaluated_at": dt.datetime.now(dt.UTC)})
         write_parquet_atomic(self.path / "windows.parquet", pa.Table.from_pylist(self.window_rows))
         write_parquet_atomic(self.path / "decisions.parquet", pa.Table.from_pylist(self.decisions))
@@ -221,6 +251,18 @@ class Evaluator:
               + "".join(f"\n  - {r}" for r in result.reasons[:3]), flush=True)
         self.results.append(result)
         return result
+
+    def _data_quality(self, result: WindowResult) -> WindowResult:
+        """Records the canary could not use (quarantined or unmatched) above ``max_bad_share``: never CONTINUE or
+        PROMOTE on them, INVESTIGATE (the data, not the candidate, is in question)."""
+        c = self.logs.counts
+        share = c.share_bad()
+        if share <= self.spec.max_bad_share or result.decision not in ("CONTINUE", "PROMOTE"):
+            return result
+        reason = (f"data quality: {share:.1%} of {c.seen} log records could not be used ({c.bad} quarantined, "
+                  f"{c.unmatched} without a proxy record; max_bad_share {self.spec.max_bad_share:.1%}); see "
+                  f"{self.path / 'quarantine.jsonl'}")
+        return replace(result, decision="INVESTIGATE", reasons=(*result.reasons, reason))
 
     def _hooks(self, result: WindowResult) -> list[dict[str, Any]]:
         actions: list[dict[str, Any]] = []

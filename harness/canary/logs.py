@@ -1,24 +1,37 @@
-"""Canary logs: live requests with the arm that served them, read from a directory that grows.
+"""Canary logs: live requests with the arm that served them, read incrementally from directories that grow.
 
 A canary log is Parquet or OpenAI chat-completions JSONL; one record per live request, the traffic columns
 (``harness.traffic.schema``: ``request_id``, ``timestamp``, ``segment``, ``messages`` or ``prompt``, ...) plus:
 
-- ``arm``: ``control`` (the version in production) or ``canary`` (the new one); required;
-- ``response``: the output text (in JSONL, ``response.choices[0].message.content``); null only with ``error``;
-- ``latency_s``: seconds from request to response, >= 0 (optional);
-- ``finish_reason``, ``output_tokens`` (in JSONL from the response), ``error`` (the failure text of a failed call).
+- the **arm**: ``control`` (the version in production) or ``canary`` (the new one), read from any field
+  (``LogMapping.arm_field``, a dotted path such as ``response.model`` or ``metadata.upstream``) through a value map
+  (``arm_values``: e.g. the proxy's server names ``{v7: control, v8: canary}``); or, when the application's log does
+  not know it, **joined** from a second stream, the proxy's access log, by request id (``JoinSpec``: HAProxy's ``%s``
+  and ``%ID``, Envoy's ``%UPSTREAM_HOST%`` and ``x-request-id``);
+- the segment and the request id from any field path (``segment_field``, ``request_id_field``);
+- ``response`` (in JSONL, ``response.choices[0].message.content``; null only with ``error``), ``latency_s`` (>= 0),
+  ``finish_reason``, ``output_tokens``, ``error``.
 
-``CanaryLogs(dir).refresh()`` reads the files new or changed since the last call (``*.parquet``, ``*.jsonl``; names
-starting with ``.`` or ending ``.tmp`` are skipped: writers write a temporary file and rename it into place). Every
-problem is reported like traffic's: ``<file>: row <i> (request_id=...), column <c>: expected ..., found ....
-Fix: ...`` (a ``TrafficError``, exit code 2); a request id seen twice is an error too. The arms answer different
-requests, so every comparison is unpaired.
+**Fail closed, never stop on data.** ``CanaryLogs.refresh()`` returns the records that arrived since its last call.
+A record that does not validate is skipped, counted (``counts``) and appended to the quarantine file with its file,
+line or row, the reason (file, row, field, expected, found, fix) and its raw text (JSON-escaped); a request id seen
+again among the last ``DUPLICATE_WINDOW`` ids is quarantined too. A JSONL line still being written (no newline yet)
+is left for the next poll, not counted. Only a missing log directory is an error (a config error, exit 2).
+
+**Bounded memory.** JSONL files are read from the byte offset reached last time, in chunks; Parquet files once, when
+they appear (writers rename complete files into place; one that changes afterwards is quarantined, not re-read).
+Nothing is kept but offsets, the last ``DUPLICATE_WINDOW`` ids and, with a join, the records still waiting for their
+match (at most ``JoinSpec.wait_s`` of traffic).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +45,9 @@ from harness.traffic.schema import Issue, Request, TrafficError, show_id, show_v
 ARMS = ("control", "canary")
 LOG_SUFFIXES = (".parquet", ".jsonl")
 EXTRA_COLUMNS = ("arm", "latency_s", "finish_reason", "output_tokens", "error")
+DUPLICATE_WINDOW = 200_000  # request ids remembered for the duplicate check (8-40 MB)
+CHUNK = 8 << 20  # bytes read from a JSONL file at a time
+RAW_KEPT = 2000  # characters of a bad record kept in the quarantine file
 
 
 @dataclass(frozen=True)
@@ -51,11 +67,63 @@ class LogRecord:
         return self.request.timestamp
 
 
+@dataclass(frozen=True)
+class LogMapping:
+    """Where the canary's fields are in the records a traffic layer writes (dotted paths into a JSONL line or a
+    Parquet row; a JSON-encoded text cell, e.g. ``metadata``, is entered too)."""
+
+    arm_field: str = "arm"
+    arm_values: Mapping[str, str] = field(default_factory=dict)  # logged value -> control|canary; {}: as logged
+    segment_field: str | None = None  # None: the traffic schema's (the segment column; metadata.segment in JSONL)
+    request_id_field: str | None = None  # None: request_id (Parquet), id or the response's id (JSONL)
+
+
+@dataclass(frozen=True)
+class JoinSpec:
+    """A second stream, the proxy's access log (JSONL, one line per request), that says which server answered."""
+
+    logs: Path
+    request_id_field: str = "request_id"
+    arm_field: str = "server"
+    wait_s: float = 60.0  # (following) how long a record waits for its match before it counts as unmatched
+
+
+@dataclass
+class Counts:
+    """What the reader saw: records read and kept, and every kind of record it could not use."""
+
+    records: int = 0  # kept: validated, mapped and (with a join) matched
+    bad: int = 0  # quarantined: invalid JSON or values, unknown arm value, duplicates, changed files
+    unmatched: int = 0  # application records without a proxy record (join)
+    proxy_unmatched: int = 0  # proxy records without an application record (join)
+
+    @property
+    def seen(self) -> int:
+        return self.records + self.bad + self.unmatched
+
+    def share_bad(self) -> float:
+        """The share of records the canary could not use (bad or unmatched) among all it saw."""
+        return (self.bad + self.unmatched) / self.seen if self.seen else 0.0
+
+
+def field_value(obj: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted ``path`` (``response.model``); None where a step is missing. A JSON text on the way
+    (a ``metadata`` cell) is parsed and entered."""
+    value: Any = obj
+    for step in path.split("."):
+        if isinstance(value, str) and value[:1] == "{":
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                return None
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(step)
+    return value
+
+
 def _check_extra(row: dict[str, Any]) -> list[Issue]:
     issues = []
-    if row.get("arm") not in ARMS:
-        issues.append(Issue("arm", "control or canary", show_value(row.get("arm")),
-                            "name the arm that served the request (the traffic layer's server -> arm)"))
     latency = row.get("latency_s")
     if latency is not None and (isinstance(latency, bool) or not isinstance(latency, int | float) or latency < 0):
         issues.append(Issue("latency_s", "seconds >= 0", show_value(latency), "record the latency in seconds or null"))
@@ -71,10 +139,26 @@ def _check_extra(row: dict[str, Any]) -> list[Issue]:
     return issues
 
 
+def _arm(value: Any, mapping: LogMapping, where: str) -> tuple[str | None, list[Issue]]:
+    if mapping.arm_values:
+        arm = mapping.arm_values.get(str(value)) if value is not None else None
+        expected = f"one of {sorted(mapping.arm_values)} (arm_values)"
+    else:
+        arm = value if value in ARMS else None
+        expected = "control or canary"
+    if arm not in ARMS:
+        return None, [Issue(where, expected, show_value(value),
+                            "name the arm that served the request (map the traffic layer's value with arm_values)")]
+    return arm, []
+
+
 def record_from_row(row: dict[str, Any]) -> tuple[LogRecord | None, list[Issue]]:
-    """Validates one canary log row (plain values) and builds its record."""
+    """Validates one canary log row (plain values, ``arm`` already mapped) and builds its record."""
     request, issues = validate_row(row)
     issues = issues + _check_extra(row)
+    if row.get("arm") not in ARMS:
+        issues.append(Issue("arm", "control or canary", show_value(row.get("arm")),
+                            "name the arm that served the request (the traffic layer's server -> arm)"))
     if issues or request is None:
         return None, issues
     latency = row.get("latency_s")
@@ -82,106 +166,237 @@ def record_from_row(row: dict[str, Any]) -> tuple[LogRecord | None, list[Issue]]
                      row.get("finish_reason"), row.get("output_tokens"), row.get("error")), []
 
 
-def _jsonl_row(line: dict[str, Any], default_id: str) -> tuple[dict[str, Any], list[Issue]]:
+def _jsonl_row(line: dict[str, Any], default_id: str, mapping: LogMapping) -> tuple[dict[str, Any], list[Issue]]:
     row, issues = line_to_row(line, default_id, "segment", "default")
     raw = line.get("response")
     response: dict[str, Any] = raw if isinstance(raw, dict) else {}
     choices = response.get("choices") or [{}]
     usage: dict[str, Any] = response["usage"] if isinstance(response.get("usage"), dict) else {}
     first: dict[str, Any] = choices[0] if isinstance(choices, list) and isinstance(choices[0], dict) else {}
-    row.update(arm=line.get("arm"), latency_s=line.get("latency_s"), error=line.get("error"),
+    row.update(latency_s=line.get("latency_s"), error=line.get("error"),
                finish_reason=first.get("finish_reason"), output_tokens=usage.get("completion_tokens"))
+    if mapping.segment_field:
+        segment = field_value(line, mapping.segment_field)
+        row["segment"] = "default" if segment is None else segment
+    if mapping.request_id_field:
+        row["request_id"] = field_value(line, mapping.request_id_field)
     if row["metadata"] is not None:
         row["metadata"] = {k: v for k, v in row["metadata"].items() if k != "segment"} or None
     return row, issues
 
 
-def read_jsonl(path: Path) -> tuple[list[LogRecord], list[str]]:
-    """The records of one JSONL canary log and its problems (``file: line N, field F: ...``)."""
-    records, problems = [], []
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            line, issues = decode_line(raw.rstrip(b"\n"), number)
-            record = None
-            if line is not None:
-                row, issues = _jsonl_row(line, f"{path.stem}-{number}")
-                record, more = record_from_row(row) if not issues else (None, [])
-                issues += more
-            problems += [i.describe(str(path), f"line {number}", kind="field") for i in issues]
-            if record is not None:
-                records.append(record)
-    return records, problems
+def _parquet_row(row: dict[str, Any], mapping: LogMapping) -> dict[str, Any]:
+    out = dict(row)
+    if mapping.segment_field:
+        out["segment"] = field_value(row, mapping.segment_field)
+    if mapping.request_id_field:
+        out["request_id"] = field_value(row, mapping.request_id_field)
+    return out
 
 
-def read_parquet(path: Path) -> tuple[list[LogRecord], list[str]]:
-    """The records of one Parquet canary log and its problems (``file: row N (request_id=...), column C: ...``)."""
-    try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowException) as err:
-        return [], [f"{path}: expected a Parquet file, found an unreadable one ({err}). Fix: rewrite the log."]
-    if "timestamp" in table.column_names and pa.types.is_timestamp(table.schema.field("timestamp").type):
-        i = table.schema.get_field_index("timestamp")
-        table = table.set_column(i, "timestamp", table.column(i).cast(pa.timestamp("us", tz="UTC"), safe=False))
-    records, problems = [], []
-    for number, (row, cell_issues) in enumerate(table_rows(table), start=1):
-        record, issues = record_from_row(row) if not cell_issues else (None, cell_issues)
-        at = f"row {number} (request_id={show_id(row.get('request_id'))})"
-        problems += [i.describe(str(path), at) for i in issues]
-        if record is not None:
-            records.append(record)
-    return records, problems
+@dataclass
+class _Tail:
+    """Where reading a JSONL file stopped: the byte offset after the last complete line, and that line's number."""
+
+    offset: int = 0
+    line: int = 0
+
+
+def jsonl_lines(path: Path, tail: _Tail) -> Iterator[tuple[int, bytes]]:
+    """The complete lines added to ``path`` since ``tail`` (numbered from 1); advances ``tail``. A last line without
+    its newline is still being written: it is left for the next call. A file that shrank was rewritten: read again
+    from the start."""
+    if path.stat().st_size < tail.offset:
+        tail.offset, tail.line = 0, 0
+    with path.open("rb") as f:
+        f.seek(tail.offset)
+        pending = b""
+        while chunk := f.read(CHUNK):
+            *lines, pending = (pending + chunk).split(b"\n")
+            for raw in lines:
+                tail.line += 1
+                tail.offset += len(raw) + 1
+                yield tail.line, raw
 
 
 class CanaryLogs:
-    """A directory of canary logs that grows; ``refresh`` reads what is new and returns every record so far."""
+    """The canary's log directory (and, with a join, the proxy's), read incrementally; see the module docstring."""
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, mapping: LogMapping | None = None, join: JoinSpec | None = None,
+                 quarantine: Path | None = None, follow: bool = False, clock: Callable[[], float] = time.time
+                 ) -> None:
         self.directory = Path(directory)
-        self._files: dict[Path, tuple[tuple[int, int], list[LogRecord]]] = {}
+        self.mapping = mapping or LogMapping()
+        self.join, self.quarantine, self.follow, self.clock = join, quarantine, follow, clock
+        self.counts = Counts()
+        self._tails: dict[Path, _Tail] = {}
+        self._parquet: dict[Path, tuple[int, int]] = {}
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._waiting_app: dict[str, tuple[dict[str, Any], Path, str, float]] = {}  # id -> row, file, where, since
+        self._waiting_proxy: dict[str, tuple[Any, float]] = {}  # request id -> logged arm value, since
 
-    def _paths(self) -> list[Path]:
-        if not self.directory.is_dir():
-            raise TrafficError([f"{self.directory}: no such directory. Fix: point canary.logs at the directory the "
-                                "traffic layer's logger writes (Parquet or JSONL files)."])
-        return sorted(p for p in self.directory.iterdir() if p.suffix in LOG_SUFFIXES and p.is_file()
-                      and not p.name.startswith("."))
+    @staticmethod
+    def _paths(directory: Path, suffixes: tuple[str, ...]) -> list[Path]:
+        if not directory.is_dir():
+            raise TrafficError([f"{directory}: no such directory. Fix: point canary.logs (and canary.join.logs) at "
+                                "the directory the traffic layer's logger writes (Parquet or JSONL files)."])
+        return sorted(p for p in directory.iterdir() if p.suffix in suffixes and p.is_file()
+                      and not p.name.startswith(".") and not p.name.endswith(".tmp"))
+
+    def _bad(self, path: Path, where: str, reason: str, raw: Any) -> None:
+        self.counts.bad += 1
+        self._quarantine(path, where, reason, raw)
+
+    def _quarantine(self, path: Path, where: str, reason: str, raw: Any) -> None:
+        if self.quarantine is None:
+            return
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else json.dumps(raw, default=str)
+        with self.quarantine.open("a", encoding="utf-8") as f:
+            f.write(json.dumps({"file": str(path), "at": where, "reason": reason, "raw": text[:RAW_KEPT],
+                                "quarantined_at": dt.datetime.now(dt.UTC).isoformat()}) + "\n")
 
     def refresh(self) -> list[LogRecord]:
-        """Reads new or changed files; returns all records, oldest first.
+        """The records that arrived since the last call, oldest first (bad ones quarantined and counted)."""
+        out: list[LogRecord] = []
+        if self.join is not None:
+            self._read_proxy()
+        for path in self._paths(self.directory, LOG_SUFFIXES):
+            rows = self._read_parquet(path) if path.suffix == ".parquet" else self._read_jsonl(path)
+            for row, where, raw in rows:
+                record = self._accept(path, row, where, raw)
+                if record is not None:
+                    out.append(record)
+        if self.join is not None:
+            out += self._expire()
+        self.counts.records += len(out)
+        return sorted(out, key=lambda r: r.timestamp)
 
-        Raises:
-            TrafficError: every problem of the files read now (a bad file is read again next time, once fixed).
-        """
-        problems: list[str] = []
-        for path in self._paths():
-            st = path.stat()
-            key = (st.st_size, st.st_mtime_ns)
-            if path in self._files and self._files[path][0] == key:
+    def _read_jsonl(self, path: Path) -> Iterator[tuple[dict[str, Any] | None, str, Any]]:
+        tail = self._tails.setdefault(path, _Tail())
+        for number, raw in jsonl_lines(path, tail):
+            if not raw.strip():
                 continue
-            records, issues = (read_parquet if path.suffix == ".parquet" else read_jsonl)(path)
-            problems += issues
-            if not issues:
-                self._files[path] = (key, records)
-        records = sorted((r for _, rs in self._files.values() for r in rs), key=lambda r: r.timestamp)
-        seen: set[str] = set()
-        for r in records:
-            rid = r.request.request_id
-            if rid in seen:
-                problems.append(f"{self.directory}: request_id={show_id(rid)}: expected a unique request id, found "
-                                "it twice. Fix: give every live request its own id (or drop the repeated record).")
-            seen.add(rid)
-        if problems:
-            raise TrafficError(problems[:TrafficError.MAX_KEPT], total=len(problems))
-        return records
+            where = f"line {number}"
+            line, issues = decode_line(raw.rstrip(b"\r"), number)
+            if line is not None:
+                row, issues = _jsonl_row(line, f"{path.stem}-{number}", self.mapping)
+                row["arm"] = field_value(line, self.mapping.arm_field) if self.join is None else None
+            if issues:
+                self._bad(path, where, "; ".join(i.describe(str(path), where, kind="field") for i in issues), raw)
+                continue
+            yield row, where, raw
+
+    def _read_parquet(self, path: Path) -> Iterator[tuple[dict[str, Any] | None, str, Any]]:
+        st = path.stat()
+        key = (st.st_size, st.st_mtime_ns)
+        if path in self._parquet:
+            if self._parquet[path] != key:
+                self._parquet[path] = key
+                self._bad(path, "file", f"{path}: changed after it was read. Fix: write each log part once (a "
+                                        "temporary file renamed into place), new records in new files.", None)
+            return
+        self._parquet[path] = key
+        try:
+            table = pq.read_table(path)
+        except (OSError, pa.ArrowException) as err:
+            self._bad(path, "file", f"{path}: expected a Parquet file, found an unreadable one ({err}). Fix: "
+                                    "rewrite the log part.", None)
+            return
+        if "timestamp" in table.column_names and pa.types.is_timestamp(table.schema.field("timestamp").type):
+            i = table.schema.get_field_index("timestamp")
+            table = table.set_column(i, "timestamp", table.column(i).cast(pa.timestamp("us", tz="UTC"), safe=False))
+        for number, (row, cell_issues) in enumerate(table_rows(table), start=1):
+            where = f"row {number} (request_id={show_id(row.get('request_id'))})"
+            if cell_issues:
+                self._bad(path, where, "; ".join(i.describe(str(path), where) for i in cell_issues), row)
+                continue
+            mapped = _parquet_row(row, self.mapping)
+            mapped["arm"] = field_value(row, self.mapping.arm_field) if self.join is None else None
+            yield mapped, where, row
+
+    def _accept(self, path: Path, row: dict[str, Any] | None, where: str, raw: Any) -> LogRecord | None:
+        """Map the arm (or wait for the proxy's record), validate, check the id is new."""
+        assert row is not None
+        if self.join is not None:
+            rid = row.get("request_id")
+            if rid is None:
+                self._bad(path, where, f"{path}: {where}, field request_id: expected the request id the proxy logs "
+                                       "too, found none. Fix: log the X-Request-ID header the proxy set.", raw)
+                return None
+            proxy = self._waiting_proxy.pop(str(rid), None)
+            if proxy is None:
+                self._waiting_app[str(rid)] = (row, path, where, self.clock())
+                return None
+            row["arm"] = proxy[0]
+        return self._validate(path, row, where, raw)
+
+    def _validate(self, path: Path, row: dict[str, Any], where: str, raw: Any) -> LogRecord | None:
+        arm, issues = _arm(row.get("arm"), self.mapping, "arm")
+        row = {**row, "arm": arm}
+        record, more = record_from_row(row) if not issues else (None, [])
+        issues += more
+        if issues or record is None:
+            kind = "field" if path.suffix == ".jsonl" else "column"
+            self._bad(path, where, "; ".join(i.describe(str(path), where, kind=kind) for i in issues), raw)
+            return None
+        rid = record.request.request_id
+        if rid in self._ids:
+            self._bad(path, where, f"{path}: {where}: request_id={show_id(rid)}: expected a unique request id, found "
+                                   "it again. Fix: give every live request its own id (a retried write logs twice).",
+                      raw)
+            return None
+        self._ids[rid] = None
+        if len(self._ids) > DUPLICATE_WINDOW:
+            self._ids.popitem(last=False)
+        return record
+
+    def _read_proxy(self) -> None:
+        assert self.join is not None
+        for path in self._paths(self.join.logs, (".jsonl",)):
+            tail = self._tails.setdefault(path, _Tail())
+            for number, raw in jsonl_lines(path, tail):
+                if not raw.strip():
+                    continue
+                line, issues = decode_line(raw.rstrip(b"\r"), number)
+                rid = field_value(line, self.join.request_id_field) if line is not None else None
+                if line is None or rid is None:
+                    reason = "; ".join(i.describe(str(path), f"line {number}", kind="field") for i in issues) or (
+                        f"{path}: line {number}, field {self.join.request_id_field}: expected the request id, found "
+                        "none. Fix: log the unique id (HAProxy %ID, Envoy x-request-id) in the proxy's access log.")
+                    self._bad(path, f"line {number}", reason, raw)
+                    continue
+                self._waiting_proxy[str(rid)] = (field_value(line, self.join.arm_field), self.clock())
+
+    def _expire(self) -> list[LogRecord]:
+        """Application records whose proxy record arrived since; the rest expire after ``wait_s`` (at once when
+        not following: everything there is has been read)."""
+        assert self.join is not None
+        out = []
+        now = self.clock()
+        for rid in list(self._waiting_app):
+            row, path, where, since = self._waiting_app[rid]
+            if rid in self._waiting_proxy:
+                del self._waiting_app[rid]
+                row["arm"] = self._waiting_proxy.pop(rid)[0]
+                record = self._validate(path, row, where, row)
+                if record is not None:
+                    out.append(record)
+            elif not self.follow or now - since > self.join.wait_s:
+                del self._waiting_app[rid]
+                self.counts.unmatched += 1
+                self._quarantine(path, where, f"{path}: {where}: request_id={show_id(rid)}: no proxy record with this "
+                                              f"id within {self.join.wait_s:g} s. Fix: log the proxy's unique id in "
+                                              "the application's log (the X-Request-ID header).", row)
+        for rid in list(self._waiting_proxy):
+            if not self.follow or now - self._waiting_proxy[rid][1] > self.join.wait_s:
+                del self._waiting_proxy[rid]
+                self.counts.proxy_unmatched += 1
+        return out
 
 
 def write_log(records: list[dict[str, Any]], path: Path) -> Path:
     """Writes canary log rows (plain values, traffic columns + ``EXTRA_COLUMNS``) to Parquet, atomically (a
     temporary file renamed into place, so a reader never sees half a file). Messages as lists of dicts."""
-    import json
-
     rows = [{**r, "response_schema": None if r.get("response_schema") is None else json.dumps(r["response_schema"]),
              "metadata": None if r.get("metadata") is None else json.dumps(r["metadata"])} for r in records]
     tmp = path.with_name(f".{path.name}.tmp")

@@ -5,15 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
+from helpers import canary_run_dir
 
 from harness.canary.hooks import SIGNATURE_HEADER, Webhook, public_url, verify
 from harness.canary.serve import make_server, serve_in_thread
@@ -84,14 +84,11 @@ def test_public_url_drops_credentials_and_query() -> None:
     assert public_url("https://user:pw@alerts.example:8443/canary?token=x#f") == "https://alerts.example:8443/canary"
 
 
-def _run_dir(tmp_path: Path, decision: str) -> Path:
-    run = tmp_path / "run"
-    run.mkdir(exist_ok=True)
-    t = dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC)
-    pq.write_table(pa.Table.from_pylist([{"window": 4, "start": t, "end": t, "decision": decision,
-                                          "n_control": 10, "n_canary": 2, "families": json.dumps({"stats": "ok"}),
-                                          "reasons": json.dumps(["r"]), "actions": "[]"}]), run / "decisions.parquet")
-    return run
+def _run_dir_without_windows(run: Path, started_s_ago: float) -> None:
+    started = dt.datetime.fromtimestamp(time.time() - started_s_ago, dt.UTC).isoformat()
+    (run / "manifest.json").write_text(json.dumps({"window_s": 60.0, "started_at": started}))
+    (run / "heartbeat.json").write_text(json.dumps({"at": time.time(), "pid": 1}))
+    (run / "decisions.parquet").unlink(missing_ok=True)
 
 
 def _call(url: str, method: str = "GET", token: str | None = None) -> tuple[int, dict[str, Any]]:
@@ -107,7 +104,7 @@ def _call(url: str, method: str = "GET", token: str | None = None) -> tuple[int,
 
 def test_serve_argo_and_flagger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CANARY_TOKEN", "tok-123")
-    run = _run_dir(tmp_path, "ROLLBACK")
+    run = canary_run_dir(tmp_path, "ROLLBACK")
     server = make_server(run, "127.0.0.1", 0, "CANARY_TOKEN")
     serve_in_thread(server)
     base = f"http://127.0.0.1:{server.server_address[1]}"
@@ -118,12 +115,26 @@ def test_serve_argo_and_flagger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         assert _call(base + "/flagger/rollback", "POST", "wrong")[0] == 401
         assert _call(base + "/flagger/rollback", "POST", "tok-123")[0] == 200  # 2xx = roll back now
         assert _call(base + "/flagger/rollout", "POST", "tok-123")[0] == 412  # halt
-        _run_dir(tmp_path, "CONTINUE")
+        canary_run_dir(tmp_path, "CONTINUE")
         assert _call(base + "/flagger/rollout", "POST", "tok-123")[0] == 200  # proceed
         assert _call(base + "/flagger/rollback", "POST", "tok-123")[0] == 412
         assert _call(base + "/flagger/confirm-promotion", "POST", "tok-123")[0] == 412
+        canary_run_dir(tmp_path, "CONTINUE", beat_age_s=45)  # the evaluator went quiet: never a stale CONTINUE
+        status, body = _call(base + "/decision")
+        assert (status, body["healthy"], body["state"]) == (503, False, "STALE") and "heartbeat" in body["problems"][0]
+        assert _call(base + "/flagger/rollout", "POST", "tok-123")[0] == 503
+        assert _call(base + "/healthz")[0] == 503
+        canary_run_dir(tmp_path, "CONTINUE", age_s=150)  # the newest window is older than 2 windows
+        assert _call(base + "/decision")[0] == 503
+        canary_run_dir(tmp_path, "ROLLBACK", age_s=900, beat_age_s=900)  # a terminal decision stands however old
+        assert _call(base + "/decision")[:1] == (200,) and _call(base + "/decision")[1]["decision"] == "ROLLBACK"
+        (run / "decisions.parquet").unlink()  # started, no window yet: PENDING, within the grace period
+        _run_dir_without_windows(run, started_s_ago=10)
+        assert _call(base + "/decision")[0] == 503 and _call(base + "/decision")[1]["state"] == "PENDING"
+        _run_dir_without_windows(run, started_s_ago=500)
+        assert _call(base + "/decision")[1]["state"] == "STALE"
         (run / "decisions.parquet").write_text("broken")
-        assert _call(base + "/decision")[0] == 503  # only when the harness itself is broken
+        assert _call(base + "/decision")[0] == 503 and _call(base + "/decision")[1]["state"] == "BROKEN"
     finally:
         server.shutdown()
         server.server_close()
