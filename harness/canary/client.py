@@ -25,6 +25,7 @@ class Answer:
     error: str | None
     served_by: str | None
     started: float
+    request_id: str | None = None  # the traffic layer's unique id (HAProxy's X-Request-ID), when it sets one
 
 
 def messages_of(r: Request) -> list[dict[str, str]]:
@@ -45,14 +46,16 @@ def chat(base_url: str, model: str, r: Request, max_tokens: int = 128, timeout_s
     try:
         with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 (configured local endpoint)
             data: dict[str, Any] = json.loads(resp.read())
-            served = resp.headers.get(header)
+            served, rid = resp.headers.get(header), resp.headers.get("X-Request-ID")
         choice = data["choices"][0]
         return Answer(choice["message"]["content"] or "", choice.get("finish_reason"),
                       (data.get("usage") or {}).get("completion_tokens"), time.perf_counter() - t0, None, served,
-                      started)
+                      started, rid)
     except (urllib.error.URLError, OSError, ValueError, KeyError, IndexError, TimeoutError) as e:
         served = e.headers.get(header) if isinstance(e, urllib.error.HTTPError) else None
-        return Answer(None, None, None, time.perf_counter() - t0, f"{type(e).__name__}: {e}"[:300], served, started)
+        rid = e.headers.get("X-Request-ID") if isinstance(e, urllib.error.HTTPError) else None
+        return Answer(None, None, None, time.perf_counter() - t0, f"{type(e).__name__}: {e}"[:300], served, started,
+                      rid)
 
 
 def chat_many(base_url: str, model: str, requests: list[Request], concurrency: int = 8, max_tokens: int = 128,

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import secrets
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -149,7 +150,24 @@ class Evaluator:
             f.write(json.dumps(record, default=str) + "\n")
 
     def run(self) -> str | None:
-        """Evaluate windows until a terminal decision or the end; returns the last decision (None: no window)."""
+        """Evaluate windows until a terminal decision or the end; returns the last decision (None: no window).
+        A heartbeat thread writes ``heartbeat.json`` every quarter of ``health.heartbeat_s`` while this runs (a long
+        window evaluation is not silence; a hung one shows in the newest window's age instead)."""
+        stop = threading.Event()
+        beat = threading.Thread(target=self._beat, args=(stop,), daemon=True)
+        beat.start()
+        try:
+            return self._loop()
+        finally:
+            stop.set()
+            beat.join(5)
+
+    def _beat(self, stop: threading.Event) -> None:
+        interval = max(0.2, float(self.spec.health.get("heartbeat_s", 60.0)) / 4)
+        while not stop.wait(interval):
+            self.heartbeat()
+
+    def _loop(self) -> str | None:
         while self.last_decision not in TERMINAL and self.next_window < self.spec.windows_limit:
             new = self.logs.refresh()
             if new:
@@ -174,7 +192,7 @@ class Evaluator:
         """``heartbeat.json``: this evaluator is alive (``serve`` turns not-healthy when it goes quiet)."""
         doc = {"at": self.clock(), "pid": os.getpid(), "next_window": self.next_window,
                "last_decision": self.last_decision, "counts": asdict(self.logs.counts)}
-        tmp = self.path / ".heartbeat.json.tmp"
+        tmp = self.path / f".heartbeat.{threading.get_ident()}.tmp"
         tmp.write_text(json.dumps(doc) + "\n")
         tmp.replace(self.path / "heartbeat.json")
 

@@ -45,25 +45,36 @@ class Process:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:]) if self.log.exists() else ""
 
 
-def _start(name: str, argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def start(argv: list[str], log: Path, env: dict[str, str] | None = None, stdout: Path | None = None
+          ) -> subprocess.Popen[bytes]:
+    """A process in its own session (so its group can be stopped), stderr (and stdout, unless ``stdout``) to ``log``."""
     handle = log.open("ab")
+    out = stdout.open("ab") if stdout is not None else None
     try:
-        return subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, **(env or {})})
+        return subprocess.Popen(argv, stdout=out or handle, stderr=handle if out else subprocess.STDOUT,
+                                start_new_session=True, env={**os.environ, **(env or {})})
     finally:
         handle.close()
+        if out is not None:
+            out.close()
 
 
 HAPROXY_CFG = """global
     stats socket {socket} mode 600 level admin
     maxconn 256
+    log stdout format raw local0
 defaults
     mode http
+    log global
     timeout connect 2s
     timeout client 60s
     timeout server 60s
 frontend llm_front
     bind 127.0.0.1:{port}
+    unique-id-format %[uuid()]
+    http-request set-header X-Request-ID %[unique-id]
+    http-after-response set-header X-Request-ID %[unique-id]
+    log-format '{{"request_id":"%ID","server":"%s","status":%ST,"ts":%Ts}}'
     default_backend llm
 backend llm
     balance roundrobin
@@ -76,7 +87,9 @@ backend llm
 def start_haproxy(work: Path, control: str, canary: str, control_weight: int = 95, canary_weight: int = 5
                   ) -> tuple[Process, Path]:
     """HAProxy in the foreground on a loopback port: backend ``llm`` with servers ``control`` and ``canary``
-    (``host:port``), the serving server's name in ``X-Served-By``, an admin socket (mode 600) in ``work``."""
+    (``host:port``), the serving server's name in ``X-Served-By``, a unique id per request (``X-Request-ID`` to the
+    server and back to the client), its access log as JSONL (request id, server, status, time) in
+    ``work/proxy_logs/haproxy.jsonl``, an admin socket (mode 600) in ``work``."""
     socket_path = work.resolve() / "admin.sock"  # HAProxy reads a relative path as an address
     port = free_port()
     cfg = work / "haproxy.cfg"
@@ -85,7 +98,9 @@ def start_haproxy(work: Path, control: str, canary: str, control_weight: int = 9
     check = subprocess.run([HAPROXY, "-c", "-f", str(cfg)], capture_output=True, text=True)
     if check.returncode != 0:
         raise RuntimeError(f"haproxy -c rejected {cfg}: {check.stdout}{check.stderr}")
-    proc = Process("haproxy", _start("haproxy", [HAPROXY, "-db", "-f", str(cfg)], work / "haproxy.log"),
+    (work / "proxy_logs").mkdir(exist_ok=True)
+    proc = Process("haproxy", start([HAPROXY, "-db", "-f", str(cfg)], work / "haproxy.log",
+                                    stdout=work / "proxy_logs" / "haproxy.jsonl"),
                    work / "haproxy.log", f"http://127.0.0.1:{port}")
     t0 = time.perf_counter()
     while not socket_path.exists():

@@ -234,6 +234,14 @@ class CanaryLogs:
         self._ids: OrderedDict[str, None] = OrderedDict()
         self._waiting_app: dict[str, tuple[dict[str, Any], Path, str, float]] = {}  # id -> row, file, where, since
         self._waiting_proxy: dict[str, tuple[Any, float]] = {}  # request id -> logged arm value, since
+        self._quarantined: set[tuple[str, str]] = set()  # (file, where) already in the quarantine file
+        if quarantine is not None and quarantine.exists():  # a restarted evaluator reads its logs again
+            for line in quarantine.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    q = json.loads(line)
+                    self._quarantined.add((q["file"], q["at"]))
+                except (ValueError, KeyError, TypeError):
+                    continue
 
     @staticmethod
     def _paths(directory: Path, suffixes: tuple[str, ...]) -> list[Path]:
@@ -248,8 +256,9 @@ class CanaryLogs:
         self._quarantine(path, where, reason, raw)
 
     def _quarantine(self, path: Path, where: str, reason: str, raw: Any) -> None:
-        if self.quarantine is None:
+        if self.quarantine is None or (str(path), where) in self._quarantined:
             return
+        self._quarantined.add((str(path), where))
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else json.dumps(raw, default=str)
         with self.quarantine.open("a", encoding="utf-8") as f:
             f.write(json.dumps({"file": str(path), "at": where, "reason": reason, "raw": text[:RAW_KEPT],

@@ -77,15 +77,19 @@ def write_report(run_path: Path, name: str, decisions: Sequence[dict[str, Any]],
     last = decisions[-1]
     lines = [f"# Canary {_md(name)}: {last['decision']} at window {last['window']}", "",
              "![timeline](timeline.png)", "",
-             "| window | end (UTC) | decision | control | canary | breached families | actions |",
-             "|---|---|---|---|---|---|---|"]
+             "| window | end (UTC) | decision | control | canary | quarantined | unmatched | breached families "
+             "| actions |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for d in decisions:
         fams = [f for f, s in json.loads(d["families"]).items() if s == "breached"]
         acts = ", ".join(_action(a) for a in json.loads(d["actions"]))
         lines.append(f"| {d['window']} | {d['end']:%H:%M:%S} | {d['decision']} | {d['n_control']} | {d['n_canary']} "
+                     f"| {d.get('bad_records', 0)} | {d.get('unmatched', 0)} "
                      f"| {_md(', '.join(fams)) or '-'} | {_md(acts) or '-'} |")
     lines += ["", f"## Reasons at window {last['window']}", ""]
     lines += [f"- {_md(r)}" for r in json.loads(last["reasons"])] or ["- no breach"]
+    lines += ["", "Log records the canary could not use are counted per window (cumulative) and kept, with the reason, "
+              "in `quarantine.jsonl`; above `max_bad_share` a window is INVESTIGATE, never CONTINUE or PROMOTE."]
     (run_path / "report.md").write_text("\n".join(lines) + "\n")
     return run_path / "report.md"
 

@@ -43,6 +43,12 @@ def test_regression_is_rolled_back_through_haproxy_and_benign_is_promoted() -> N
     regression, benign = summary["scenarios"]
     assert regression["errors"] <= 0.01 * regression["logged"] and benign["errors"] <= 0.01 * benign["logged"]
     assert regression["decision"] == "ROLLBACK"
+    chaos = regression["chaos"]  # killed mid-canary: 503 within the heartbeat limit (+ one poll), then it recovered
+    assert chaos["unhealthy_after_s"] <= chaos["heartbeat_s"] + 2 and chaos["recovered_after_restart_s"] > 0
+    assert regression["garbage_lines"] >= 1 and regression["quarantined"] >= 1  # counted, shown in its report
+    assert "quarantined" in (REPO / regression["run_dir"] / "report.md").read_text()
+    assert regression["offline_same_verdicts"] is True  # the arm joined from HAProxy's log == pre-labelled
+    assert regression["unmatched"] <= 0.01 * regression["logged"]
     assert regression["decision_window"] < MAX_WINDOWS_TO_ROLLBACK
     assert regression["canary_weight_after"] == 0
     assert regression["haproxy_actions"][0]["weight_read_back"] == 0
