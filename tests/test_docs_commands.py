@@ -145,6 +145,9 @@ COMMANDS: dict[str, tuple[str, int | str]] = {
     "golden.canary_url=http://v8:8000  hooks=haproxy hooks.haproxy.socket=/run/haproxy/admin.sock "
     "hooks.webhook.url=https://alerts.example/canary  follow=true run_id=v8-canary": (PARSE, "a live canary in a "
                                                                                       "user's cluster"),
+    "python -m harness canary logs=/var/log/app join.logs=/var/log/haproxy  'mapping.arm_values={llm_v7: control, "
+    "llm_v8: canary}' follow=true run_id=v8-canary": (PARSE, "a live canary in a user's cluster (tests/canary/"
+                                                          "test_demo.py runs the same join against a real HAProxy)"),
     "python -m harness serve --run-dir DIR [--host 127.0.0.1] [--port 8099] [--token-env NAME]": (PARSE, USAGE),
     "python -m harness serve --run-dir reports/canary/v8-canary": (PARSE, "serves until stopped "
                                                                     "(tests/canary/test_serve.py)"),
