@@ -59,6 +59,7 @@ class DemoSettings:
     observation_windows: int = 6
     max_windows: int = 14
     min_per_arm: int = 10  # the production default is 100 (docs/canary.md); the demo's canary sees ~1 request/s
+    min_events: float = 1.0  # the production default is 10 expected events; the demo's shifts are near-total
     tau_sd: float = 0.5  # tuned to large effects on small samples (the production default 0.1: small, at 100+/h)
     reference: int = 30
     control_share: float = 0.3
@@ -174,7 +175,7 @@ def scenario(label: str, s: DemoSettings, out: Path, front: str, control: VLLMSe
                             s.max_tokens)
     spec = CanarySpec(name=f"canary_demo_{label}", logs=logs, window_s=s.window_s,
                       observation_windows=s.observation_windows,
-                      sequential=Sequential(tau_sd=s.tau_sd, min_per_arm=s.min_per_arm),
+                      sequential=Sequential(tau_sd=s.tau_sd, min_per_arm=s.min_per_arm, min_events=s.min_events),
                       policy=Policy(), output_dir=out, max_windows=s.max_windows, start=dt.datetime.now(dt.UTC),
                       follow=True, poll_s=0.5, run_id=label,
                       drift=("packaged:all-MiniLM-L6-v2", s.reference, "cpu", s.control_share), golden=golden,
