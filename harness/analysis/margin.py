@@ -98,8 +98,10 @@ class Paired:
 
     def bounds(self, alpha: Num) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper one-sided bounds, each with error ``alpha``."""
-        if self.test == "tango":
-            return tango_bounds(self.down, self.up, self.n, alpha)
+        if self.test == "tango":  # the bisection's last step never leaves the estimate outside its own interval
+            lo, hi = tango_bounds(self.down, self.up, self.n, alpha)
+            est = (np.asarray(self.up, float) - np.asarray(self.down, float)) / np.maximum(np.asarray(self.n, float), 1)
+            return np.minimum(lo, est), np.maximum(hi, est)
         return t_bounds(self.n, self.mean, self.sd, alpha)
 
     def half_width(self, alpha: Num) -> np.ndarray:
