@@ -130,9 +130,12 @@ def test_underpowered_golden_metric_is_insufficient_data() -> None:
     assert small.checks[0].mde > 0.02 and small.checks[0].status == "inconclusive"
     assert "MDE 0.0" in small.reasons[0] and "1554 pairs needed for 80% power" in small.reasons[0]
     assert gate([row("golden_exact_match", 0.0, family="golden", n=2000, changed=0.1)], P).verdict == "PASS"
-    # identical answers: 0 changed of 400 bound the change to about 0.7 points: non-inferior, not underpowered
+    # identical answers (no pair changed): the change is exactly 0, non-inferior (identity); one changed pair of
+    # 400 already gives the score bounds their width
     same = gate([row("golden_exact_match", 0.0, family="golden", n=400)], P)
-    assert same.verdict == "PASS" and same.checks[0].mde < 0.02
+    assert same.verdict == "PASS" and same.checks[0].mde == 0.0
+    one = gate([row("golden_exact_match", 0.0025, family="golden", n=400)], P).checks[0]
+    assert one.status == "ok" and 0.005 < one.mde < 0.02
 
 
 def test_too_few_requests_is_insufficient_data() -> None:

@@ -6,9 +6,10 @@ The gate asks where the mean paired difference ``delta = mean(candidate - baseli
 - **binary metrics** (every value 0 or 1): Tango's score test for the difference of paired proportions (Tango 1998,
   Statistics in Medicine 17:891). With ``up`` pairs 0 -> 1, ``down`` pairs 1 -> 0 and ``n`` pairs,
   ``z = (up - down - n d0) / sqrt(n (2 q + d0 (1 - d0)))``, ``q`` the restricted maximum-likelihood estimate of the
-  1 -> 0 share under ``delta = d0`` (a root of a quadratic). At ``d0 = 0`` it is McNemar's statistic; unlike a Wald
-  interval it does not collapse to zero width when no pair changed (0 changed of 400 bounds ``delta`` to about
-  +/-1.7 points at the 0.0038 level);
+  1 -> 0 share under ``delta = d0`` (a root of a quadratic). At ``d0 = 0`` it is McNemar's statistic. When no pair
+  changed at all the arms agree on every request and ``Paired.bounds`` reads the change as exactly 0 (identity, as
+  the paired t reads zero spread); as soon as one pair changed the score bounds apply (1 changed of 400 bounds
+  ``delta`` to [-1.5, +2.2] points at the 0.0038 level, where a Wald interval would claim +/-0.7);
 - **graded metrics**: the paired t-test of the mean (its bounds are ``mean +/- t_{1-alpha, n-1} sd / sqrt(n)``;
   zero spread gives a zero-width interval: identical outputs are non-inferior at any margin).
 
@@ -100,8 +101,10 @@ class Paired:
         """Lower and upper one-sided bounds, each with error ``alpha``."""
         if self.test == "tango":  # the bisection's last step never leaves the estimate outside its own interval
             lo, hi = tango_bounds(self.down, self.up, self.n, alpha)
-            est = (np.asarray(self.up, float) - np.asarray(self.down, float)) / np.maximum(np.asarray(self.n, float), 1)
-            return np.minimum(lo, est), np.maximum(hi, est)
+            up, down = np.asarray(self.up, float), np.asarray(self.down, float)
+            est = (up - down) / np.maximum(np.asarray(self.n, float), 1)
+            same = (up + down == 0) & (np.asarray(self.n, float) > 0)  # identity: no pair changed
+            return np.where(same, 0.0, np.minimum(lo, est)), np.where(same, 0.0, np.maximum(hi, est))
         return t_bounds(self.n, self.mean, self.sd, alpha)
 
     def half_width(self, alpha: Num) -> np.ndarray:
