@@ -99,8 +99,8 @@ class GateConfig:
     # fewer refusals on the `unsafe` route a degradation (the catalog says fewer refusals is better)
     directions: Dict[str, Dict[str, str]] = field(default_factory=dict)  # noqa: UP006
     min_requests: int = 30  # fewer paired requests than this: the metric (or segment) is not gated
-    alpha: float = 0.05  # significance level of every paired test, after correction
-    correction: str = "holm"  # multiple comparisons within a family: holm (FWER) or bh (FDR)
+    alpha: float = 0.05  # error rate per signal family (false breaches; likewise false improvements)
+    correction: str = "split"  # alpha split over each family's checks that can fire (the only procedure)
     power: float = 0.8  # power asked of the golden/judge sample to detect its margin, else INSUFFICIENT_DATA
 
 
@@ -226,9 +226,10 @@ class ExperimentConfig:
 class SequentialConfig:
     """The canary's always-valid test (``harness.canary.sequential``): the mSPRT with a normal mixture."""
 
-    alpha: float = 0.05  # type-I error over every look of the canary, per check before Holm/BH within a family
+    alpha: float = 0.05  # error over every look of the canary, per family (split over its checks that can fire)
     tau_sd: float = 0.1  # mixture sd in units of the metric's sd: the standardized effect found fastest
     min_per_arm: int = 100  # fewer samples than this in either arm: the check is not gated (too_few)
+    min_events: float = 10.0  # rates: fewer expected events (pooled rate x smaller arm) and the check is too_few
 
 
 @dataclass

@@ -3,19 +3,24 @@
 The breach rule is written once, ``breach_check``: the offline paired analysis (``metric_checks``), the drift family
 and the canary's windows all hand it their ``Evidence`` and get the ``Check`` back.
 
-Per metric and per segment (a **check**), on the paired analysis (``summary``: delta, bootstrap CI, paired
-test p-values; ``harness.analysis.paired``):
+**Three zones on confidence bounds against the margin.** Each check (a metric overall, or one segment of it) comes
+with a one-sided lower and upper confidence bound on the change ``delta``, each with error ``level`` (alpha split
+over the family's checks that can fire), and the metric's margin ``m`` (absolute points, or relative to the
+baseline). Oriented so that positive is the metric's better way:
 
-- **breach**: the change is in the metric's worse direction (``higher_is_better``; None = either way), larger
-  than its margin (absolute points, or relative to the baseline), and significant: the paired test's one-sided
-  p-value for "worse", adjusted for multiple comparisons, is below ``alpha``;
-- **improved**: the same in the better direction (metrics whose role is ``eval``);
+- **breach**: the upper bound is below ``-m``: worse by more than the margin, with confidence;
+- **improved** (role ``eval`` only): the lower bound is above ``+m``;
+- **ok** (non-inferior): the lower bound is above ``-m``;
+- **inconclusive**: neither: the data can neither show the drop nor rule it out;
 - **advisory**: would breach, but the metric is not trusted yet (an uncalibrated judge criterion);
-- ``not_significant``, ``ok``, ``too_few`` (fewer than ``min_requests`` pairs).
+- ``too_few``: fewer than ``min_requests`` pairs. A metric without a direction breaches when its interval lies
+  wholly outside ``[-m, m]`` and is ok when it lies wholly inside.
 
-Multiple comparisons: within each signal family, the overall checks form one family of tests and the
-per-segment checks another, each adjusted with Holm (or Benjamini-Hochberg, ``correction``). A family whose
-statistic is not a paired delta (embedding drift) makes its own checks (``Signal.checks``) with the same policy.
+The **minimum detectable effect** (``mde``) is the half-width of that interval; a check whose MDE exceeds its
+margin is **underpowered**. Multiplicity (``family_levels``): one procedure per signal family, alpha split
+(Bonferroni; half to the overall checks, half to the segment checks when both exist) over the checks that can
+fire; a check that cannot fire (too few pairs, non-finite numbers, a binary metric whose changed pairs could not
+cross the margin even if all went the worse way, a graded one with no spread) is left out of the count.
 
 Every metric's direction, role (``harness.signals.base.ROLES``), default margin and advisory flag come from the
 metric catalog: this module names no signal family.
@@ -23,22 +28,24 @@ metric catalog: this module names no signal family.
 **Verdict**: each signal family with a breach counts once; it is a degradation when a breached metric's role is
 ``degradation`` or ``eval``, else a divergence. Any degradation: 1 breached family -> INVESTIGATE, 2 or more ->
 ROLLBACK (direction REGRESSION). No degradation but an eval improvement -> HOLD_FOR_SIGNOFF (IMPROVEMENT: a
-person approves). Divergence alone -> INVESTIGATE (DIVERGENCE: outputs changed, evals did not move). Nothing ->
-PASS, unless an eval metric is underpowered for its margin (power calculation, ``harness.analysis.paired.required_n``)
-or no gated metric has enough pairs: then INSUFFICIENT_DATA.
+person approves). Divergence alone -> INVESTIGATE (DIVERGENCE). Nothing breached or improved -> PASS only when no
+overall check is inconclusive and at least one overall check is non-inferior and not underpowered; else
+INSUFFICIENT_DATA, with the inconclusive and underpowered checks named.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from harness.analysis.paired import adjust, required_n
+from harness.analysis.margin import Paired
+from harness.analysis.paired import required_n
 
 VERDICT_CODES = {"PASS": 0, "INVESTIGATE": 10, "ROLLBACK": 11, "HOLD_FOR_SIGNOFF": 12, "INSUFFICIENT_DATA": 13}
 """Exit code of ``python -m harness replay`` per verdict. Errors: 1 (unexpected), 2 (bad input/config)."""
-VERDICT_SCHEMA_VERSION = 3
+VERDICT_SCHEMA_VERSION = 4
 COUNTED_AS_DEGRADATION = ("degradation", "eval")
 
 
@@ -62,7 +69,7 @@ class Policy:
     margins: Mapping[str, float] = field(default_factory=dict)
     min_requests: int = 30
     alpha: float = 0.05
-    correction: str = "holm"  # or "bh"
+    correction: str = "split"  # alpha split over each family's checks that can fire (``family_levels``)
     power: float = 0.8
     # metric -> segment ("*" = every segment and overall) -> "higher_is_better" | "lower_is_better": gives a metric
     # without a direction of its own (length, the format profile) one, so its breach there is a degradation, or
@@ -89,7 +96,8 @@ class Policy:
 
 @dataclass(frozen=True)
 class Check:
-    """The gate's reading of one metric (overall: ``segment`` None) or one segment of it."""
+    """The gate's reading of one metric (overall: ``segment`` None) or one segment of it. ``ci_low``/``ci_high``:
+    the one-sided confidence bounds the status was decided on, each with error ``level``."""
 
     metric: str
     family: str
@@ -103,11 +111,17 @@ class Check:
     rel_delta: float | None
     threshold: str
     test: str
-    p_value: float  # adjusted, for the direction the status speaks about (worse unless improved)
-    n_required: int | None  # power calculation: pairs needed to detect the margin (eval metrics)
-    status: str  # breach | improved | advisory | not_significant | ok | too_few
+    p_value: float | None  # adjusted p of the margin test the status speaks about (None: bounds only)
+    n_required: int | None  # pairs for 80% power (``Policy.power``) at ``level``: no change shown non-inferior
+    status: str  # breach | improved | advisory | ok | inconclusive | too_few
     reason: str
     role: str = "degradation"  # how a breach counts (harness.signals.base.ROLES), from the catalog or gate.directions
+    margin: float | None = None  # the margin in the metric's units (a relative one times the baseline)
+    mde: float | None = None  # minimum detectable effect: half-width of the interval at ``level``
+    level: float | None = None  # one-sided error of each bound: alpha split over the family's checks that can fire
+    underpowered: bool = False  # mde > margin
+    advisory: bool = False
+    n_nonfinite: int = 0  # pairs dropped because a value was NaN or infinite
 
 
 @dataclass(frozen=True)
@@ -122,7 +136,8 @@ class Verdict:
     improvements: tuple[Check, ...] = ()
     underpowered: tuple[Check, ...] = ()
     families: Mapping[str, str] = field(default_factory=dict)  # family -> breached | improved | ok
-    notes: tuple[str, ...] = ()  # what the verdict means and what would settle it (divergence only)
+    notes: tuple[str, ...] = ()  # what the verdict means and what would settle it
+    inconclusive: tuple[Check, ...] = ()  # overall checks neither shown non-inferior nor breached
 
     @property
     def exit_code(self) -> int:
@@ -130,48 +145,78 @@ class Verdict:
 
     @property
     def reasons(self) -> list[str]:
-        """Every breached signal and segment, the improvements and what is underpowered, with numbers."""
+        """Every breached signal and segment, the improvements, what is inconclusive or underpowered, with numbers."""
         out = [c.reason for c in self.breaches] + [c.reason for c in self.improvements]
-        out += [f"underpowered: {c.reason}" for c in self.underpowered]
+        out += [f"inconclusive: {c.reason}" for c in self.inconclusive]
+        out += [f"underpowered: {c.reason}" for c in self.underpowered if c not in self.inconclusive]
         return out + list(self.notes)
 
 
 @dataclass(frozen=True)
 class Evidence:
     """What one statistic says about one metric in one segment: the offline paired analysis, the drift family's
-    share below the A/A floor, or the canary's mSPRT. The breach rule (``breach_check``) reads only this.
+    share below the A/A floor, or the canary's confidence sequence. The breach rule (``breach_check``) reads only
+    this.
 
-    ``p_worse``/``p_better``: one-sided p-values, already adjusted for multiple comparisons (``p_worse`` is the
-    two-sided one for a metric with no direction); ``p_better`` None: the better way is not tested. ``sd_diff``: sd of
-    the paired differences, for the power calculation of eval metrics (None: no power check). ``enough``: False when
-    the sample is below the minimum that is gated. ``describe(p, status)``: the caller's sentence for the numbers
-    (None: the offline wording, with the margin and the power calculation)."""
+    ``lower``/``upper``: one-sided confidence bounds on ``delta``, each with error ``level`` (already adjusted for
+    the family's multiplicity). ``p``: the raw one-sided p-value of ``H0: delta <= d0`` (``p(d0, True)``) or
+    ``delta >= d0`` (``p(d0, False)``), for the reason (adjusted there by ``alpha / level``); None: bounds only.
+    ``sd_diff``: sd of the paired differences, for the pairs needed (None: not computed). ``enough``: False below
+    the minimum sample that is gated. ``describe(p, status)``: the caller's sentence for the numbers (None: the
+    offline wording)."""
 
     n: int
     baseline: float
     candidate: float
     delta: float
-    ci_low: float
-    ci_high: float
+    lower: float
+    upper: float
     rel_delta: float | None
     test: str
-    p_worse: float
-    p_better: float | None = None
+    level: float
+    p: Callable[[float, bool], float] | None = None
     sd_diff: float | None = None
     enough: bool = True
-    describe: Callable[[float, str], str] | None = None
+    n_nonfinite: int = 0
+    describe: Callable[[float | None, str], str] | None = None
 
 
-def _size(e: Evidence, t: Threshold) -> tuple[float, float]:
+def margin_of(t: Threshold, baseline: float) -> float:
+    """The margin in the metric's units: absolute, or relative times the baseline's magnitude."""
     if t.absolute is not None:
-        return abs(e.delta), t.absolute
-    return abs(e.rel_delta or 0.0), t.relative or 0.0
+        return t.absolute
+    return abs(baseline) * (t.relative or 0.0)
 
 
-def _worse(delta: float, higher_is_better: bool | None) -> bool:
+def zone(lower: float, upper: float, m: float, higher_is_better: bool | None) -> str:
+    """``breach``, ``improved``, ``ok`` or ``inconclusive``: where the interval ``[lower, upper]`` lies against the
+    margin ``m`` (module docstring); without a direction only ``breach``, ``ok`` or ``inconclusive``."""
     if higher_is_better is None:
-        return delta != 0
-    return delta < 0 if higher_is_better else delta > 0
+        if lower > m or upper < -m:
+            return "breach"
+        return "ok" if -m < lower and upper < m else "inconclusive"
+    lo, hi = (lower, upper) if higher_is_better else (-upper, -lower)
+    if hi < -m:
+        return "breach"
+    if lo > m:
+        return "improved"
+    return "ok" if lo > -m else "inconclusive"
+
+
+def _p_of(status: str, p: Callable[[float, bool], float], m: float, hib: bool | None) -> float:
+    """The raw p-value of the margin test ``status`` speaks about (breach: "not worse beyond m" rejected; improved:
+    "not better beyond m"; ok and inconclusive: "worse beyond m", the non-inferiority test)."""
+    if hib is None:
+        if status == "breach":
+            return min(p(m, True), p(-m, False))
+        return max(p(-m, True), p(m, False))
+    sign = 1.0 if hib else -1.0  # the better way
+    better = bool(hib)
+    if status in ("breach", "advisory"):
+        return p(-sign * m, not better)
+    if status == "improved":
+        return p(sign * m, better)
+    return p(-sign * m, better)
 
 
 def breach_check(metric: str, family: str, segment: str | None, role: str, higher_is_better: bool | None,
@@ -181,75 +226,102 @@ def breach_check(metric: str, family: str, segment: str | None, role: str, highe
     Args:
         metric, family, role, higher_is_better, advisory: the metric's spec (from the catalog, or ``gate.directions``).
         segment: None for the overall check.
-        evidence: the numbers and the adjusted p-values.
+        evidence: the numbers and the bounds at the adjusted level.
         threshold: the metric's margin (``Policy.threshold``).
         policy: alpha and power.
     """
     e, t = evidence, threshold
-    size, limit = _size(e, t)
-    beyond = size > limit
-    worse = _worse(e.delta, higher_is_better)
-    is_eval = role == "eval"
-    n_required = (required_n(t.absolute, e.sd_diff, policy.alpha, policy.power)
-                  if is_eval and t.absolute is not None and e.sd_diff is not None else None)
-    p = e.p_worse
-    if not e.enough:
+    m = margin_of(t, e.baseline)
+    finite = all(map(_finite, (e.delta, e.lower, e.upper)))
+    mde = (e.upper - e.lower) / 2 if finite else None
+    n_required = (required_n(m, e.sd_diff, e.level, policy.power) if e.sd_diff is not None and m > 0
+                  and 0 < e.level < 1 else None)
+    if not e.enough or not _finite(e.delta) or not finite:
         status = "too_few"
-    elif worse and beyond and e.p_worse < policy.alpha:
-        status = "advisory" if advisory else "breach"
-    elif not worse and beyond and is_eval and e.p_better is not None and e.p_better < policy.alpha and not advisory:
-        status, p = "improved", e.p_better
-    elif worse and beyond:
-        status = "not_significant"
     else:
-        status = "ok"
+        status = zone(e.lower, e.upper, m, higher_is_better)
+        if status == "improved" and (role != "eval" or advisory):
+            status = "ok"
+        if status == "breach" and advisory:
+            status = "advisory"
+    underpowered = status in ("ok", "inconclusive") and (mde is None or mde > m)  # a decided breach needs no power
+    p = None
+    if e.p is not None and status != "too_few":
+        p = min(1.0, _p_of(status, e.p, m, higher_is_better) * policy.alpha / e.level)
     if e.describe is not None:
         reason = e.describe(p, status)
     else:
         where = f" [{segment}]" if segment is not None else ""
-        power = (f"; only {e.n} pairs, {n_required} needed to detect it with {policy.power:.0%} power"
-                 if n_required is not None and e.n < n_required else "")
-        reason = (f"{family}/{metric}{where}: {e.baseline:.3g} -> {e.candidate:.3g} (delta {e.delta:+.3g}, 95% CI "
-                  f"[{e.ci_low:+.3g}, {e.ci_high:+.3g}], n={e.n}, {e.test} p={p:.2g} adj.); margin "
-                  f"{t.describe()}{power}: {status}")
-    return Check(metric, family, segment, int(e.n), e.baseline, e.candidate, e.delta, e.ci_low, e.ci_high,
-                 e.rel_delta, t.describe(), e.test, p, n_required, status, reason, role)
+        power = (f"; MDE {mde:.3g} > margin: {n_required} pairs needed for {policy.power:.0%} power"
+                 if underpowered and mde is not None and n_required is not None else "")
+        dropped = f"; {e.n_nonfinite} non-finite pairs dropped" if e.n_nonfinite else ""
+        shown = f"{e.test} p={p:.2g} adj." if p is not None else e.test
+        reason = (f"{family}/{metric}{where}: {e.baseline:.3g} -> {e.candidate:.3g} (delta {e.delta:+.3g}, one-sided "
+                  f"bounds [{e.lower:+.3g}, {e.upper:+.3g}] at {e.level:.2g} each, n={e.n}, {shown}); margin "
+                  f"{t.describe()} (+/-{m:.3g}){power}{dropped}: {status}")
+    return Check(metric, family, segment, int(e.n), e.baseline, e.candidate, e.delta, e.lower, e.upper,
+                 e.rel_delta, t.describe(), e.test, p, n_required, status, reason, role, m, mde, e.level,
+                 underpowered, advisory, e.n_nonfinite)
 
 
-def _sides(row: Mapping[str, Any]) -> tuple[float, float | None]:
-    """Raw one-sided p-values (worse, better) for the metric's direction."""
-    hib = row["higher_is_better"]
-    if hib is None:
-        return row["p_two"], None
-    return (row["p_lower"], row["p_higher"]) if hib else (row["p_higher"], row["p_lower"])
+def _finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)
 
 
-def _check(row: Mapping[str, Any], t: Threshold, p_worse: float, p_better: float | None, policy: Policy) -> Check:
-    evidence = Evidence(int(row["n"]), row["baseline"], row["candidate"], row["delta"], row["ci_low"],
-                        row["ci_high"], row["rel_delta"], row["test"], p_worse, p_better, row["sd_diff"] or 0.0,
-                        enough=row["n"] >= policy.min_requests)
+def family_levels(can_fire: Sequence[bool], overall: Sequence[bool], alpha: float) -> list[float]:
+    """The one-sided error of each bound of one family's checks: alpha split (Bonferroni) over the checks that can
+    fire, half to the overall checks and half to the segment checks when both groups have one; a check that cannot
+    fire gets the level of its group (its reading is reported; it does not count in the split)."""
+    k_overall = sum(f and o for f, o in zip(can_fire, overall, strict=True))
+    k_segment = sum(f and not o for f, o in zip(can_fire, overall, strict=True))
+    share = 0.5 if k_overall and k_segment else 1.0
+    return [alpha * share / max(k_overall if o else k_segment, 1) for o in overall]
+
+
+def _row_paired(row: Mapping[str, Any]) -> Paired:
+    return Paired(row["test"], row["n"], row["delta"], row["sd_diff"] or 0.0, row.get("down") or 0,
+                  row.get("up") or 0)
+
+
+def can_fire(row: Mapping[str, Any], t: Threshold, policy: Policy) -> bool:
+    """Whether a summary row's check could breach (``family_levels``): enough finite pairs, and a change that could
+    cross the margin (binary: the changed share exceeds it; graded: some spread, or a delta beyond it)."""
+    if row["n"] < policy.min_requests or not _finite(row["delta"]):
+        return False
+    m = margin_of(t, row["baseline"])
+    if row["test"] == "tango":
+        return ((row.get("down") or 0) + (row.get("up") or 0)) / row["n"] > m
+    return (row["sd_diff"] or 0.0) > 0 or abs(row["delta"]) > m
+
+
+def _check(row: Mapping[str, Any], t: Threshold, level: float, policy: Policy) -> Check:
+    paired = _row_paired(row)
+    enough = row["n"] >= policy.min_requests and _finite(row["delta"])
+    # too few pairs: not gated; the bootstrap interval is shown (the bounds would be meaningless)
+    lower, upper = (float(x) for x in paired.bounds(level)) if enough else (row["ci_low"], row["ci_high"])
+    evidence = Evidence(int(row["n"]), row["baseline"], row["candidate"], row["delta"], lower, upper,
+                        row["rel_delta"], row["test"], level, lambda d0, g: float(paired.p(d0, g)),
+                        row["sd_diff"] or 0.0, enough=enough, n_nonfinite=int(row.get("n_nonfinite") or 0))
     return breach_check(row["metric"], row["family"], row["segment"], row["role"], row["higher_is_better"],
                         bool(row["advisory"]), evidence, t, policy)
 
 
 def metric_checks(summary: Sequence[Mapping[str, Any]], policy: Policy) -> list[Check]:
     """Checks of every gated metric of the paired analysis (``summary.sql`` rows, catalog columns joined),
-    overall and per segment, with adjusted p-values."""
-    groups: dict[tuple[str, bool], list[tuple[Mapping[str, Any], Threshold]]] = {}
+    overall and per segment, each at its family's split level (``family_levels``)."""
+    families: dict[str, list[tuple[Mapping[str, Any], Threshold]]] = {}
     for r in summary:
         given = policy.direction(r["metric"], r["segment"])
         if given is not None:  # a direction given in config for this route: its breach there is a degradation
             r = {**r, "higher_is_better": given, "role": "degradation" if r["role"] == "divergence" else r["role"]}
         t = policy.threshold(r)
-        if t is not None and r["p_two"] is not None:
-            groups.setdefault((r["family"], r["segment"] is None), []).append((r, t))
+        if t is not None and r.get("test") is not None:
+            families.setdefault(r["family"], []).append((r, t))
     out = []
-    for rows in groups.values():  # one family of tests: a signal family's overall checks, or its segment checks
-        sides = [_sides(r) for r, _ in rows]
-        worse = adjust([s[0] for s in sides], policy.correction)
-        better = adjust([s[1] if s[1] is not None else 1.0 for s in sides], policy.correction)
-        for (r, t), pw, pb, s in zip(rows, worse, better, sides, strict=True):
-            out.append(_check(r, t, pw, pb if s[1] is not None else None, policy))
+    for rows in families.values():  # one procedure per signal family: its overall and segment checks together
+        levels = family_levels([can_fire(r, t, policy) for r, t in rows], [r["segment"] is None for r, _ in rows],
+                               policy.alpha)
+        out += [_check(r, t, level, policy) for (r, t), level in zip(rows, levels, strict=True)]
     return out
 
 
@@ -259,12 +331,14 @@ def decide(checks: Sequence[Check]) -> Verdict:
     improvements = tuple(c for c in checks if c.status == "improved")
     degraded = {c.family for c in breaches if c.role in COUNTED_AS_DEGRADATION}
     diverged = {c.family for c in breaches} - degraded
-    underpowered = tuple(c for c in checks if c.segment is None and c.n_required is not None
-                         and c.status in ("ok", "not_significant") and c.n < c.n_required)
+    overall = tuple(c for c in checks if c.segment is None)
+    counted = [c for c in overall if not c.advisory]  # an untrusted metric neither blocks nor supports a PASS
+    inconclusive = tuple(c for c in counted if c.status == "inconclusive")
+    underpowered = tuple(c for c in counted if c.underpowered and c.status in ("ok", "inconclusive"))
+    decided = [c for c in counted if c.status in ("ok", "improved") and not c.underpowered]
     families = {c.family: "ok" for c in checks}
     families.update({c.family: "improved" for c in improvements})
     families.update({c.family: "breached" for c in breaches})
-    overall = tuple(c for c in checks if c.segment is None)
     notes: tuple[str, ...] = ()
     if degraded:
         count = len(degraded) + len(diverged)
@@ -277,12 +351,21 @@ def decide(checks: Sequence[Check]) -> Verdict:
                  "their own, and no eval metric moved. What would settle it: references for these requests (a golden "
                  "set, or `expected`/`checks` columns in the traffic), a calibrated judge, or a direction for the "
                  "metric on this route (gate.directions).",)
-    elif not any(c.status != "too_few" for c in overall) or underpowered:
+    elif inconclusive or not decided:
         verdict, direction = "INSUFFICIENT_DATA", "NONE"
+        notes = ("not PASS: " + ("some gated metric is inconclusive (its interval straddles the margin)"
+                                 if inconclusive else "no gated metric is shown within its margin with the power "
+                                 "to see it") + "; more pairs would settle it (n_required in verdict.json)",)
     else:
         verdict, direction = "PASS", "NONE"
+    segment_inconclusive = [c for c in checks if c.segment is not None and c.status == "inconclusive"
+                            and not c.advisory]
+    if segment_inconclusive and verdict == "PASS":
+        notes += (f"{len(segment_inconclusive)} segment check(s) inconclusive (too few pairs there to rule out a "
+                  "drop beyond the margin): " + ", ".join(sorted({f"{c.metric} [{c.segment}]"
+                                                                   for c in segment_inconclusive})[:10]),)
     return Verdict(verdict, direction, breaches, overall, tuple(c for c in checks if c.segment is not None),
-                   improvements, underpowered, families, notes)
+                   improvements, underpowered, families, notes, inconclusive)
 
 
 def policy_to_json(policy: Policy) -> dict[str, Any]:
@@ -309,6 +392,7 @@ def verdict_document(verdict: Verdict, manifest: Mapping[str, Any], sections: Ma
         "direction": verdict.direction, "reasons": verdict.reasons, "families": dict(verdict.families),
         "breaches": [asdict(c) for c in verdict.breaches], "improvements": [asdict(c) for c in verdict.improvements],
         "underpowered": [asdict(c) for c in verdict.underpowered], "checks": [asdict(c) for c in verdict.checks],
-        "segment_checks": [asdict(c) for c in verdict.segment_checks], "divergence": None, **sections,
+        "segment_checks": [asdict(c) for c in verdict.segment_checks],
+        "inconclusive": [asdict(c) for c in verdict.inconclusive], "divergence": None, **sections,
         "manifest": manifest,
     }

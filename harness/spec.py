@@ -200,8 +200,9 @@ def policy(g: GateConfig) -> Policy:
     Raises:
         BadInput: a value out of its set (correction, direction, threshold shape), naming the key and the fix.
     """
-    if g.correction not in ("holm", "bh"):
-        raise BadInput(f"gate.correction: expected holm or bh, found {g.correction!r}. Fix: set one of them.")
+    if g.correction != "split":
+        raise BadInput(f"gate.correction: expected split, found {g.correction!r}. Fix: set gate.correction=split (the "
+                       "three-zone rule splits alpha over each family's checks that can fire; docs/gate.md).")
     for metric, by_segment in g.directions.items():
         for segment, d in by_segment.items():
             if d not in ("higher_is_better", "lower_is_better"):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
+import numpy as np
+
+from harness.analysis.paired import Differences, paired_test, wilcoxon
 from harness.gate import VERDICT_CODES, Policy, Threshold, Verdict, decide, metric_checks
 from harness.signals.drift import drift_checks
 
@@ -15,15 +19,23 @@ MARGINS = {"golden": 0.02, "judge": 0.25}  # the families' declared defaults
 
 
 def row(metric: str, delta: float, *, family: str = "stats", base: float = 0.5, hib: bool | None = True,
-        p: float = 1e-6, n: int = 500, segment: str | None = None, sd: float = 0.0,
+        n: int = 500, segment: str | None = None, sd: float | None = None, changed: float | None = None,
         advisory: bool = False) -> dict[str, Any]:
-    """A summary row whose paired test gives ``p`` in the direction of ``delta`` (1 the other way)."""
-    lower, higher = (p, 1.0) if delta < 0 else (1.0, p) if delta > 0 else (1.0, 1.0)
+    """A summary row. Binary (``sd`` None): a share ``changed`` of the pairs changed (default ``|delta|``), split
+    into 0 -> 1 (up) and 1 -> 0 (down) pairs so that ``(up - down) / n = delta``; graded: differences with sd ``sd``."""
+    up = down = 0
+    binary = sd is None
+    if sd is None:
+        share = abs(delta) if changed is None else changed
+        up, down = round(n * (share + delta) / 2), round(n * (share - delta) / 2)
+        delta = (up - down) / n
+        sd = math.sqrt(max((up + down) / n - delta ** 2, 0.0) * n / (n - 1))
     return {"metric": metric, "family": family, "segment": segment, "n": n, "baseline": base,
             "candidate": base + delta, "delta": delta, "ci_low": delta - 0.01, "ci_high": delta + 0.01,
-            "rel_delta": delta / base, "higher_is_better": hib, "test": "mcnemar", "p_lower": lower,
-            "p_higher": higher, "p_two": min(1.0, 2 * min(lower, higher)), "sd_diff": sd, "role": ROLES[family],
-            "advisory": advisory, "margin_absolute": MARGINS.get(family), "margin_relative": None}
+            "rel_delta": delta / base, "higher_is_better": hib, "test": "tango" if binary else "paired_t",
+            "p_lower": 1.0, "p_higher": 1.0, "p_two": 1.0,
+            "sd_diff": sd, "down": down, "up": up, "role": ROLES[family], "advisory": advisory,
+            "margin_absolute": MARGINS.get(family), "margin_relative": None}
 
 
 def gate(rows: list[dict[str, Any]], policy: Policy, drift: list[dict[str, Any]] | None = None) -> Verdict:
@@ -75,42 +87,55 @@ def test_eval_improvement_holds_for_signoff_but_not_with_a_degradation() -> None
 
 def test_two_sided_metric_breaches_both_ways() -> None:
     for delta in (-40.0, 40.0):
-        v = gate([row("chars", delta, base=100.0, hib=None)], P)
+        v = gate([row("chars", delta, base=100.0, hib=None, sd=30.0)], P)
         assert v.verdict == "INVESTIGATE", delta
 
 
-def test_within_margin_or_not_significant_is_ok() -> None:
-    assert gate([row("json_valid", -0.04)], P).verdict == "PASS"
-    v = gate([row("json_valid", -0.2, p=0.2)], P)
-    assert v.verdict == "PASS" and v.checks[0].status == "not_significant"
+def test_within_margin_is_ok_and_a_straddling_interval_is_inconclusive_not_pass() -> None:
+    assert gate([row("json_valid", -0.03, n=2000)], P).verdict == "PASS"  # lower bound -3.8 points > -5
+    # a point estimate past the margin on 40 noisy pairs: the interval straddles -5 points either way
+    v = gate([row("json_valid", -0.2, n=40, changed=0.6)], P)
+    assert v.verdict == "INSUFFICIENT_DATA" and v.checks[0].status == "inconclusive"
+    assert v.reasons[0].startswith("inconclusive: stats/json_valid")
+    # 4 points down on 500 pairs: neither shown within 5 points nor beyond them
+    assert gate([row("json_valid", -0.04)], P).checks[0].status == "inconclusive"
 
 
 def test_one_broken_segment_is_caught() -> None:
     overall = row("json_valid", -0.02)  # within the margin overall
     segments = [row("json_valid", 0.0, segment=s) for s in ("a", "b", "c")]
-    segments.append(row("json_valid", -0.3, segment="d", n=100, p=1e-5))
+    segments.append(row("json_valid", -0.3, segment="d", n=100))
     v = gate([overall, *segments], P)
     assert v.verdict == "INVESTIGATE" and [(b.metric, b.segment) for b in v.breaches] == [("json_valid", "d")]
     assert "[d]" in v.reasons[0]
 
 
 def test_a_hundred_noisy_segments_raise_no_alarm() -> None:
-    rng = random.Random(0)  # p-values of a true null are uniform; each segment moved beyond the margin by chance
-    rows = [row("json_valid", -0.1, segment=f"s{i}", p=rng.random(), n=40) for i in range(100)]
-    v = gate([row("json_valid", 0.0), *rows], P)
-    assert v.verdict == "PASS", v.reasons
-    unadjusted = sum(r["p_lower"] < 0.05 for r in rows)
-    assert unadjusted >= 1  # without Holm some would have fired
+    rng = random.Random(0)  # no change: 12 of 40 pairs changed per segment, each way with probability 1/2
+    downs = [sum(rng.random() < 0.5 for _ in range(12)) for _ in range(100)]
+    rows = [row("json_valid", (12 - 2 * k) / 40, segment=f"s{i}", n=40, changed=0.3) for i, k in enumerate(downs)]
+    v = gate([row("json_valid", 0.0, n=4000), *rows], P)
+    assert v.verdict == "PASS" and not v.breaches, v.reasons
+    # alpha split over the 100 segments (the overall check cannot fire: no pair changed, so it is left out)
+    assert {c.level for c in v.segment_checks} == {0.05 / 100}
+    assert "segment check(s) inconclusive" in v.reasons[-1]  # not a silent PASS: named
+    assert min(downs) <= 2 or max(downs) >= 10  # some segment moved beyond the margin by chance
 
 
 def test_underpowered_golden_metric_is_insufficient_data() -> None:
-    # margin 0.02, sd 0 -> planning sd sqrt(0.02 * 0.98): 303 pairs needed
-    small = gate([row("golden_exact_match", 0.0, family="golden", n=200)], P)
-    assert small.verdict == "INSUFFICIENT_DATA" and small.underpowered[0].n_required == 303
-    assert "only 200 pairs, 303 needed to detect it with 80% power" in small.reasons[0]
-    assert gate([row("golden_exact_match", 0.0, family="golden", n=400)], P).verdict == "PASS"
-    noisy = gate([row("golden_exact_match", 0.0, family="golden", n=400, sd=0.3)], P)
-    assert noisy.verdict == "INSUFFICIENT_DATA"  # (2.486 * 0.3 / 0.02)^2 = 1391 pairs needed
+    # 10% of 200 answers flip either way: MDE 1.645 sqrt(0.1 / 200) ~ 3.7 points > the 2-point margin;
+    # (2.486 sd / 0.02)^2 = 1554 pairs needed at the level 0.05 (the only check that can fire), sd = 0.317 (ddof 1)
+    small = gate([row("golden_exact_match", 0.0, family="golden", n=200, changed=0.1)], P)
+    assert small.verdict == "INSUFFICIENT_DATA" and small.underpowered[0].n_required == 1554
+    assert small.checks[0].mde > 0.02 and small.checks[0].status == "inconclusive"
+    assert "MDE 0.0" in small.reasons[0] and "1554 pairs needed for 80% power" in small.reasons[0]
+    assert gate([row("golden_exact_match", 0.0, family="golden", n=2000, changed=0.1)], P).verdict == "PASS"
+    # identical answers (no pair changed): the change is exactly 0, non-inferior (identity); one changed pair of
+    # 400 already gives the score bounds their width
+    same = gate([row("golden_exact_match", 0.0, family="golden", n=400)], P)
+    assert same.verdict == "PASS" and same.checks[0].mde == 0.0
+    one = gate([row("golden_exact_match", 0.0025, family="golden", n=400)], P).checks[0]
+    assert one.status == "ok" and 0.005 < one.mde < 0.02
 
 
 def test_too_few_requests_is_insufficient_data() -> None:
@@ -119,16 +144,18 @@ def test_too_few_requests_is_insufficient_data() -> None:
 
 
 def test_uncalibrated_judge_criterion_is_advisory() -> None:
-    v = gate([row("judge_accuracy", -1.0, family="judge", base=4.0, advisory=True)], Policy())
-    assert v.verdict == "PASS" and v.checks[0].status == "advisory"
-    assert gate([row("judge_accuracy", -1.0, family="judge", base=4.0)], Policy()).verdict == "INVESTIGATE"
+    judged = row("judge_accuracy", -1.0, family="judge", base=4.0, sd=1.0, advisory=True)
+    v = gate([row("json_valid", 0.0), judged], P)
+    assert v.verdict == "PASS" and v.checks[1].status == "advisory"
+    assert gate([judged], P).verdict == "INSUFFICIENT_DATA"  # an untrusted metric alone supports no PASS
+    assert gate([{**judged, "advisory": False}], P).verdict == "INVESTIGATE"
 
 
 def test_ungated_metrics_are_ignored_and_reason_names_numbers() -> None:
-    v = gate([row("output_tokens", -50.0, base=100.0, hib=None), row("json_valid", -0.2)], P)
+    v = gate([row("output_tokens", -50.0, base=100.0, hib=None, sd=30.0), row("json_valid", -0.2)], P)
     assert [c.metric for c in v.checks] == ["json_valid"]
     r = v.breaches[0].reason
-    assert "stats/json_valid" in r and "0.5 -> 0.3" in r and "mcnemar" in r and "abs 0.05" in r
+    assert "stats/json_valid" in r and "0.5 -> 0.3" in r and "tango" in r and "abs 0.05" in r
 
 
 def test_drift_segment_is_read_against_its_own_aa_level() -> None:
@@ -144,17 +171,17 @@ def test_drift_segment_is_read_against_its_own_aa_level() -> None:
 
 
 def test_a_direction_less_breach_is_divergence_and_says_what_would_settle_it() -> None:
-    v = gate([row("chars", -40.0, base=100.0, hib=None, family="toy")], P)
+    v = gate([row("chars", -40.0, base=100.0, hib=None, family="toy", sd=30.0)], P)
     assert (v.verdict, v.direction) == ("INVESTIGATE", "DIVERGENCE") and v.breaches[0].role == "divergence"
     assert "What would settle it" in v.reasons[-1] and "references" in v.reasons[-1]
-    with_eval = gate([row("chars", -40.0, base=100.0, hib=None, family="toy"),
+    with_eval = gate([row("chars", -40.0, base=100.0, hib=None, family="toy", sd=30.0),
                       row("golden_regex", +0.1, family="golden")], P)
     assert (with_eval.verdict, with_eval.direction) == ("HOLD_FOR_SIGNOFF", "IMPROVEMENT")  # evals settle it
 
 
 def test_a_direction_given_per_segment_makes_it_a_degradation_there() -> None:
-    rows = [row("chars", -40.0, base=100.0, hib=None, family="toy", segment="code"),
-            row("chars", -40.0, base=100.0, hib=None, family="toy", segment="chat")]
+    rows = [row("chars", -40.0, base=100.0, hib=None, family="toy", segment="code", sd=30.0),
+            row("chars", -40.0, base=100.0, hib=None, family="toy", segment="chat", sd=30.0)]
     policy = Policy(thresholds=P.thresholds, directions={"chars": {"code": "higher_is_better"}})
     v = gate([row("json_valid", 0.0), *rows], policy)
     by_segment = {c.segment: c for c in v.segment_checks if c.metric == "chars"}
@@ -172,3 +199,55 @@ def test_a_direction_per_segment_can_turn_a_metrics_own_direction_round() -> Non
     v = gate([row("json_valid", 0.0), *fewer_refusals], policy)
     assert (v.verdict, v.direction) == ("INVESTIGATE", "REGRESSION")
     assert [(b.metric, b.segment) for b in v.breaches] == [("refusal", "unsafe")]
+
+
+def measured(metric: str, base: np.ndarray, cand: np.ndarray, family: str = "golden",
+             segment: str | None = None) -> dict[str, Any]:
+    """A summary row computed by the paired analysis itself from per-request values."""
+    t = paired_test(Differences.of(base, cand))
+    delta = float(np.mean(cand - base))
+    return {"metric": metric, "family": family, "segment": segment, "n": len(base), "baseline": float(base.mean()),
+            "candidate": float(cand.mean()), "delta": delta, "rel_delta": delta / float(base.mean()),
+            "higher_is_better": True, "role": ROLES[family], "advisory": False,
+            "margin_absolute": MARGINS.get(family), "margin_relative": None, **t}
+
+
+def few_items_break(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """90% of items gain 0.01, 10% collapse by 0.5: the mean drops 4.1 points, the pseudo-median rises."""
+    base = np.full(n, 0.7)
+    return base, base + np.where(np.arange(n) % 10 == 0, -0.5, 0.01)
+
+
+def test_a_few_items_that_break_are_never_read_as_ok() -> None:
+    for n in (40, 100, 200, 400, 1000):
+        c = metric_checks([measured("golden_rouge_l", *few_items_break(n))], P)[0]
+        assert c.test == "paired_t" and c.status in ("breach", "inconclusive"), (n, c.reason)
+    assert metric_checks([measured("golden_rouge_l", *few_items_break(100))], P)[0].status == "inconclusive"
+    assert metric_checks([measured("golden_rouge_l", *few_items_break(200))], P)[0].status == "breach"
+    base, cand = few_items_break(400)
+    assert wilcoxon(cand - base)[0] > 0.99  # the signed-rank test sees 90% of items going up: no "lower" at all
+
+
+def test_identical_outputs_are_non_inferior_and_improved_needs_the_bound_past_the_margin() -> None:
+    base = np.linspace(0.2, 0.9, 400)
+    same = metric_checks([measured("golden_rouge_l", base, base.copy())], P)[0]
+    assert (same.status, same.ci_low, same.ci_high, same.mde) == ("ok", 0.0, 0.0, 0.0)
+    rng = np.random.default_rng(5)
+    small_gain = base + 0.015 + rng.normal(0, 0.02, 400)  # +1.5 points: better, not beyond the 2-point margin
+    assert metric_checks([measured("golden_rouge_l", base, small_gain)], P)[0].status == "ok"
+    big_gain = base + 0.05 + rng.normal(0, 0.02, 400)
+    assert metric_checks([measured("golden_rouge_l", base, big_gain)], P)[0].status == "improved"
+
+
+def test_non_finite_numbers_never_reach_a_test_and_checks_that_cannot_fire_are_not_counted() -> None:
+    nan_row = {**row("golden_regex", 0.0, family="golden"), "delta": math.nan, "n_nonfinite": 3}
+    broken = row("golden_exact_match", -0.3, family="golden")
+    quiet = [row("golden_rouge_l", 0.0, family="golden", segment=s, n=40) for s in "abcdefgh"]  # nothing changed
+    checks = metric_checks([nan_row, broken, *quiet], P)
+    by = {(c.metric, c.segment): c for c in checks}
+    assert by[("golden_regex", None)].status == "too_few"
+    # the only check that can fire gets all of alpha: the NaN one and the 8 unchanged segments are not counted
+    assert by[("golden_exact_match", None)].level == 0.05
+    nan_check = by[("golden_regex", None)]
+    assert nan_check.n_nonfinite == 3 and "3 non-finite pairs dropped" in nan_check.reason
+    assert decide(checks).verdict == "INVESTIGATE"

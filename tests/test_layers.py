@@ -18,7 +18,8 @@ LAYERS: list[tuple[str, ...]] = [
     # 0: the ground floor: errors, the run directory, logging, config schemas
     ("harness", "harness.errors", "harness.store", "harness.console", "harness.config"),
     # 1: the pipeline's inputs and pure statistics
-    ("harness.traffic", "harness.analysis.paired", "harness.golden.metrics", "harness.golden.schema"),
+    ("harness.traffic", "harness.analysis.paired", "harness.analysis.margin", "harness.golden.metrics",
+     "harness.golden.schema"),
     # 2: policy, engines, plug-in registries, the Ray session
     ("harness.gate", "harness.engines", "harness.signals.registry", "harness.ray_session"),
     # 3: the typed run spec and manifest

@@ -10,18 +10,20 @@ For each metric, overall and per segment, over the requests where both arms have
   draw of ``n`` over the ``k`` values per resample: the same bootstrap distribution as drawing ``n`` request
   indices, at a cost of ``N_BOOT * k`` instead of ``N_BOOT * n``. With many distinct values (``k > n / 10``)
   request indices are drawn as usual. Either way the CI does not depend on the order of the rows;
-- the paired test of H0 "no change" (the candidate's and the baseline's values are exchangeable within
-  each request): **McNemar's exact test** for binary metrics (only the discordant pairs count:
-  ``b`` = baseline 1 / candidate 0, ``c`` = baseline 0 / candidate 1; under H0 ``b ~ Binomial(b + c, 1/2)``)
-  and the **Wilcoxon signed-rank test** for graded ones (zero differences dropped, the ``wilcox`` method;
-  exact distribution for small n, normal approximation otherwise, as scipy chooses). Both one-sided
-  p-values are kept (``p_lower``: the candidate is lower; ``p_higher``) and the two-sided one;
-- the **power calculation** for the metric's margin ``m``: the pairs needed to detect a drop of ``m`` with a
-  one-sided test at ``ALPHA`` and power ``POWER`` (normal approximation of the paired mean difference),
-  ``n_required = ((z_{1-alpha} + z_{power}) * s / m)^2``, with ``s = max(sd(d), sqrt(m (1 - m)))``: the
-  observed spread, floored at the smallest spread a drop of ``m`` can have in a metric bounded to
-  [0, 1] (every changed request changes by the full unit). For a binary metric this is Connor's (1987)
-  McNemar sample size with the discordant share at its smallest possible value, ``m``.
+- the **test of the gated quantity**, the mean difference, against any value ``d0`` (the margin, not only zero):
+  Tango's score test for binary metrics (``tango_z``: the paired-proportion difference ``(up - down) / n`` with
+  the variance at the restricted maximum-likelihood estimate under ``delta = d0``; at ``d0 = 0`` it is McNemar's
+  statistic) and the paired t-test for graded ones (``paired_t_p``); inverted, each gives one-sided confidence
+  bounds at any level (``bounds``), which the gate reads against the margin (docs/gate.md). The exact McNemar
+  test (binary) and the paired t (graded) against zero are kept in the ``tests`` table (``p_lower``, ``p_higher``,
+  ``p_two``), and the Wilcoxon signed-rank test of graded metrics only as a secondary reading (``p_wilcoxon``): it
+  tests the pseudo-median, not the mean, and misses "a few items break" (docs/gate.md);
+- the **power calculation** for the metric's margin ``m`` at the one-sided level ``alpha`` the gate uses (alpha
+  split over the family's checks): ``n_required = ((z_{1-alpha} + z_{power}) * s / m)^2``, with
+  ``s = max(sd(d), sqrt(m (1 - m)))`` (the observed spread, floored at the smallest spread a change of ``m`` can
+  have in a metric bounded to [0, 1]): the pairs at which a candidate with no change is shown non-inferior, and one
+  ``2 m`` worse is shown to breach, each with probability ``power``. The minimum detectable effect at ``n`` is the
+  half-width of the bounds (``half_width``).
 
 Multiple comparisons: ``holm`` and ``benjamini_hochberg`` adjust a family of p-values.
 """
@@ -135,12 +137,16 @@ def benjamini_hochberg(p: Sequence[float]) -> list[float]:
 
 
 def adjust(p: Sequence[float], method: str) -> list[float]:
-    """``holm`` or ``bh`` (Benjamini-Hochberg)."""
-    if method == "holm":
-        return holm(p)
-    if method == "bh":
-        return benjamini_hochberg(p)
-    raise ValueError(f"unknown multiple-comparison method {method!r}; expected 'holm' or 'bh'")
+    """``holm`` or ``bh`` (Benjamini-Hochberg). A p-value that is not a finite number in [0, 1] (NaN from a plug-in
+    metric) is left out of the family and comes back as 1.0: it cannot reorder or hide the others."""
+    keep = [i for i, x in enumerate(p) if x is not None and math.isfinite(x) and 0.0 <= x <= 1.0]
+    out = [1.0] * len(p)
+    if method not in ("holm", "bh"):
+        raise ValueError(f"unknown multiple-comparison method {method!r}; expected 'holm' or 'bh'")
+    done = (holm if method == "holm" else benjamini_hochberg)([p[i] for i in keep])
+    for i, x in zip(keep, done, strict=True):
+        out[i] = x
+    return out
 
 
 def required_n(margin: float, sd: float, alpha: float = ALPHA, power: float = POWER) -> int:
@@ -180,29 +186,50 @@ class Differences:
     def n(self) -> int:
         return int(self.counts.sum())
 
+    @property
+    def mean(self) -> float:
+        return float(self.counts @ self.values) / self.n if self.n else 0.0
+
+    @property
+    def sd(self) -> float:
+        """Sample standard deviation (ddof 1) of the differences; 0 below two pairs."""
+        if self.n < 2:
+            return 0.0
+        return math.sqrt(float(self.counts @ (self.values - self.mean) ** 2) / (self.n - 1))
+
+
+def paired_t(diffs: Differences) -> tuple[float, float, float]:
+    """Paired t-test of the mean difference against zero: (p_lower, p_higher, p_two) as in ``mcnemar``."""
+    from harness.analysis.margin import t_p
+
+    n, mean, sd = diffs.n, diffs.mean, diffs.sd
+    lower, higher = float(t_p(n, mean, sd, 0.0, greater=False)), float(t_p(n, mean, sd, 0.0, greater=True))
+    return (lower, higher, min(1.0, 2 * min(lower, higher)))
+
 
 def paired_test(diffs: Differences, seed: int = 0) -> dict[str, Any]:
-    """Bootstrap CI and the paired test (McNemar for 0/1 metrics, Wilcoxon otherwise) of one metric and group."""
+    """Bootstrap CI and the tests of one metric and group: for 0/1 metrics Tango's score test (the gate's) and exact
+    McNemar against zero; for graded ones the paired t (the gate's and against zero) and Wilcoxon (a secondary
+    reading, ``p_wilcoxon``: two-sided)."""
     n = diffs.n
+    p_wilcoxon = None
     if n and diffs.binary:
-        test = "mcnemar"
+        test = "tango"
         p = mcnemar(diffs.down, diffs.up)
     else:
-        test = "wilcoxon"
-        p = wilcoxon(np.repeat(diffs.values, diffs.counts)) if n else (1.0, 1.0, 1.0)
+        test = "paired_t"
+        p = paired_t(diffs) if n else (1.0, 1.0, 1.0)
+        p_wilcoxon = wilcoxon(np.repeat(diffs.values, diffs.counts))[2] if n else 1.0
     lo, hi = bootstrap_ci(diffs.values, diffs.counts, seed=seed)
-    sd = 0.0
-    if n > 1:
-        mean = float(diffs.counts @ diffs.values) / n
-        sd = math.sqrt(float(diffs.counts @ (diffs.values - mean) ** 2) / (n - 1))
     return {"test": test, "ci_low": lo, "ci_high": hi, "p_lower": p[0], "p_higher": p[1], "p_two": p[2],
-            "sd_diff": sd}
+            "sd_diff": diffs.sd, "down": diffs.down, "up": diffs.up, "p_wilcoxon": p_wilcoxon}
 
 
 TESTS_SCHEMA = pa.schema([
     ("metric", pa.string()), ("segment", pa.string()), ("test", pa.string()),
     ("ci_low", pa.float64()), ("ci_high", pa.float64()),
     ("p_lower", pa.float64()), ("p_higher", pa.float64()), ("p_two", pa.float64()), ("sd_diff", pa.float64()),
+    ("down", pa.int64()), ("up", pa.int64()), ("p_wilcoxon", pa.float64()),
 ])
 
 

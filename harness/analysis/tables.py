@@ -21,8 +21,10 @@ TABLES = ("summary", "changed_pairs", "throughput", "latency", "requests")
 
 
 def create_pairs(con) -> None:  # type: ignore[no-untyped-def]
-    """``pairs.sql`` as a table inside DuckDB (the paired queries read it; it never goes to Python)."""
-    con.execute("CREATE TEMP TABLE pairs AS " + (SQL_DIR / "pairs.sql").read_text())
+    """``pairs.sql`` as a table inside DuckDB, ``pairs_all``, and its finite rows as ``pairs`` (the paired queries
+    read it; it never goes to Python). Non-finite pairs are only counted (``summary.sql``)."""
+    con.execute("CREATE TEMP TABLE pairs_all AS " + (SQL_DIR / "pairs.sql").read_text())
+    con.execute("CREATE TEMP VIEW pairs AS SELECT * EXCLUDE (finite) FROM pairs_all WHERE finite")
 
 
 def analyze(run: RunDir) -> dict[str, pa.Table]:

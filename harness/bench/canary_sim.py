@@ -1,21 +1,25 @@
-"""False rollbacks and detection delay of the canary's sequential statistics, by simulation (docs/canary.md).
+"""False rollbacks and detection delay of the canary's decision rule, by simulation (docs/canary.md).
 
-    python -m harness.bench.canary_sim [--canaries 1000] [--out docs/bench/canary_sim.json]
+    python -m harness.bench.canary_sim [--canaries 1000] [--seed 2413] [--out docs/bench/canary_sim.json]
 
 Each simulated canary is 72 hourly windows of cumulative data: control and canary arms answer different requests
-(unpaired), ``--per-hour`` requests an hour of which ``--share`` go to the canary. Every window is one look. Three
-tables, all vectorized in numpy (seconds on 2 cores):
+(unpaired), ``--per-hour`` requests an hour of which ``--share`` go to the canary. Every window is one look. The
+rule is the canary's (``harness.canary.windows``): per metric the mSPRT's always-valid confidence sequence at alpha
+split over the family's metrics (``harness.gate.family_levels``), a breach only when it lies wholly beyond the
+metric's margin the worse way; the margins are the catalog's (``harness.signals.stats.METRICS``, the golden
+family's 2 points, the canary's drift_similarity 0.02); rates need ``min_events`` expected events. Tables, all
+vectorized in numpy (seconds on 2 cores):
 
-1. one rate metric, A/A (5% vs 5%): share of canaries with a breach at any look, the naive fixed-sample one-sided
-   z-test (alpha 0.05 at every look) beside the mSPRT (``harness.canary.sequential``), at 48 and 72 looks;
-2. the canary policy, A/A: three signal families like the canary's (stats: 5 rates + the length; drift: one mean;
-   golden: 2 rates from a scheduled slice every 6 windows), Holm within each family at each look; a window with
-   two or more breached families is a ROLLBACK, one an INVESTIGATE (``harness.gate.decide``);
-3. detection: windows until the first breach for a 5% -> 7% refusal shift, and for shifts the size of the zoo
-   regressions' offline effects (docs/zoo.md), with the same policy.
+1. one refusal check: A/A with the naive fixed-sample z-test and the mSPRT against no change (the tests alone,
+   margin 0), and the rule on A/A and on a 5% -> 7% shift (within the 3-point margin), at 48 and 72 looks;
+2. the canary policy, A/A: three families (stats: 6 rates + the length; drift: one mean; golden: 2 rates from a
+   scheduled slice every 6 windows); a window with two or more breached families is a ROLLBACK, one an
+   INVESTIGATE (``harness.gate.decide``);
+3. a rare rate (0.05-0.2%) on A/A against a zero margin, with and without the expected-events guard;
+4. detection: windows until the first breach (and the first ROLLBACK) for refusal 5% -> 7% and 5% -> 12%, a new
+   failure mode (errors 0.1% -> 5%), and shifts the size of the zoo regressions' offline effects (docs/zoo.md).
 
-Metrics are simulated independent of each other (real ones are correlated, which makes a joint false alarm no more
-likely than here for Holm's bound); margins are 0 (the test alone decides).
+Metrics are simulated independent of each other, overall only (no segments), and golden items unpaired.
 """
 
 from __future__ import annotations
@@ -24,13 +28,14 @@ import argparse
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harness.canary.sequential import Moments, Sequential, always_valid, naive_z_p, two_sample
+from harness.canary.sequential import Moments, Sequential, always_valid, half_width, naive_z_p, two_sample
+from harness.gate import family_levels
 
 DEFAULT_OUT = Path("docs/bench/canary_sim.json")
 
@@ -46,6 +51,8 @@ class Metric:
     canary: float
     worse: int
     sd_log: float = 0.6
+    margin: float = 0.0  # the catalog's margin: absolute points, or (``relative``) a share of the control mean
+    relative: bool = False
 
 
 def _arm_moments(m: Metric, value: float, n: np.ndarray, shape: tuple[int, int], rng: np.random.Generator
@@ -83,25 +90,66 @@ def _holm(p: np.ndarray) -> np.ndarray:
 
 
 def family_breach(metrics: list[Metric], n_control: np.ndarray, n_canary: np.ndarray, shape: tuple[int, int],
-                  params: Sequential, rng: np.random.Generator, naive: bool) -> np.ndarray:
-    """Boolean (canaries, windows): the family has a breached metric at that look."""
+                  params: Sequential, rng: np.random.Generator, naive: bool, checks: int | None = None) -> np.ndarray:
+    """Boolean (canaries, windows): the family has a breached metric at that look (``checks``: how many checks the
+    family's alpha is split over; default the metrics given).
+
+    ``naive``: the fixed-sample z-test at every look, Holm within the family, margin ignored (the test alone). Else
+    the canary's rule (``harness.canary.windows``): the always-valid confidence sequence at alpha split over the
+    family's metrics (``harness.gate.family_levels``) wholly beyond the metric's margin the worse way
+    (``harness.gate.zone``), with the minimum sample and, for rates, minimum expected events."""
+    if naive:
+        return _naive_breach(metrics, n_control, n_canary, shape, params, rng)
+    n_checks = checks or len(metrics)
+    level = family_levels([True] * n_checks, [True] * n_checks, params.alpha)[0]
+    out = np.zeros(shape, bool)
+    for m in metrics:
+        c = _arm_moments(m, m.control, n_control, shape, rng)
+        k = _arm_moments(m, m.canary, n_canary, shape, rng)
+        enough = (c.n >= params.min_per_arm) & (k.n >= params.min_per_arm)
+        if m.kind == "rate":
+            high, low = np.maximum(c.mean, k.mean), np.minimum(c.mean, k.mean)
+            enough &= np.nan_to_num(np.minimum(high, 1 - low) * np.minimum(c.n, k.n)) >= params.min_events
+        look = two_sample(c, k, params)
+        hw = half_width(np.nan_to_num(look.var), np.nan_to_num(look.tau2), level)
+        d = np.nan_to_num(look.delta)
+        margin = m.margin * np.abs(np.nan_to_num(c.mean)) if m.relative else m.margin
+        lower, upper = d - hw, d + hw
+        if m.worse == 0:
+            beyond = (lower > margin) | (upper < -margin)
+        else:
+            beyond = lower > margin if m.worse > 0 else upper < -margin
+        out |= beyond & enough
+    return out
+
+
+def _naive_breach(metrics: list[Metric], n_control: np.ndarray, n_canary: np.ndarray, shape: tuple[int, int],
+                  params: Sequential, rng: np.random.Generator) -> np.ndarray:
     ps, worse_dirs = [], []
     for m in metrics:
         c = _arm_moments(m, m.control, n_control, shape, rng)
         k = _arm_moments(m, m.canary, n_canary, shape, rng)
         enough = (c.n >= params.min_per_arm) & (k.n >= params.min_per_arm)
-        if naive:
-            p = naive_z_p(c, k, worse_is_higher=m.worse >= 0)
-            p = np.minimum(1.0, 2 * np.minimum(p, 1 - p)) if m.worse == 0 else p
-            d = k.mean - c.mean
-        else:
-            look = two_sample(c, k, params)
-            p, d = always_valid(np.where(enough, look.p, 1.0), axis=1), look.delta
+        p = naive_z_p(c, k, worse_is_higher=m.worse >= 0)
+        p = np.minimum(1.0, 2 * np.minimum(p, 1 - p)) if m.worse == 0 else p
+        d = k.mean - c.mean
         worse = np.nan_to_num(d) != 0 if m.worse == 0 else np.nan_to_num(d) * m.worse > 0
         ps.append(np.where(enough, p, 1.0))
         worse_dirs.append(worse & enough)
     adj = _holm(np.stack(ps))
     return np.any((adj < params.alpha) & np.stack(worse_dirs), axis=0)
+
+
+def msprt_test_alone(metric: Metric, n_control: np.ndarray, n_canary: np.ndarray, shape: tuple[int, int],
+                     params: Sequential, rng: np.random.Generator) -> np.ndarray:
+    """The mSPRT against no change (margin 0, running minimum p), one metric: the test alone, for the table that
+    compares it with the naive test."""
+    c = _arm_moments(metric, metric.control, n_control, shape, rng)
+    k = _arm_moments(metric, metric.canary, n_canary, shape, rng)
+    enough = (c.n >= params.min_per_arm) & (k.n >= params.min_per_arm)
+    look = two_sample(c, k, params)
+    p = always_valid(np.where(enough, look.p, 1.0), axis=1)
+    return (p < params.alpha) & (np.nan_to_num(look.delta) * metric.worse > 0) & enough
 
 
 @dataclass(frozen=True)
@@ -121,12 +169,24 @@ class Scenario:
         return np.full(self.windows, self.per_hour - canary), np.full(self.windows, canary), golden
 
 
+def _margin(name: str) -> tuple[float, bool]:
+    """The catalog's default margin of a stats metric (``harness.signals.stats.METRICS``): (value, relative)."""
+    from harness.signals.stats import METRICS
+
+    spec = next(m for m in METRICS if m.name == name)
+    return (spec.margin_relative or 0.0, True) if spec.margin_absolute is None else (spec.margin_absolute, False)
+
+
 def stats_family(refusal: float = 0.05, hedge: float = 0.08, chars: float = 85.0, json_valid: float = 0.97,
-                 structure_ok: float = 0.9) -> list[Metric]:
-    """The stats family's simulated metrics with the canary's values (the control's are the defaults)."""
-    return [Metric("refusal", "rate", 0.05, refusal, +1), Metric("hedge", "rate", 0.08, hedge, +1),
-            Metric("empty", "rate", 0.01, 0.01, +1), Metric("json_valid", "rate", 0.97, json_valid, -1),
-            Metric("structure_ok", "rate", 0.9, structure_ok, -1), Metric("chars", "mean", 85.0, chars, 0)]
+                 structure_ok: float = 0.9, error: float = 0.001) -> list[Metric]:
+    """The stats family's simulated metrics with the canary's values (the control's are the defaults) and the
+    catalog's margins; ``error`` is a rare event (0.1%)."""
+    specs = [("refusal", "rate", 0.05, refusal, +1), ("hedge", "rate", 0.08, hedge, +1),
+             ("empty", "rate", 0.01, 0.01, +1), ("json_valid", "rate", 0.97, json_valid, -1),
+             ("structure_ok", "rate", 0.9, structure_ok, -1), ("error", "rate", 0.001, error, +1),
+             ("chars", "mean", 85.0, chars, 0)]
+    return [Metric(n, kind, c, k, w, margin=_margin(n)[0], relative=_margin(n)[1])
+            for n, kind, c, k, w in specs]
 
 
 def canary_policy(fams: dict[str, list[Metric]], sc: Scenario, canaries: int, params: Sequential,
@@ -144,12 +204,21 @@ def canary_policy(fams: dict[str, list[Metric]], sc: Scenario, canaries: int, pa
 
 
 def aa_families() -> dict[str, list[Metric]]:
-    return {"stats": stats_family(), "drift": [Metric("drift_similarity", "mean", 0.5, 0.5, 0, 0.3)],
-            "golden": [Metric("golden_rouge_l", "rate", 0.9, 0.9, -1), Metric("golden_regex", "rate", 0.9, 0.9, -1)]}
+    """Three families with the catalog's margins: stats (above), drift (the canary's drift_similarity, margin 0.02
+    of cosine) and golden (two rates, margin 2 points)."""
+    from harness.canary.samples import DRIFT_METRIC
+    from harness.signals.golden import DEFAULT_MARGIN
+
+    return {"stats": stats_family(),
+            "drift": [Metric("drift_similarity", "mean", 0.5, 0.5, 0, 0.3, margin=DRIFT_METRIC.margin_absolute or 0)],
+            "golden": [Metric("golden_rouge_l", "rate", 0.9, 0.9, -1, margin=DEFAULT_MARGIN),
+                       Metric("golden_regex", "rate", 0.9, 0.9, -1, margin=DEFAULT_MARGIN)]}
 
 
 REGRESSIONS: dict[str, Callable[[], dict[str, list[Metric]]]] = {
-    "refusal 5% -> 7%": lambda: {**aa_families(), "stats": stats_family(refusal=0.07)},
+    "refusal 5% -> 7% (below the 3-point margin)": lambda: {**aa_families(), "stats": stats_family(refusal=0.07)},
+    "refusal 5% -> 12%": lambda: {**aa_families(), "stats": stats_family(refusal=0.12)},
+    "error 0.1% -> 5% (a new failure mode)": lambda: {**aa_families(), "stats": stats_family(error=0.05)},
     # the zoo regressions' offline effects on all traffic (docs/zoo.md, README): terse halves the length and drops
     # list structure; hedging hedges on 15.8% of requests; json_drift breaks JSON on 26% of extract (~8% of traffic)
     "zoo terse (chars 85 -> 43, structure_ok 90% -> 0%)":
@@ -165,15 +234,36 @@ def _summary(first: np.ndarray, windows: int) -> dict[str, Any]:
             "p90_windows": float(np.quantile(hit, 0.9)) if len(hit) else None, "of_windows": windows}
 
 
-def single_rate_aa(canaries: int, sc: Scenario, params: Sequential, rng: np.random.Generator) -> dict[str, Any]:
+def single_rate(canaries: int, sc: Scenario, params: Sequential, rng: np.random.Generator) -> dict[str, Any]:
+    """One refusal check: the naive z-test and the mSPRT against no change (the tests alone, margin 0) on A/A, and
+    the canary's rule (the confidence sequence against the 3-point margin, at the stats family's level: alpha over
+    its 7 metrics) on A/A and on 5% -> 7%."""
     out: dict[str, Any] = {}
     n_control, n_canary, _ = sc.counts()
+    aa = Metric("refusal", "rate", 0.05, 0.05, +1, margin=_margin("refusal")[0])
+    shift = replace(aa, canary=0.07)
     for looks in (48, sc.windows):
         shape = (canaries, looks)
-        fam = [Metric("refusal", "rate", 0.05, 0.05, +1)]
-        for label, naive in (("naive_z", True), ("msprt", False)):
-            b = family_breach(fam, n_control[:looks], n_canary[:looks], shape, params, rng, naive)
-            out[f"{label}_{looks}_looks"] = float(b.any(1).mean())
+        nc, nk = n_control[:looks], n_canary[:looks]
+        out[f"naive_z_{looks}_looks"] = float(_naive_breach([aa], nc, nk, shape, params, rng).any(1).mean())
+        out[f"msprt_vs_0_{looks}_looks"] = float(msprt_test_alone(aa, nc, nk, shape, params, rng).any(1).mean())
+        for label, m in (("rule_aa", aa), ("rule_5_to_7", shift)):
+            hit = family_breach([m], nc, nk, shape, params, rng, naive=False, checks=7).any(1)
+            out[f"{label}_{looks}_looks"] = float(hit.mean())
+    return out
+
+
+def rare_event_aa(canaries: int, sc: Scenario, params: Sequential, rng: np.random.Generator) -> dict[str, Any]:
+    """A/A false breaches of one rare rate (0.05%-0.2%) against a zero margin: the test alone, with and without the
+    minimum-expected-events guard."""
+    n_control, n_canary, _ = sc.counts()
+    out: dict[str, Any] = {}
+    for rate in (0.0005, 0.001, 0.002):
+        m = Metric("error", "rate", rate, rate, +1, margin=0.0)
+        shape = (canaries, sc.windows)
+        for label, p in (("guard", params), ("no_guard", replace(params, min_events=0.0))):
+            hit = family_breach([m], n_control, n_canary, shape, p, rng, False)
+            out[f"{rate:g}_{label}"] = float(hit.any(1).mean())
     return out
 
 
@@ -183,75 +273,60 @@ def run(canaries: int = 1000, seed: int = 0, sc: Scenario | None = None, params:
     sc, params = sc or Scenario(), params or Sequential()
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
-    single = single_rate_aa(canaries, sc, params, rng)
+    single = single_rate(canaries, sc, params, rng)
     policy = {}
-    for label, naive in (("naive_z", True), ("msprt", False)):
+    for label, naive in (("naive_z", True), ("rule", False)):
         r = canary_policy(aa_families(), sc, canaries, params, rng, naive)
         policy[label] = {"false_rollback": float(np.mean(r["rollback"] >= 0)),
                          "false_investigate": float(np.mean(r["investigate"] >= 0))}
     detection = {}
     for name, fams in REGRESSIONS.items():
         r = canary_policy(fams(), sc, canaries, params, rng, naive=False)
-        detection[name] = {"first_breach": _summary(r["investigate"], sc.windows)}
+        detection[name] = {"first_breach": _summary(r["investigate"], sc.windows),
+                           "rollback": _summary(r["rollback"], sc.windows)}
     return {"canaries": canaries, "seed": seed, "scenario": asdict(sc), "sequential": asdict(params),
-            "single_rate_aa": single, "policy_aa": policy, "detection": detection,
-            "tau_sensitivity": tau_table(max(200, canaries // 4), sc, params, rng),
-            "seconds": round(time.perf_counter() - t0, 1)}
+            "single_rate": single, "rare_event_aa": rare_event_aa(canaries, sc, params, rng), "policy_aa": policy,
+            "detection": detection, "seconds": round(time.perf_counter() - t0, 1)}
 
 
-TAUS = (0.05, 0.1, 0.25, 0.5)
-
-
-def tau_table(canaries: int, sc: Scenario, params: Sequential, rng: np.random.Generator) -> dict[str, Any]:
-    """For each mixture sd ``tau_sd``: A/A false breach (one 5% rate) and false ROLLBACK, and the median windows to
-    detect 5% -> 7% refusal and the terse shift."""
-    from dataclasses import replace
-
-    n_control, n_canary, _ = sc.counts()
-    out: dict[str, Any] = {"canaries": canaries}
-    for tau in TAUS:
-        p = replace(params, tau_sd=tau)
-        single = family_breach([Metric("refusal", "rate", 0.05, 0.05, +1)], n_control, n_canary,
-                               (canaries, sc.windows), p, rng, naive=False).any(1).mean()
-        aa = canary_policy(aa_families(), sc, canaries, p, rng, naive=False)
-        det = {name: _summary(canary_policy(REGRESSIONS[name](), sc, canaries, p, rng, naive=False)["investigate"],
-                              sc.windows)["median_windows"] for name in list(REGRESSIONS)[:2]}
-        out[str(tau)] = {"single_rate_false_breach": float(single),
-                         "false_rollback": float(np.mean(aa["rollback"] >= 0)), "median_windows": det}
-    return out
+def _w(x: float | None) -> str:
+    return "-" if x is None else f"{x:g}"
 
 
 def tables(r: dict[str, Any]) -> str:
-    """The two Markdown tables of docs/canary.md."""
-    s, p = r["single_rate_aa"], r["policy_aa"]
-    lines = [f"A/A, {r['canaries']} canaries of {r['scenario']['windows']} hourly windows "
-             f"({r['scenario']['per_hour']} requests/h, {r['scenario']['share']:.0%} to the canary):", "",
-             "| test | 1 rate, 48 looks | 1 rate, 72 looks | policy: false INVESTIGATE | policy: false ROLLBACK |",
-             "|---|---|---|---|---|"]
-    for label, name in (("naive_z", "naive one-sided z-test, alpha 0.05 per look"), ("msprt", "mSPRT (always valid)")):
-        lines.append(f"| {name} | {s[f'{label}_48_looks']:.1%} | {s[f'{label}_72_looks']:.1%} | "
-                     f"{p[label]['false_investigate']:.1%} | {p[label]['false_rollback']:.1%} |")
-    lines += ["", "| shift (canary vs control) | detected within 72 windows | median windows | p90 windows |",
-              "|---|---|---|---|"]
+    """The Markdown tables of docs/canary.md."""
+    s, p, e = r["single_rate"], r["policy_aa"], r["rare_event_aa"]
+    lines = [f"{r['canaries']} canaries of {r['scenario']['windows']} hourly windows "
+             f"({r['scenario']['per_hour']} requests/h, {r['scenario']['share']:.0%} to the canary), seed {r['seed']}:",
+             "", "| one refusal check (5% control) | 48 looks | 72 looks |", "|---|---|---|",
+             f"| A/A, naive one-sided z-test at 0.05 per look, margin 0 | {s['naive_z_48_looks']:.1%} | "
+             f"{s['naive_z_72_looks']:.1%} |",
+             f"| A/A, mSPRT against no change (running minimum p), margin 0 | {s['msprt_vs_0_48_looks']:.1%} | "
+             f"{s['msprt_vs_0_72_looks']:.1%} |",
+             f"| A/A, the rule (CS beyond the 3-point margin, level 0.05/7) | {s['rule_aa_48_looks']:.1%} | "
+             f"{s['rule_aa_72_looks']:.1%} |",
+             f"| 5% -> 7% (within the margin), the rule | {s['rule_5_to_7_48_looks']:.1%} | "
+             f"{s['rule_5_to_7_72_looks']:.1%} |",
+             "", "| A/A, three families, catalog margins | false INVESTIGATE | false ROLLBACK |", "|---|---|---|",
+             f"| naive z-test, Holm, margin 0 | {p['naive_z']['false_investigate']:.1%} | "
+             f"{p['naive_z']['false_rollback']:.1%} |",
+             f"| the rule | {p['rule']['false_investigate']:.1%} | {p['rule']['false_rollback']:.1%} |",
+             "", "| rare event, A/A, margin 0 | with the event guard | without |", "|---|---|---|"]
+    for rate in ("0.0005", "0.001", "0.002"):
+        lines.append(f"| {float(rate):.2%} | {e[f'{rate}_guard']:.1%} | {e[f'{rate}_no_guard']:.1%} |")
+    lines += ["", "| shift (canary vs control) | first breach within 72 windows | median | p90 | ROLLBACK within 72 | "
+              "median |", "|---|---|---|---|---|---|"]
     for name, d in r["detection"].items():
-        f = d["first_breach"]
-        lines.append(f"| {name} | {f['share']:.0%} | {f['median_windows']:g} | {f['p90_windows']:g} |")
-    t = r["tau_sensitivity"]
-    names = list(r["detection"])[:2]
-    lines += ["", f"tau_sd ({t['canaries']} canaries each):", "",
-              f"| tau_sd | A/A: 1 rate, 72 looks | A/A: false ROLLBACK | median windows: {names[0]} | "
-              f"median windows: {names[1]} |", "|---|---|---|---|---|"]
-    for tau in TAUS:
-        row = t[str(tau)]
-        lines.append(f"| {tau:g} | {row['single_rate_false_breach']:.1%} | {row['false_rollback']:.1%} | "
-                     f"{row['median_windows'][names[0]]:g} | {row['median_windows'][names[1]]:g} |")
+        f, rb = d["first_breach"], d["rollback"]
+        lines.append(f"| {name} | {f['share']:.1%} | {_w(f['median_windows'])} | {_w(f['p90_windows'])} | "
+                     f"{rb['share']:.1%} | {_w(rb['median_windows'])} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m harness.bench.canary_sim", description=__doc__.splitlines()[0])
     ap.add_argument("--canaries", type=int, default=1000)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=2413)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     a = ap.parse_args(argv)
     from harness.bench.record import header

@@ -79,7 +79,7 @@ def spec_from_config(cfg: Any) -> Any:
         start = start if start.tzinfo else start.replace(tzinfo=dt.UTC)
     return CanarySpec(
         name=cfg.name, logs=Path(cfg.logs), window_s=cfg.window_s, observation_windows=cfg.observation_windows,
-        sequential=Sequential(seq.alpha, seq.tau_sd, seq.min_per_arm), policy=policy(cfg.gate),
+        sequential=Sequential(seq.alpha, seq.tau_sd, seq.min_per_arm, seq.min_events), policy=policy(cfg.gate),
         output_dir=Path(cfg.output_dir), max_windows=cfg.max_windows, start=start, follow=cfg.follow,
         poll_s=cfg.poll_s, run_id=cfg.run_id,
         drift=((cfg.drift.model, cfg.drift.reference, cfg.drift.device, cfg.drift.control_share)

@@ -75,6 +75,7 @@ class DemoSettings:
     observation_windows: int = 6
     max_windows: int = 14
     min_per_arm: int = 10  # the production default is 100 (docs/canary.md); the demo's canary sees ~1 request/s
+    min_events: float = 1.0  # the production default is 10 expected events; the demo's shifts are near-total
     tau_sd: float = 0.5  # tuned to large effects on small samples (the production default 0.1: small, at 100+/h)
     reference: int = 30
     control_share: float = 0.3
@@ -219,7 +220,8 @@ def evaluator_argv(label: str, s: DemoSettings, out: Path, app: Path, proxy: Pat
             f"name=canary_demo_{label}", f"window_s={s.window_s}", f"observation_windows={s.observation_windows}",
             f"max_windows={s.max_windows}", f"start='{start_at.isoformat()}'", "follow=true", "poll_s=0.5",
             f"run_id={label}", f"output_dir={out}", f"sequential.tau_sd={s.tau_sd}",
-            f"sequential.min_per_arm={s.min_per_arm}", f"drift.reference={s.reference}",
+            f"sequential.min_per_arm={s.min_per_arm}", f"sequential.min_events={s.min_events}",
+            f"drift.reference={s.reference}",
             f"drift.control_share={s.control_share}", "drift.device=cpu",
             f"golden.path={REPLAYS_DIR / 'golden_zoo.parquet'}", f"golden.every={s.golden_every}",
             f"golden.limit={s.golden_limit}", f"golden.control_url={golden[0]}", f"golden.canary_url={golden[1]}",
@@ -255,7 +257,8 @@ def offline_verdicts(s: DemoSettings, out: Path, name: str, logs: Path, join: Pa
     """Every window's gate verdict (and families) from the finished logs, evaluated again without following (no
     golden replay, no hooks): the joined logs and the pre-labelled ones must agree."""
     spec = CanarySpec(name=name, logs=logs, window_s=s.window_s, observation_windows=s.observation_windows,
-                      sequential=Sequential(tau_sd=s.tau_sd, min_per_arm=s.min_per_arm), policy=default_policy(),
+                      sequential=Sequential(tau_sd=s.tau_sd, min_per_arm=s.min_per_arm, min_events=s.min_events),
+                      policy=default_policy(),
                       output_dir=out / "offline", max_windows=s.max_windows, start=t0, run_id=name,
                       drift=("packaged:all-MiniLM-L6-v2", s.reference, "cpu", s.control_share),
                       mapping=LogMapping(), join=JoinSpec(join) if join else None, max_bad_share=1.0)

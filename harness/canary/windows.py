@@ -1,17 +1,19 @@
-"""One window of the canary: per-request values on cumulative data -> mSPRT checks per family -> a decision.
+"""One window of the canary: per-request values on cumulative data -> confidence sequences per family -> a decision.
 
 Pure logic, no I/O (the loop, persistence and hooks are ``harness.canary.evaluate``). A **sample** is one value of
 one metric for one live request (or golden item) of one arm, with the time it counts from. At window ``w`` (end
 ``t``) every metric is compared between the arms on all samples before ``t``, overall and per segment, with the
-mSPRT (``harness.canary.sequential``); its always-valid p-value is the running minimum over this and the earlier
-windows (``state``), adjusted with Holm (or BH, ``gate.correction``) within each family, overall and per-segment
-checks apart, as the offline gate does. A check is a **breach** when the change is the metric's worse way, beyond
-its margin (the gate's: ``gate.thresholds``, ``gate.margins``, the catalog) and the adjusted p is below ``alpha``;
-``improved`` the same the better way for eval metrics; ``too_few`` below the minimum sample per arm.
+mSPRT's always-valid confidence sequence (``harness.canary.sequential``) at the family's split level
+(``harness.gate.family_levels``: alpha split over the family's checks that can fire). The gate's one rule reads it
+against the margin (``harness.gate.breach_check``): a **breach** only when the whole sequence lies beyond the margin
+the worse way (the mSPRT of ``H0: delta = margin`` rejects), ``ok`` when it lies within, else ``inconclusive``.
+A check is ``too_few`` below the minimum sample per arm, or, for a rate, below ``min_events`` expected events in the
+smaller arm (the normal mixture is not valid for rare events). The running minimum of the mSPRT p-value against no
+change (``state``) is reported beside it.
 
 The decision (``decide_window``) uses the gate's own counting (``harness.gate.decide``): one breached family ->
 INVESTIGATE, two or more -> ROLLBACK; else CONTINUE, or PROMOTE when the observation period has passed, no window
-had a breach and some metric had its minimum sample.
+had a breach and the gate reads PASS (no overall check inconclusive).
 """
 
 from __future__ import annotations
@@ -23,9 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis.paired import adjust
-from harness.canary.sequential import Sequential, moments, two_sample
-from harness.gate import Check, Evidence, Policy, Threshold, Verdict, breach_check, decide
+from harness.canary.sequential import Sequential, half_width, moments, two_sample
+from harness.gate import Check, Evidence, Policy, Threshold, Verdict, breach_check, decide, family_levels
 from harness.signals.base import MetricSpec
 
 DECISIONS = ("CONTINUE", "INVESTIGATE", "ROLLBACK", "PROMOTE")
@@ -85,12 +86,27 @@ def _raw_check(spec: MetricSpec, segment: str | None, control: np.ndarray, canar
     c, k = moments(control), moments(canary)
     look = two_sample(c, k, params)
     n_ok = int(c.n) >= params.min_per_arm and int(k.n) >= params.min_per_arm
+    if n_ok and _is_rate(control, canary):  # rare events: the normal mixture needs enough expected events
+        n_ok = expected_events(control.mean(), canary.mean(), min(len(control), len(canary))) >= params.min_events
     p_look = float(look.p) if n_ok else 1.0
     return {"spec": spec, "segment": segment, "c": c, "k": k, "look": look, "n_ok": n_ok, "p_look": p_look,
             "p_running": min(previous, p_look)}
 
 
-def _finish(raw: dict[str, Any], p_adj: float, policy: Policy, params: Sequential) -> WindowCheck | None:
+def expected_events(rate_a: float, rate_b: float, n_small: int) -> float:
+    """Events (or non-events, whichever is rarer) the smaller arm holds at the larger of the two rates: a rare event
+    in both arms stays ungated (the plug-in normal mixture misstates its variance), while a new failure mode that
+    only the canary shows (0% -> 5%) counts at once."""
+    high = max(rate_a, rate_b)
+    low = min(rate_a, rate_b)
+    return min(high, 1 - low) * n_small
+
+
+def _is_rate(control: np.ndarray, canary: np.ndarray) -> bool:
+    return bool(np.all((control == 0) | (control == 1)) and np.all((canary == 0) | (canary == 1)))
+
+
+def _finish(raw: dict[str, Any], level: float, policy: Policy, params: Sequential) -> WindowCheck | None:
     spec: MetricSpec = raw["spec"]
     segment = raw["segment"]
     t = policy.threshold(asdict(spec))
@@ -102,17 +118,19 @@ def _finish(raw: dict[str, Any], p_adj: float, policy: Policy, params: Sequentia
         hib, role = given, ("degradation" if role == "divergence" else role)
     c, k, look = raw["c"], raw["k"], raw["look"]
     control, canary = float(np.nan_to_num(c.mean)), float(np.nan_to_num(k.mean))
-    delta, hw = canary - control, float(look.half_width)
+    delta = canary - control
+    # the confidence sequence at the family's split level: each side's error is at most ``level``
+    hw = float(half_width(np.nan_to_num(look.var), np.nan_to_num(look.tau2), level))
     margin, described = _margin(t, control)
     where = f" [{segment}]" if segment is not None else ""
 
-    def describe(p: float, status: str) -> str:
+    def describe(p: float | None, status: str) -> str:
         return (f"{spec.family}/{spec.name}{where}: control {control:.3g} -> canary {canary:.3g} (delta {delta:+.3g}, "
-                f"always-valid 95% CS [{delta - hw:+.3g}, {delta + hw:+.3g}], n={int(c.n)}/{int(k.n)}, mSPRT "
-                f"p={p:.2g} adj.); margin {described}: {status}")
+                f"always-valid CS [{delta - hw:+.3g}, {delta + hw:+.3g}] at {level:.2g} each side, "
+                f"n={int(c.n)}/{int(k.n)}); margin {described}: {status}")
 
     evidence = Evidence(int(min(c.n, k.n)), control, canary, delta, delta - hw, delta + hw,
-                        delta / control if control else None, f"mSPRT tau_sd={params.tau_sd:g}", p_adj, p_adj,
+                        delta / control if control else None, f"mSPRT tau_sd={params.tau_sd:g}", level,
                         enough=raw["n_ok"], describe=describe)
     check = breach_check(spec.name, spec.family, segment, role, hib, spec.advisory, evidence,
                          t, replace(policy, alpha=params.alpha))
@@ -127,9 +145,10 @@ def window_checks(samples: Sequence[Sample], end: dt.datetime, catalog: Sequence
         samples: every sample so far (later ones are ignored).
         end: the window's end.
         catalog: the metrics (direction, role, margin); a metric without a margin is not gated.
-        policy: the gate's policy (margins, directions, alpha is ``params.alpha``, correction).
+        policy: the gate's policy (margins, directions; alpha is ``params.alpha``).
         params: the mSPRT's parameters.
-        state: ``(metric, segment) -> always-valid p`` of the previous window (running minimum so far).
+        state: ``(metric, segment) -> always-valid p`` against no change of the previous window (running minimum
+            so far; reported beside the decision, which reads the confidence sequence against the margin).
     """
     by_name = {m.name: m for m in catalog}
     values: dict[tuple[str, str | None, str], list[float]] = {}
@@ -138,19 +157,19 @@ def window_checks(samples: Sequence[Sample], end: dt.datetime, catalog: Sequence
             for seg in (None, s.segment):
                 values.setdefault((s.metric, seg, s.arm), []).append(s.value)
     keys = sorted({(m, seg) for m, seg, _ in values}, key=lambda x: (x[0], x[1] or ""))
-    groups: dict[tuple[str, bool], list[dict[str, Any]]] = {}
+    groups: dict[str, list[dict[str, Any]]] = {}
     for metric, seg in keys:
         spec = by_name[metric]
         control = np.asarray(values.get((metric, seg, "control"), []), float)
         canary = np.asarray(values.get((metric, seg, "canary"), []), float)
         raw = _raw_check(spec, seg, control, canary, params, state.get((metric, seg), 1.0))
         if policy.threshold(asdict(spec)) is not None:
-            groups.setdefault((spec.family, seg is None), []).append(raw)
+            groups.setdefault(spec.family, []).append(raw)
     out = []
-    for rows in groups.values():
-        adjusted = adjust([r["p_running"] for r in rows], policy.correction)
-        for r, p in zip(rows, adjusted, strict=True):
-            wc = _finish(r, p, policy, params)
+    for rows in groups.values():  # one procedure per family: alpha split over its checks that can fire
+        levels = family_levels([r["n_ok"] for r in rows], [r["segment"] is None for r in rows], params.alpha)
+        for r, level in zip(rows, levels, strict=True):
+            wc = _finish(r, level, policy, params)
             if wc is not None:
                 out.append(wc)
     return out
@@ -170,7 +189,8 @@ def decide_window(window: int, start: dt.datetime, end: dt.datetime, checks: Seq
         reasons += ("observation period passed, but an earlier window breached: PROMOTE needs a person",)
     elif verdict.verdict == "INSUFFICIENT_DATA":
         decision = "CONTINUE"
-        reasons += ("observation period passed, but no gated metric has its minimum sample per arm yet",)
+        reasons += ("observation period passed, but the gate cannot yet read PASS (a check inconclusive, or no "
+                    "gated metric with its minimum sample)",)
     else:
         decision = "PROMOTE"
         reasons += (f"no breach in {window + 1} windows (observation period {observation_windows}); {KEEP_OLD}",)

@@ -24,9 +24,11 @@ def redacted(text: str) -> str:
 
 
 STATUS_CLASS = {"breach": "breach", "improved": "improved", "advisory": "warn", "not_significant": "warn",
+                "inconclusive": "warn",
                 "too_few": "few"}
-"""CSS class per check status: breach red, improved green, advisory and not significant amber, ok plain."""
+"""CSS class per check status: breach red, improved green, advisory and inconclusive amber, ok plain."""
 STATUS_TEXT = {"breach": "breach", "improved": "improved", "advisory": "advisory", "not_significant": "not sig.",
+               "inconclusive": "inconclusive",
                "too_few": "too few", "ok": "ok"}
 
 CHECK_HEADER = ["family", "metric", "segment", "n", "baseline", "candidate", "delta", "95% CI", "test", "p (adj.)",

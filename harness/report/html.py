@@ -160,7 +160,7 @@ def _grid(verdict: Verdict, units: Units) -> str:
             cells.append((f'{esc(levels)}<br><span class="d">{esc(change)}</span>', STATUS_CLASS.get(c.status, "")))
         body.append(cells)
     legend = ('<p class="legend"><span class="breach">breach</span><span class="improved">improved</span>'
-              '<span class="warn">advisory / not significant</span><span>ok</span><span class="few">too few</span></p>')
+              '<span class="warn">advisory / inconclusive</span><span>ok</span><span class="few">too few</span></p>')
     return legend + table(["family", "metric", *header], body)
 
 

@@ -21,6 +21,7 @@ from harness.report.html import CSP, STYLE, VERDICT_COLORS, esc
 from harness.report.plots import pyplot
 
 STATUS_COLORS = {"breach": "#C44E52", "advisory": "#8172B2", "not_significant": "#CCB974", "improved": "#4C72B0",
+                 "inconclusive": "#DD8452",
                  "too_few": "#8C8C8C", "ok": "#55A868"}
 MAX_PANELS = 12
 EXTRA_STYLE = """

@@ -59,8 +59,10 @@ def signal_deltas(checks: Sequence[Check], path: Path) -> Path:
         scale = 1.0
         if c.threshold.startswith("rel") and c.baseline:
             scale = 1.0 / abs(c.baseline)
-        color = {"breach": "#C44E52", "not_significant": "#CCB974", "improved": "#4C72B0"}.get(c.status, "#55A868")
-        ax.errorbar(c.delta * scale, i, xerr=[[(c.delta - c.ci_low) * scale], [(c.ci_high - c.delta) * scale]],
+        color = {"breach": "#C44E52", "not_significant": "#CCB974", "inconclusive": "#DD8452",
+                 "improved": "#4C72B0"}.get(c.status, "#55A868")
+        ax.errorbar(c.delta * scale, i, xerr=[[max(c.delta - c.ci_low, 0.0) * scale],
+                                                  [max(c.ci_high - c.delta, 0.0) * scale]],
                     fmt="o", color=color, capsize=3)
         limit = float(c.threshold.split()[1])
         ax.plot([-limit, limit], [i, i], "|", color="grey", markersize=10)

@@ -161,6 +161,9 @@ def grouped_reasons(verdict: Any, units: Units) -> list[str]:
     order = [order[i] for i in leads] + [g for i, g in enumerate(order) if i not in leads]
     lines = [_group_line(units, metric, family, status, cs, len(segment_total.get((family, metric), ())))
              for (status, family, metric), cs in order]
-    lines += [f"underpowered: {c.family}/{c.metric}: {c.n:,} pairs, {c.n_required:,} needed to detect its margin "
-              f"({units.margin(c)}) with the configured power" for c in verdict.underpowered]
+    lines += [f"inconclusive: {c.family}/{c.metric}: the interval straddles its margin ({units.margin(c)})"
+              for c in verdict.inconclusive]
+    lines += [f"underpowered: {c.family}/{c.metric}: {c.n:,} pairs, minimum detectable effect {c.mde:.3g} > margin "
+              f"({units.margin(c)})" + (f"; {c.n_required:,} pairs needed" if c.n_required else "")
+              for c in verdict.underpowered]
     return lines + list(verdict.notes)

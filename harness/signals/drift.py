@@ -13,8 +13,9 @@ Tables written to the run directory:
 As a signal family (``DriftSignal``, role ``divergence``): no per-request rows for the paired analysis; its checks
 (``drift_checks``) read the share of requests below the A/A floor, overall and per segment, against the A/A arm's
 own share there (at least ``aa_quantile``): a breach is a share beyond that level by more than the margin
-(``gate.margins.drift``, default 0.10) with a one-sided exact binomial p-value (H0: share <= level + margin),
-Holm-adjusted over the segments, below ``alpha``. Divergence is not regression: a breach counts as a divergence
+(``gate.margins.drift``, default 0.10): the exact (Clopper-Pearson) lower bound of the share, at alpha split over the
+overall and segment checks (``harness.gate.family_levels``), above level + margin; ok when the upper bound is
+below level + margin; else inconclusive. Divergence is not regression: a breach counts as a divergence
 (DIVERGENCE alone -> INVESTIGATE). The numbers also go into ``verdict.json`` under ``divergence``.
 """
 
@@ -30,10 +31,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from harness.analysis.paired import adjust
 from harness.config import ArmConfig, DriftConfig
 from harness.console import Stage
-from harness.gate import Check, Evidence, Policy, Threshold, breach_check
+from harness.gate import Check, Evidence, Policy, Threshold, breach_check, family_levels
 from harness.signals.base import SIGNAL_SCHEMA, Family, MetricSpec, ScoreInputs
 from harness.signals.drift_stats import aa_floor, paired_permutation_test, wilson_interval
 from harness.signals.embedding import Embedder, cosine_pairs, embeddings_table, release_gpu_memory, table_vectors
@@ -177,8 +177,6 @@ def run_drift(run: RunDir, generations: pa.Table, model: str, device: str | None
 
 def drift_checks(rows: list[dict[str, Any]], aa_quantile: float, policy: Policy) -> list[Check]:
     """Divergence checks from the drift summary rows (candidate arm, overall and per segment; module docstring)."""
-    from scipy.stats import binom
-
     margin = policy.threshold(asdict(METRIC))
     drift_margin = margin.absolute if margin is not None and margin.absolute is not None else 0.0
     cand = [r for r in rows if r["arm"] == "candidate" and r.get("n_below") is not None]
@@ -188,32 +186,42 @@ def drift_checks(rows: list[dict[str, Any]], aa_quantile: float, policy: Policy)
     aa_share = {r["segment"]: r["share_below"] for r in rows
                 if r["arm"] == "aa" and r.get("share_below") is not None}
     ref = [max(aa_quantile, aa_share.get(r["segment"], 0.0)) for r in cand]
-    raw = [float(binom.sf(r["n_below"] - 1, r["n"], min(lv + drift_margin, 1.0))) if r["n"] else 1.0
-           for r, lv in zip(cand, ref, strict=True)]
-    out = []
-    for overall in (True, False):
-        idx = [i for i, r in enumerate(cand) if (r["segment"] is None) == overall]
-        adj = adjust([raw[i] for i in idx], policy.correction)
-        for i, p in zip(idx, adj, strict=True):
-            r, level = cand[i], ref[i]
-            out.append(breach_check(METRIC.name, METRIC.family, r["segment"], METRIC.role, METRIC.higher_is_better,
-                                    False, _evidence(r, level, p, drift_margin, policy), Threshold(drift_margin),
-                                    policy))
-    return out
+    levels = family_levels([r["n"] >= policy.min_requests for r in cand], [r["segment"] is None for r in cand],
+                           policy.alpha)
+    return [breach_check(METRIC.name, METRIC.family, r["segment"], METRIC.role, METRIC.higher_is_better, False,
+                         _evidence(r, lv, level, drift_margin, policy), Threshold(drift_margin), policy)
+            for r, lv, level in zip(cand, ref, levels, strict=True)]
 
 
-def _evidence(r: dict[str, Any], level: float, p: float, margin: float, policy: Policy) -> Evidence:
-    """A drift summary row as the breach rule reads it: the share below the floor against the A/A level."""
-    share = r["share_below"]
+def share_bounds(k: int, n: int, level: float) -> tuple[float, float]:
+    """One-sided exact (Clopper-Pearson) lower and upper bounds of a share ``k / n``, each with error ``level``."""
+    from scipy.stats import beta
+
+    lo = float(beta.ppf(level, k, n - k + 1)) if k > 0 else 0.0
+    hi = float(beta.isf(level, k + 1, n - k)) if k < n else 1.0
+    return lo, hi
+
+
+def _evidence(r: dict[str, Any], ref: float, level: float, margin: float, policy: Policy) -> Evidence:
+    """A drift summary row as the breach rule reads it: the share below the floor against the A/A level, with
+    exact one-sided bounds at the family's split level."""
+    from scipy.stats import binom
+
+    share, k, n = r["share_below"], int(r["n_below"]), int(r["n"])
     where = f" [{r['segment']}]" if r["segment"] is not None else ""
+    lo, hi = share_bounds(k, n, level) if n else (0.0, 1.0)
 
-    def describe(p: float, status: str) -> str:
-        return (f"drift/share_below_aa_floor{where}: {share:.1%} of {r['n']} requests below the A/A floor "
-                f"(95% CI [{r['below_ci_low']:.1%}, {r['below_ci_high']:.1%}]; A/A level {level:.1%}, "
-                f"margin {margin:.0%}, binomial p={p:.2g} adj.): {status}")
+    def p(d0: float, greater: bool) -> float:  # H0: share <= ref + d0 (greater) or share >= ref + d0
+        q = min(max(ref + d0, 0.0), 1.0)
+        return float(binom.sf(k - 1, n, q) if greater else binom.cdf(k, n, q))
 
-    return Evidence(int(r["n"]), level, share, share - level, r["below_ci_low"] - level, r["below_ci_high"] - level,
-                    None, "binomial", p, enough=r["n"] >= policy.min_requests, describe=describe)
+    def describe(p: float | None, status: str) -> str:
+        return (f"drift/share_below_aa_floor{where}: {share:.1%} of {n} requests below the A/A floor (one-sided "
+                f"bounds [{lo:.1%}, {hi:.1%}] at {level:.2g} each; A/A level {ref:.1%}, margin {margin:.0%}, "
+                f"binomial p={p if p is not None else float('nan'):.2g} adj.): {status}")
+
+    return Evidence(n, ref, share, share - ref, lo - ref, hi - ref, None, "binomial", level, p,
+                    enough=n >= policy.min_requests, describe=describe)
 
 
 class DriftSignal:

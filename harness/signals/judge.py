@@ -113,11 +113,16 @@ def judge_metrics(rubric: jp.Rubric, advisory: Sequence[str] = ()) -> tuple[Metr
     per = tuple(MetricSpec(c.metric, "judge", "mean", c.higher_is_better, f"judge score: {c.description.strip()}",
                            role="eval", margin_absolute=JUDGE_MARGIN, advisory=c.metric in advisory)
                 for c in rubric.criteria)
+    # judge_unscored is the judge's data quality, not the candidate's: reported (and above judge.max_unscored every
+    # criterion turns advisory), never counted as a regression. judge_preferred stays advisory until its agreement
+    # with human preference labels is measured (the annotation files hold pointwise scores only): a length-biased
+    # judge would otherwise call a terse candidate a regression.
     return per + (
-        MetricSpec("judge_unscored", "judge", "rate", False, "judge answer unusable for a criterion (unscored)",
-                   role="degradation", margin_absolute=UNSCORED_MARGIN),
+        MetricSpec("judge_unscored", "judge", "rate", False,
+                   "data quality: judge answer unusable for a criterion (unscored)", role="degradation",
+                   margin_absolute=UNSCORED_MARGIN, advisory=True),
         MetricSpec("judge_preferred", "judge", "rate", True, "pairwise: judge preferred this arm in both orders",
-                   role="eval", margin_absolute=JUDGE_MARGIN))
+                   role="eval", margin_absolute=JUDGE_MARGIN, advisory=True))
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,13 @@ def test_holm_and_bh_on_known_p_values() -> None:
     assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
 
 
+def test_a_nan_p_value_is_left_out_and_cannot_hide_the_others() -> None:
+    from harness.analysis.paired import adjust
+
+    assert adjust([math.nan, 0.001, 0.002], "holm") == pytest.approx([1.0, 0.002, 0.002])
+    assert adjust([0.001, math.inf, 0.002], "bh") == pytest.approx([0.002, 1.0, 0.002])
+
+
 def test_required_n_matches_the_formula() -> None:
     z = stats.norm.ppf(0.95) + stats.norm.ppf(0.8)
     assert required_n(0.02, 0.0) == math.ceil((z * math.sqrt(0.02 * 0.98) / 0.02) ** 2) == 303
@@ -71,13 +78,18 @@ def test_bootstrap_ci_covers_the_true_delta() -> None:
     assert 0.91 <= covered / reps <= 0.98, covered / reps
 
 
-def test_paired_test_picks_mcnemar_for_binary_and_wilcoxon_for_graded() -> None:
+def test_paired_test_picks_tango_for_binary_and_the_paired_t_for_graded() -> None:
     base = np.array([1.0] * 20 + [0.0] * 20)
     cand = np.array([0.0] * 12 + [1.0] * 8 + [0.0] * 20)
     t = paired_test(Differences.of(base, cand))
-    assert t["test"] == "mcnemar" and t["p_lower"] == pytest.approx(mcnemar(12, 0)[0])
-    g = paired_test(Differences.of(np.linspace(0, 1, 30), np.linspace(0, 1, 30) - 0.1))
-    assert g["test"] == "wilcoxon" and g["p_lower"] < 1e-5 and g["ci_high"] == pytest.approx(-0.1)
+    assert t["test"] == "tango" and t["p_lower"] == pytest.approx(mcnemar(12, 0)[0])  # exact McNemar against 0
+    assert (t["down"], t["up"]) == (12, 0)
+    rng = np.random.default_rng(0)
+    d = rng.normal(-0.1, 0.05, 30)
+    g = paired_test(Differences.of(np.full(30, 0.5), 0.5 + d))
+    assert g["test"] == "paired_t" and g["p_lower"] == pytest.approx(stats.ttest_1samp(d, 0.0,
+                                                                                       alternative="less").pvalue)
+    assert g["p_wilcoxon"] == pytest.approx(stats.wilcoxon(d).pvalue)
 
 
 @pytest.mark.parametrize("distinct", [3, 40])
@@ -133,7 +145,7 @@ def test_tests_table_from_sql_counts_matches_the_direct_computation() -> None:
         base, cand = (base_rate, cand_rate) if metric == "rate" else (base_len, cand_len)
         mask = np.ones(n, bool) if seg is None else segment == seg
         want = paired_test(Differences.of(base[mask], cand[mask]))
-        assert row["test"] == ("mcnemar" if metric == "rate" else "wilcoxon")
-        for key in ("ci_low", "ci_high", "p_lower", "p_higher", "p_two", "sd_diff"):
+        assert row["test"] == ("tango" if metric == "rate" else "paired_t")
+        for key in ("ci_low", "ci_high", "p_lower", "p_higher", "p_two", "sd_diff", "down", "up"):
             assert row[key] == pytest.approx(want[key]), (metric, seg, key)
         assert row["sd_diff"] == pytest.approx(float(np.std(cand[mask] - base[mask], ddof=1)))

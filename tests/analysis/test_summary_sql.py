@@ -43,8 +43,10 @@ def test_summary_is_paired_and_segmented(run: RunDir) -> None:
     # differences 0, -1, -1: a bootstrap resample of 3 is all -1 with probability (2/3)^3 = 0.30 > 2.5% and all 0
     # with probability (1/3)^3 = 0.037 > 2.5%, so the 95% percentile interval is [-1, 0]
     assert (overall["ci_low"], overall["ci_high"]) == (pytest.approx(-1.0), pytest.approx(0.0))
-    # McNemar: b = 2 pairs went 1 -> 0, c = 0: P(X >= 2 | Bin(2, 1/2)) = 1/4
-    assert overall["test"] == "mcnemar" and overall["p_lower"] == pytest.approx(0.25)
+    # the gate's test is Tango's score test (on down/up); against zero the exact McNemar is kept:
+    # b = 2 pairs went 1 -> 0, c = 0: P(X >= 2 | Bin(2, 1/2)) = 1/4
+    assert overall["test"] == "tango" and overall["p_lower"] == pytest.approx(0.25)
+    assert (overall["down"], overall["up"], overall["n_nonfinite"]) == (2, 0, 0)
     assert overall["higher_is_better"] is True and overall["kind"] == "rate"
     assert summary[("json_valid", "s1")]["n"] == 2 and summary[("json_valid", "s1")]["delta"] == pytest.approx(-0.5)
     assert summary[("json_valid", "s2")]["n"] == 1 and summary[("json_valid", "s2")]["delta"] == pytest.approx(-1.0)

@@ -53,3 +53,22 @@ def test_repeated_looks_keep_the_false_alarm_rate_below_alpha() -> None:
     msprt = family_breach(rate, n_control, n_canary, (200, 72), params, rng, naive=False).any(1).mean()
     naive = family_breach(rate, n_control, n_canary, (200, 72), params, rng, naive=True).any(1).mean()
     assert msprt <= params.alpha and naive > 0.1
+
+
+def test_a_shift_within_the_margin_never_breaches_and_one_beyond_it_does() -> None:
+    """The rule: a breach only when the always-valid confidence sequence lies wholly beyond the margin. 5% -> 7%
+    refusal against the 3-point margin (200 canaries, 72 looks) does not breach; 5% -> 12% does, every time."""
+    sc, params = Scenario(), sq.Sequential()
+    n_control, n_canary, _ = sc.counts()
+    rng = np.random.default_rng(4)
+    within = [Metric("refusal", "rate", 0.05, 0.07, +1, margin=0.03)]
+    beyond = [Metric("refusal", "rate", 0.05, 0.12, +1, margin=0.03)]
+    assert family_breach(within, n_control, n_canary, (200, 72), params, rng, naive=False).any(1).mean() <= 0.01
+    assert family_breach(beyond, n_control, n_canary, (200, 72), params, rng, naive=False).any(1).mean() == 1.0
+
+
+def test_the_event_guard_opens_for_a_new_failure_mode_but_not_for_a_rare_event() -> None:
+    from harness.canary.windows import expected_events
+
+    assert expected_events(0.001, 0.001, 1000) == 1.0  # 0.1% in both arms: 1 expected event, not gated at 10
+    assert expected_events(0.0, 0.05, 1000) == 50.0  # 0% -> 5%: gated at once

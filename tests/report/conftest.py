@@ -47,12 +47,19 @@ def summary_row(metric: str, segment: str | None, base: float, cand: float, *, n
         low, high = max(low, -base), min(high, 1.0 - base)
     p_small, p_big = (1e-40, 1.0) if significant else (0.3, 0.7)
     p_lower, p_higher = (p_small, p_big) if delta < 0 else (p_big, p_small)
+    n = n or (SEGMENTS[segment] if segment else N)
+    # the gate reads Tango's bounds (rates: the changed pairs all went one way, or, not significant, over half of
+    # them changed either way) or the paired t (means: sd 0.3, or 3 when not significant)
+    changed = abs(delta) if significant else min(1.0, abs(delta) + 0.5)
+    up, down = round(n * (changed + delta) / 2), round(n * (changed - delta) / 2)
     return {"metric": metric, "segment": segment, "family": family, "kind": kind, "higher_is_better": hib,
             "description": f"{metric} (hand-made)", "role": role, "advisory": False, "margin_absolute": absolute,
-            "margin_relative": relative, "n": n or (SEGMENTS[segment] if segment else N), "n_changed": 100,
+            "margin_relative": relative, "n": n, "n_changed": 100,
             "baseline": base, "candidate": cand, "delta": delta, "ci_low": low, "ci_high": high,
-            "rel_delta": delta / base if base else None, "test": "mcnemar" if kind == "rate" else "wilcoxon",
-            "p_lower": p_lower, "p_higher": p_higher, "p_two": min(1.0, 2 * min(p_lower, p_higher)), "sd_diff": 0.3}
+            "rel_delta": delta / base if base else None, "test": "tango" if kind == "rate" else "paired_t",
+            "p_lower": p_lower, "p_higher": p_higher, "p_two": min(1.0, 2 * min(p_lower, p_higher)),
+            "sd_diff": 0.3 if significant else 3.0, "down": down if kind == "rate" else 0,
+            "up": up if kind == "rate" else 0, "p_wilcoxon": None, "n_nonfinite": 0}
 
 
 def drift_section(shares: dict[str | None, float] | None, floor_source: str) -> dict[str, Any]:

@@ -91,7 +91,7 @@ def test_segment_grid_is_coloured_by_status(scenario: Any) -> None:
     grid = _between(page, "<h2>Segments</h2>", "</table>")
     assert '<td class="breach">45.0 -&gt; 3.5<br><span class="d">-41.5 chars (-92%); breach</span></td>' in grid
     assert '<td class="improved">70.9% -&gt; 80.4%<br><span class="d">+9.5 pts; improved</span></td>' in grid
-    assert '<td class="warn">99.8% -&gt; 93.8%<br><span class="d">-6.0 pts; not sig.</span></td>' in grid
+    assert '<td class="warn">99.8% -&gt; 93.8%<br><span class="d">-6.0 pts; inconclusive</span></td>' in grid
     assert "<td>83.6 -&gt; 83.7<br>" in grid  # ok: plain
     assert "<th>all</th><th>chat</th><th>extract</th><th>faq</th><th>summarize</th>" in grid
 
