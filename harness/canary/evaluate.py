@@ -29,7 +29,7 @@ from harness.canary.hooks import HAProxy, Webhook, public_url
 from harness.canary.logs import CanaryLogs, JoinSpec, LogMapping, LogRecord
 from harness.canary.samples import DRIFT_METRIC, STATS_CATALOG, DriftScorer, GoldenReplayer, stats_samples
 from harness.canary.sequential import Sequential
-from harness.canary.windows import TERMINAL, Sample, WindowResult, decide_window, window_checks
+from harness.canary.windows import TERMINAL, Sample, Tally, WindowResult, checks_from_stats, decide_window
 from harness.gate import Policy, policy_to_json
 from harness.store import write_parquet_atomic
 
@@ -111,7 +111,8 @@ class Evaluator:
         self.path = spec.output_dir / spec.name / run_id
         self.path.mkdir(parents=True, exist_ok=True)
         self.logs = CanaryLogs(spec.logs, spec.mapping, spec.join, self.path / "quarantine.jsonl", spec.follow, clock)
-        self.records: list[LogRecord] = []
+        self.tally: Tally | None = None  # per window bucket: the windows' statistics (no record is kept)
+        self.latest: dt.datetime | None = None  # the newest record's time (not following: "now")
         self.drift = DriftScorer(*spec.drift) if spec.drift else None
         self.webhook = None if spec.webhook is None else Webhook(
             spec.webhook.url, spec.webhook.secret, self.path / "webhook_outbox.jsonl", spec.webhook.attempts,
@@ -119,14 +120,13 @@ class Evaluator:
         self.catalog = (*STATS_CATALOG, DRIFT_METRIC, *(spec.golden.catalog() if spec.golden else ()))
         self.decisions: list[dict[str, Any]] = self._read("decisions.parquet")
         self.window_rows: list[dict[str, Any]] = self._read("windows.parquet")
-        self.golden_samples = [Sample(**r) for r in self._read("golden_samples.parquet")]
+        self.golden_samples = [Sample(**r) for r in self._read("golden_samples.parquet")]  # a few per window
         manifest = self.path / "manifest.json"
         recorded = json.loads(manifest.read_text()) if manifest.exists() else {}
         self.t0 = _utc(recorded["t0"]) if recorded.get("t0") else spec.start
         self.started_at = recorded.get("started_at") or dt.datetime.now(dt.UTC).isoformat()
         self._write_manifest()
         self.results: list[WindowResult] = []
-        self._scored: dict[str, list[Sample]] = {}
 
     def _read(self, name: str) -> list[dict[str, Any]]:
         p = self.path / name
@@ -169,15 +169,8 @@ class Evaluator:
 
     def _loop(self) -> str | None:
         while self.last_decision not in TERMINAL and self.next_window < self.spec.windows_limit:
-            new = self.logs.refresh()
-            if new:
-                self.records = sorted([*self.records, *new], key=lambda r: r.timestamp)
-            records = self.records
-            self.heartbeat()
-            if self.t0 is None and records:
-                self.t0 = records[0].timestamp
-                self._write_manifest()
-            done = self._evaluate_ready(records)
+            self._ingest(self.logs.refresh())
+            done = self._evaluate_ready()
             if self.webhook is not None:
                 self.webhook.flush()
             if not self.spec.follow and not done:
@@ -188,6 +181,24 @@ class Evaluator:
         self.write_report()
         return self.last_decision
 
+    def _ingest(self, new: Sequence[LogRecord]) -> None:
+        """Score the records that arrived (output statistics; drift once its reference is complete) into the
+        window buckets; the records themselves are dropped."""
+        if not new:
+            return
+        if self.t0 is None:
+            self.t0 = new[0].timestamp
+            self._write_manifest()
+        if self.tally is None:
+            self.tally = Tally(self.t0, self.spec.window_s, self.spec.windows_limit)
+            self.tally.add_samples(self.golden_samples)  # a resumed run's golden replays
+        self.latest = max(self.latest or new[-1].timestamp, new[-1].timestamp)
+        for r in new:
+            self.tally.add_record(r.arm, r.timestamp)
+        self.tally.add_samples(stats_samples(new))
+        if self.drift is not None:
+            self.tally.add_samples(self.drift.samples(new))
+
     def heartbeat(self) -> None:
         """``heartbeat.json``: this evaluator is alive (``serve`` turns not-healthy when it goes quiet)."""
         doc = {"at": self.clock(), "pid": os.getpid(), "next_window": self.next_window,
@@ -196,55 +207,44 @@ class Evaluator:
         tmp.write_text(json.dumps(doc) + "\n")
         tmp.replace(self.path / "heartbeat.json")
 
-    def _now(self, records: Sequence[LogRecord]) -> dt.datetime | None:
+    def _now(self) -> dt.datetime | None:
         if self.spec.follow:
             return dt.datetime.fromtimestamp(self.clock(), dt.UTC)
-        return records[-1].timestamp if records else None
+        return self.latest
 
-    def _evaluate_ready(self, records: Sequence[LogRecord]) -> int:
-        now, done = self._now(records), 0
-        if self.t0 is None or now is None:
+    def _evaluate_ready(self) -> int:
+        now, done = self._now(), 0
+        if self.t0 is None or now is None or self.tally is None:
             return 0
-        samples: list[Sample] | None = None
         width = dt.timedelta(seconds=self.spec.window_s)
-        ready = int((now - self.t0) / width)  # windows whose end is not after now
-        last_end = self.t0 + min(ready, self.spec.windows_limit) * width
-        records = [r for r in records if r.timestamp < last_end]  # score only what a ready window reads
         while (self.last_decision not in TERMINAL and self.next_window < self.spec.windows_limit
                and self.t0 + (self.next_window + 1) * width <= now):
-            if samples is None:
-                samples = self._stats(records) + (self.drift.samples(records) if self.drift else [])
             w = self.next_window
             start, end = self.t0 + w * width, self.t0 + (w + 1) * width
             self._golden(w, end)
-            self.evaluate_window(w, start, end, samples + self.golden_samples, records)
+            self.evaluate_window(w, start, end)
             done += 1
         return done
-
-    def _stats(self, records: Sequence[LogRecord]) -> list[Sample]:
-        """Stats samples of every record, each record scored once (the data is cumulative)."""
-        new = [r for r in records if r.request.request_id not in self._scored]
-        for r in new:
-            self._scored[r.request.request_id] = stats_samples([r])
-        return [s for r in records for s in self._scored[r.request.request_id]]
 
     def _golden(self, w: int, end: dt.datetime) -> None:
         if self.spec.golden is None or (w + 1) % self.spec.golden_every:
             return
         k = (w + 1) // self.spec.golden_every - 1
-        self.golden_samples += self.spec.golden.replay(k, end - dt.timedelta(microseconds=1))
+        replayed = self.spec.golden.replay(k, end - dt.timedelta(microseconds=1))
+        self.golden_samples += replayed
+        if self.tally is not None:
+            self.tally.add_samples(replayed)
         write_parquet_atomic(self.path / "golden_samples.parquet",
                              pa.Table.from_pylist([asdict(s) for s in self.golden_samples]))
 
-    def evaluate_window(self, w: int, start: dt.datetime, end: dt.datetime, samples: Sequence[Sample],
-                        records: Sequence[LogRecord]) -> WindowResult:
-        """Checks, decision, persistence and hooks of window ``w``."""
+    def evaluate_window(self, w: int, start: dt.datetime, end: dt.datetime) -> WindowResult:
+        """Checks (on the buckets up to ``w``), decision, persistence and hooks of window ``w``."""
+        assert self.tally is not None
         state = {(r["metric"], r["segment"]): r["p_running"] for r in self.window_rows if r["window"] == w - 1}
-        checks = window_checks(samples, end, self.catalog, self.spec.policy, self.spec.sequential, state)
-        seen = [r for r in records if r.timestamp < end]
+        checks = checks_from_stats(self.tally.upto(w), self.catalog, self.spec.policy, self.spec.sequential, state)
         breached = any(d["decision"] in ("INVESTIGATE", "ROLLBACK") for d in self.decisions)
         result = decide_window(w, start, end, checks, self.spec.observation_windows, breached,
-                               sum(r.arm == "control" for r in seen), sum(r.arm == "canary" for r in seen))
+                               self.tally.records(w, "control"), self.tally.records(w, "canary"))
         result = self._data_quality(result)
         self.window_rows += [{"window": w, "family": c.check.family, "metric": c.check.metric,
                               "segment": c.check.segment, "status": c.check.status, "role": c.check.role,

@@ -54,28 +54,32 @@ class DriftScorer:
         self.reference_size, self.control_share = reference, control_share
         self.reference: np.ndarray | None = None
         self.reference_ids: set[str] = set()
-        self._vectors: dict[str, np.ndarray] = {}
+        self._pending: list[tuple[str, str, str, dt.datetime, np.ndarray]] = []  # waiting for the reference
 
     def samples(self, records: Sequence[LogRecord]) -> list[Sample]:
-        """Drift samples of every record (oldest first) once the reference is complete; [] before."""
+        """Drift samples of records that just arrived (oldest first). Until the reference is complete, embedded
+        outputs wait (their id, arm, segment, time and vector; the reference's own outputs are not scored); then
+        each output is embedded once, scored, and dropped: memory holds the reference, not the traffic."""
         ok = [r for r in records if r.error is None and r.response is not None
               and (r.arm == "canary" or _kept(r.request.request_id, self.control_share))]
-        new = [r for r in ok if r.request.request_id not in self._vectors]
-        if new:
-            vectors = self.embedder.encode([r.response or "" for r in new])
-            self._vectors.update({r.request.request_id: v for r, v in zip(new, vectors, strict=True)})
+        if not ok:
+            return []
+        vectors = self.embedder.encode([r.response or "" for r in ok])
+        batch = [(r.request.request_id, r.arm, r.request.segment, r.timestamp, v)
+                 for r, v in zip(ok, vectors, strict=True)]
         if self.reference is None:
-            control = [r for r in ok if r.arm == "control"][: self.reference_size]
+            self._pending += batch
+            control = [b for b in self._pending if b[1] == "control"][: self.reference_size]
             if len(control) < self.reference_size:
                 return []
-            self.reference_ids = {r.request.request_id for r in control}
-            self.reference = np.stack([self._vectors[r.request.request_id] for r in control])
-        rest = [r for r in ok if r.request.request_id not in self.reference_ids]
-        if not rest:
+            self.reference = np.stack([b[4] for b in control])
+            self.reference_ids = {b[0] for b in control}
+            batch, self._pending = [b for b in self._pending if b[0] not in self.reference_ids], []
+        if not batch:
             return []
-        sims = np.stack([self._vectors[r.request.request_id] for r in rest]) @ self.reference.T
-        return [Sample(r.request.request_id, r.arm, r.request.segment, DRIFT_METRIC.name, float(s), r.timestamp)
-                for r, s in zip(rest, sims.mean(1), strict=True)]
+        sims = np.stack([b[4] for b in batch]) @ self.reference.T
+        return [Sample(rid, arm, segment, DRIFT_METRIC.name, float(sim), at)
+                for (rid, arm, segment, at, _), sim in zip(batch, sims.mean(1), strict=True)]
 
 
 def _kept(request_id: str, share: float) -> bool:

@@ -19,13 +19,13 @@ had a breach and the gate reads PASS (no overall check inconclusive).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from harness.canary.sequential import Sequential, half_width, moments, two_sample
+from harness.canary.sequential import Moments, Sequential, half_width, two_sample
 from harness.gate import Check, Evidence, Policy, Threshold, Verdict, breach_check, decide, family_levels
 from harness.signals.base import MetricSpec
 
@@ -81,13 +81,87 @@ def _margin(t: Threshold, control: float) -> tuple[float, str]:
     return abs(control) * (t.relative or 0.0), t.describe()
 
 
-def _raw_check(spec: MetricSpec, segment: str | None, control: np.ndarray, canary: np.ndarray,
+@dataclass
+class Stat:
+    """Sufficient statistics of one metric's values in one arm (and segment): count, sum, sum of squares, and
+    whether every value was 0 or 1 (a rate)."""
+
+    n: int = 0
+    total: float = 0.0
+    total_sq: float = 0.0
+    binary: bool = True
+
+    def add(self, value: float) -> None:
+        self.n += 1
+        self.total += value
+        self.total_sq += value * value
+        self.binary = self.binary and value in (0.0, 1.0)
+
+    def merge(self, other: Stat) -> None:
+        self.n += other.n
+        self.total += other.total
+        self.total_sq += other.total_sq
+        self.binary = self.binary and other.binary
+
+    def moments(self) -> Moments:
+        if self.n == 0:
+            return Moments(np.asarray(0), np.asarray(np.nan), np.asarray(np.nan))
+        mean = self.total / self.n
+        return Moments(np.asarray(self.n), np.asarray(mean), np.asarray(max(self.total_sq / self.n - mean * mean, 0.0)))
+
+
+Key = tuple[str, "str | None", str]  # (metric, segment or None for overall, arm)
+
+
+class Tally:
+    """What the windows need, and nothing more: per window bucket (``[t0 + b w, t0 + (b + 1) w)``), the ``Stat`` of
+    every (metric, segment, arm) and the records per arm. A window reads the buckets up to its own (cumulative data);
+    no sample or record is kept, so memory does not grow with the traffic (``harness.bench.canary_memory``). A value
+    that arrives late (its time in a window already decided) counts from the next window on."""
+
+    def __init__(self, t0: dt.datetime, window_s: float, windows: int) -> None:
+        self.t0, self.width, self.windows = t0, dt.timedelta(seconds=window_s), windows
+        self.stats: dict[int, dict[Key, Stat]] = {}
+        self.arms: dict[tuple[int, str], int] = {}
+
+    def bucket(self, at: dt.datetime) -> int | None:
+        b = max(0, int((at - self.t0) / self.width))
+        return b if b < self.windows else None
+
+    def add_samples(self, samples: Iterable[Sample]) -> None:
+        for s in samples:
+            b = self.bucket(s.at)
+            if b is None or not np.isfinite(s.value):
+                continue
+            stats = self.stats.setdefault(b, {})
+            for seg in (None, s.segment):
+                stats.setdefault((s.metric, seg, s.arm), Stat()).add(float(s.value))
+
+    def add_record(self, arm: str, at: dt.datetime) -> None:
+        b = self.bucket(at)
+        if b is not None:
+            self.arms[(b, arm)] = self.arms.get((b, arm), 0) + 1
+
+    def upto(self, window: int) -> dict[Key, Stat]:
+        """The cumulative statistics of buckets ``0 .. window``."""
+        out: dict[Key, Stat] = {}
+        for b, stats in self.stats.items():
+            if b <= window:
+                for key, st in stats.items():
+                    out.setdefault(key, Stat()).merge(st)
+        return out
+
+    def records(self, window: int, arm: str) -> int:
+        return sum(n for (b, a), n in self.arms.items() if b <= window and a == arm)
+
+
+def _raw_check(spec: MetricSpec, segment: str | None, control: Stat, canary: Stat,
                params: Sequential, previous: float) -> dict[str, Any]:
-    c, k = moments(control), moments(canary)
+    c, k = control.moments(), canary.moments()
     look = two_sample(c, k, params)
     n_ok = int(c.n) >= params.min_per_arm and int(k.n) >= params.min_per_arm
-    if n_ok and _is_rate(control, canary):  # rare events: the normal mixture needs enough expected events
-        n_ok = expected_events(control.mean(), canary.mean(), min(len(control), len(canary))) >= params.min_events
+    if n_ok and control.binary and canary.binary:  # rare events: the normal mixture needs enough expected events
+        n_ok = expected_events(float(c.mean), float(k.mean), min(control.n, canary.n)) >= params.min_events
     p_look = float(look.p) if n_ok else 1.0
     return {"spec": spec, "segment": segment, "c": c, "k": k, "look": look, "n_ok": n_ok, "p_look": p_look,
             "p_running": min(previous, p_look)}
@@ -100,10 +174,6 @@ def expected_events(rate_a: float, rate_b: float, n_small: int) -> float:
     high = max(rate_a, rate_b)
     low = min(rate_a, rate_b)
     return min(high, 1 - low) * n_small
-
-
-def _is_rate(control: np.ndarray, canary: np.ndarray) -> bool:
-    return bool(np.all((control == 0) | (control == 1)) and np.all((canary == 0) | (canary == 1)))
 
 
 def _finish(raw: dict[str, Any], level: float, policy: Policy, params: Sequential) -> WindowCheck | None:
@@ -150,19 +220,21 @@ def window_checks(samples: Sequence[Sample], end: dt.datetime, catalog: Sequence
         state: ``(metric, segment) -> always-valid p`` against no change of the previous window (running minimum
             so far; reported beside the decision, which reads the confidence sequence against the margin).
     """
+    tally = Tally(end - dt.timedelta(days=36500), 36500 * 86400.0, 1)  # one bucket: everything before ``end``
+    tally.add_samples(x for x in samples if x.at < end)
+    return checks_from_stats(tally.upto(0), catalog, policy, params, state)
+
+
+def checks_from_stats(stats: Mapping[Key, Stat], catalog: Sequence[MetricSpec], policy: Policy,
+                      params: Sequential, state: Mapping[tuple[str, str | None], float]) -> list[WindowCheck]:
+    """Every gated check from cumulative statistics (``Tally.upto``); the rest as ``window_checks``."""
     by_name = {m.name: m for m in catalog}
-    values: dict[tuple[str, str | None, str], list[float]] = {}
-    for s in samples:
-        if s.at < end and s.metric in by_name and np.isfinite(s.value):
-            for seg in (None, s.segment):
-                values.setdefault((s.metric, seg, s.arm), []).append(s.value)
-    keys = sorted({(m, seg) for m, seg, _ in values}, key=lambda x: (x[0], x[1] or ""))
+    keys = sorted({(m, seg) for m, seg, _ in stats if m in by_name}, key=lambda x: (x[0], x[1] or ""))
     groups: dict[str, list[dict[str, Any]]] = {}
     for metric, seg in keys:
         spec = by_name[metric]
-        control = np.asarray(values.get((metric, seg, "control"), []), float)
-        canary = np.asarray(values.get((metric, seg, "canary"), []), float)
-        raw = _raw_check(spec, seg, control, canary, params, state.get((metric, seg), 1.0))
+        raw = _raw_check(spec, seg, stats.get((metric, seg, "control"), Stat()),
+                         stats.get((metric, seg, "canary"), Stat()), params, state.get((metric, seg), 1.0))
         if policy.threshold(asdict(spec)) is not None:
             groups.setdefault(spec.family, []).append(raw)
     out = []
