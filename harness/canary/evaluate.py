@@ -36,6 +36,7 @@ from harness.store import write_parquet_atomic
 log = logging.getLogger(__name__)
 EXIT_CODES = {"PROMOTE": 0, "INVESTIGATE": 10, "ROLLBACK": 11, "CONTINUE": 14}
 """Exit code of ``python -m harness canary`` per last decision (2: bad input, 1: unexpected failure)."""
+READ_CHUNK = 20_000  # log records read, scored and dropped at a time
 WINDOW_COLUMNS = ("window", "family", "metric", "segment", "status", "role", "n_control", "n_canary", "control",
                   "canary", "delta", "half_width", "margin", "p_look", "p_running", "p_adjusted", "reason")
 
@@ -169,13 +170,15 @@ class Evaluator:
 
     def _loop(self) -> str | None:
         while self.last_decision not in TERMINAL and self.next_window < self.spec.windows_limit:
-            self._ingest(self.logs.refresh())
+            self._ingest(self.logs.refresh(limit=READ_CHUNK))  # a chunk at a time: memory is bounded by it
+            if self.logs.more and not self.spec.follow:
+                continue  # not following: every record there is counts before a window is decided
             done = self._evaluate_ready()
             if self.webhook is not None:
                 self.webhook.flush()
             if not self.spec.follow and not done:
                 break
-            if not done:
+            if not done and not self.logs.more:
                 time.sleep(self.spec.poll_s)
         self.heartbeat()
         self.write_report()

@@ -229,6 +229,7 @@ class CanaryLogs:
         self.mapping = mapping or LogMapping()
         self.join, self.quarantine, self.follow, self.clock = join, quarantine, follow, clock
         self.counts = Counts()
+        self.more = False  # the last refresh stopped at its limit: more records are waiting
         self._tails: dict[Path, _Tail] = {}
         self._parquet: dict[Path, tuple[int, int]] = {}
         self._ids: OrderedDict[str, None] = OrderedDict()
@@ -264,17 +265,26 @@ class CanaryLogs:
             f.write(json.dumps({"file": str(path), "at": where, "reason": reason, "raw": text[:RAW_KEPT],
                                 "quarantined_at": dt.datetime.now(dt.UTC).isoformat()}) + "\n")
 
-    def refresh(self) -> list[LogRecord]:
-        """The records that arrived since the last call, oldest first (bad ones quarantined and counted)."""
+    def refresh(self, limit: int | None = None) -> list[LogRecord]:
+        """The records that arrived since the last call, oldest first (bad ones quarantined and counted); at most
+        about ``limit`` of them (a JSONL file is left mid-way, a Parquet file is read whole): ``more`` then says that
+        more are waiting, and the next call goes on from there."""
         out: list[LogRecord] = []
+        self.more = False
         if self.join is not None:
             self._read_proxy()
         for path in self._paths(self.directory, LOG_SUFFIXES):
+            if limit is not None and len(out) >= limit:
+                self.more = True
+                break
             rows = self._read_parquet(path) if path.suffix == ".parquet" else self._read_jsonl(path)
             for row, where, raw in rows:
                 record = self._accept(path, row, where, raw)
                 if record is not None:
                     out.append(record)
+                if limit is not None and len(out) >= limit and path.suffix == ".jsonl":
+                    self.more = True
+                    break
         if self.join is not None:
             out += self._expire()
         self.counts.records += len(out)
