@@ -169,11 +169,14 @@ def _load_drift(run: Path, ids: list[str]) -> dict[str, np.ndarray]:
 
 
 def _drift_rows(d: dict[str, np.ndarray], weights: np.ndarray, quantile: float) -> list[dict[str, Any]]:
-    """Drift summary rows of one resample: the floor is the resample's A/A quantile of cosine."""
+    """Drift summary rows of one resample: the floor is the resample's A/A quantile of cosine, at most the practical
+    floor (``harness.signals.drift.PRACTICAL_FLOOR``), as the drift family sets it."""
+    from harness.signals.drift import PRACTICAL_FLOOR
+
     w_all = weights[d["req"]]
     aa = d["arm"] == "aa"
     cos = d["cosine"]
-    floor = float(np.quantile(np.repeat(cos[aa], w_all[aa]), quantile))
+    floor = min(float(np.quantile(np.repeat(cos[aa], w_all[aa]), quantile)), PRACTICAL_FLOOR)
     rows = []
     for arm in ("aa", "candidate"):
         for seg in (None, *sorted(set(d["segment"]))):

@@ -14,7 +14,8 @@ HEADER = ["arm", "segment", "n", "mean cosine", "5th pct cosine", "below A/A flo
 HEADER_NO_FLOOR = HEADER[:5]
 NOTE = ("Cosine similarity between each request's output and the baseline's (embedding model above). Divergence is "
         "not regression: an improvement diverges too. Gated as its own family: the share of requests below the A/A "
-        "floor breaches when it exceeds the A/A level by more than the margin (binomial test, Holm over segments); "
+        "floor breaches when its exact lower bound exceeds the A/A level by more than the margin (alpha split over "
+        "segments); "
         "a breach counts as divergence, so alone it gives INVESTIGATE, and with a degradation ROLLBACK.")
 NOTE_NO_FLOOR = ("Cosine similarity between each request's output and the baseline's (embedding model above), "
                  "reported, not gated: with no A/A arm there is no noise floor to read it against, so a low cosine "
@@ -71,6 +72,10 @@ def summary(divergence: Mapping[str, Any]) -> str:
         parts = [f"model {divergence['model']}",
                  f"A/A floor = {divergence['aa_quantile']:.0%} quantile of A/A similarity = {floor:.4f}, from "
                  f"{source or 'the A/A arm'}"]
+        if divergence.get("floor_degenerate"):
+            parts.append(f"the A/A quantile ({divergence['aa_quantile_floor']:.6f}) was degenerate (most A/A outputs "
+                         f"identical, so it would count any change), so the floor is the practical floor "
+                         f"{divergence['practical_floor']:.2f}")
     for arm, t in divergence["mmd_paired"].items():
         if arm == "aa" and floor is None:
             continue
