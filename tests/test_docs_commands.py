@@ -105,6 +105,7 @@ COMMANDS: dict[str, tuple[str, int | str]] = {
     "python -m harness.bench.cache": (PARSE, BENCH),
     "python -m harness.bench.canary_sim --canaries 1000 --seed 2413": (PARSE, BENCH),
     "python -m harness.bench.validate_rule": (PARSE, BENCH),
+    "python -m harness.bench.canary_memory": (PARSE, BENCH),
     "python -m harness replay experiment=zoo_aa": (PARSE, "a zoo experiment (tests/test_zoo_verdicts.py)"),
     "python -m harness.bench.embedding": (PARSE, BENCH),
     "python -m harness.bench.engines": (PARSE, BENCH),
