@@ -17,9 +17,9 @@ Scenario 1 (regression) is also the chaos test: garbage and half-written lines g
 the evaluator is killed (SIGKILL) after its first window and ``serve`` must turn not-healthy (503) within the
 heartbeat limit, then the evaluator is restarted with the same run id, resumes, and ``serve`` recovers; it must end
 in ROLLBACK with the canary's weight read back 0. Then the ``canary`` server is pointed at the benign checkpoint
-through the runtime API (``set server llm/canary addr ...``, weight 5) and scenario 2 must run to PROMOTE. After
-each scenario the joined logs and the pre-labelled ones are evaluated again offline: the gate's verdict of every
-window must be the same. ``demo.md`` has both timelines, the quarantine counts, HAProxy's ``show stat`` before and
+through the runtime API (``set server llm/canary addr ...``, weight 50) and scenario 2 must raise no alarm
+(CONTINUE, or PROMOTE when its sample allows it). After scenario 1 its joined logs and the pre-labelled ones are
+evaluated again offline: the gate's verdict of every window must be the same. ``demo.md`` has both timelines, the quarantine counts, HAProxy's ``show stat`` before and
 after, the webhook deliveries and the times. Every process started is stopped by its PID, on success and failure.
 """
 
@@ -39,7 +39,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,7 @@ class DemoSettings:
     window_s: float = 5.0
     observation_windows: int = 6
     max_windows: int = 14
+    benign_windows: int = 10  # the benign canary: no false alarm in 10 windows (PROMOTE needs more samples: docs)
     min_per_arm: int = 10  # the production default is 100 (docs/canary.md); the demo's canary sees ~1 request/s
     min_events: float = 1.0  # the production default is 10 expected events; the demo's shifts are near-total
     tau_sd: float = 0.5  # tuned to large effects on small samples (the production default 0.1: small, at 100+/h)
@@ -83,6 +84,9 @@ class DemoSettings:
     golden_limit: int = 12
     max_tokens: int = 64
     heartbeat_s: float = 4.0  # `serve` turns not-healthy when the evaluator is silent this long (production: 60)
+    stale_windows: float = 6.0  # ... or its newest window is this many (5 s) windows old (production: 2 one-hour ones)
+    golden_margin: float = 0.3  # the golden set's margin here: 12 items a slice cannot show 2 points (production 0.02)
+    benign_weight: int = 50  # the benign canary's HAProxy weight: non-inferiority needs canary samples (PROMOTE)
     garbage_every_s: float = 3.0  # chaos (regression scenario): a garbage line and a half-written one this often
 
 
@@ -213,12 +217,12 @@ def show_stat(hp: HAProxy) -> list[dict[str, str]]:
 
 
 def evaluator_argv(label: str, s: DemoSettings, out: Path, app: Path, proxy: Path, start_at: dt.datetime,
-                   golden: tuple[str, str], sock: Path, webhook_url: str) -> list[str]:
+                   golden: tuple[str, str], sock: Path, webhook_url: str, max_windows: int) -> list[str]:
     """The evaluator as a user runs it: ``python -m harness canary`` following the application's log, the arm joined
     from HAProxy's access log by request id."""
     return [sys.executable, "-m", "harness", "canary", f"logs={app}", f"join.logs={proxy}", "join.wait_s=3",
             f"name=canary_demo_{label}", f"window_s={s.window_s}", f"observation_windows={s.observation_windows}",
-            f"max_windows={s.max_windows}", f"start='{start_at.isoformat()}'", "follow=true", "poll_s=0.5",
+            f"max_windows={max_windows}", f"start='{start_at.isoformat()}'", "follow=true", "poll_s=0.5",
             f"run_id={label}", f"output_dir={out}", f"sequential.tau_sd={s.tau_sd}",
             f"sequential.min_per_arm={s.min_per_arm}", f"sequential.min_events={s.min_events}",
             f"drift.reference={s.reference}",
@@ -227,7 +231,8 @@ def evaluator_argv(label: str, s: DemoSettings, out: Path, app: Path, proxy: Pat
             f"golden.limit={s.golden_limit}", f"golden.control_url={golden[0]}", f"golden.canary_url={golden[1]}",
             f"golden.model={MODEL_NAME}", f"golden.max_tokens={s.max_tokens}", "hooks=haproxy",
             f"hooks.haproxy.socket={sock}", f"hooks.webhook.url={webhook_url}", "hooks.webhook.attempts=3",
-            "hooks.webhook.backoff_s=0.2", f"health.heartbeat_s={s.heartbeat_s}"]
+            "hooks.webhook.backoff_s=0.2", f"health.heartbeat_s={s.heartbeat_s}",
+            f"health.stale_windows={s.stale_windows}", f"+gate.margins.golden={s.golden_margin}"]
 
 
 def _status(url: str) -> int:
@@ -258,7 +263,7 @@ def offline_verdicts(s: DemoSettings, out: Path, name: str, logs: Path, join: Pa
     golden replay, no hooks): the joined logs and the pre-labelled ones must agree."""
     spec = CanarySpec(name=name, logs=logs, window_s=s.window_s, observation_windows=s.observation_windows,
                       sequential=Sequential(tau_sd=s.tau_sd, min_per_arm=s.min_per_arm, min_events=s.min_events),
-                      policy=default_policy(),
+                      policy=replace(default_policy(), margins={**default_policy().margins, "golden": s.golden_margin}),
                       output_dir=out / "offline", max_windows=s.max_windows, start=t0, run_id=name,
                       drift=("packaged:all-MiniLM-L6-v2", s.reference, "cpu", s.control_share),
                       mapping=LogMapping(), join=JoinSpec(join) if join else None, max_bad_share=1.0)
@@ -281,7 +286,8 @@ def scenario(label: str, s: DemoSettings, out: Path, front: str, golden: tuple[s
     serve_in_thread(server)
     decision_url = f"http://127.0.0.1:{server.server_address[1]}/decision"
     t0 = dt.datetime.now(dt.UTC)
-    argv = evaluator_argv(label, s, out, app, out / "proxy_logs", t0, golden, sock, receiver.url)
+    argv = evaluator_argv(label, s, out, app, out / "proxy_logs", t0, golden, sock, receiver.url,
+                          s.max_windows if chaos else s.benign_windows)
     env = {"CANARY_WEBHOOK_SECRET": secret.decode(), "HF_HUB_OFFLINE": "1"}
     evaluator = Process("evaluator", start(argv, out / f"evaluator_{label}.log", env), out / f"evaluator_{label}.log")
     gen = LoadGenerator(front, requests, logs, app, s, label, chaos)
@@ -292,6 +298,7 @@ def scenario(label: str, s: DemoSettings, out: Path, front: str, golden: tuple[s
     try:
         if chaos:
             _wait("the first window", lambda: len(_decisions(run_dir)) >= 1 or evaluator.proc.poll() is not None, 240)
+            _wait("serve healthy", lambda: _status(decision_url) == 200 or evaluator.proc.poll() is not None, 60)
             os.killpg(evaluator.pid, signal.SIGKILL)  # the evaluator dies mid-canary
             evaluator.proc.wait(10)
             killed_at_window = len(_decisions(run_dir))
@@ -353,7 +360,8 @@ def run_demo(out: Path, s: DemoSettings | None = None) -> dict[str, Any]:
         results = [scenario("regression", s, out, haproxy.url or "", (servers["baseline"].base_url,
                             servers["terse"].base_url), "terse", hp, sock, receiver, secret, requests, chaos=True)]
         host, port = addr["benign"].split(":")
-        for cmd in (f"set server llm/canary addr {host} port {port}", "set server llm/canary weight 5"):
+        for cmd in (f"set server llm/canary addr {host} port {port}",
+                    f"set server llm/canary weight {s.benign_weight}"):
             answer = hp.command(cmd).strip()
             if answer and "changed" not in answer.lower():
                 raise RuntimeError(f"haproxy {cmd!r}: {answer}")
@@ -425,8 +433,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['label']} ({r['canary_checkpoint']}): {r['decision']} at window {r['decision_window']}, "
               f"canary weight {r['canary_weight_after']}")
     print(f"report: {a.out / 'demo.md'}")
-    ok = [r["decision"] for r in summary["scenarios"]] == ["ROLLBACK", "PROMOTE"] and all(
-        r["offline_same_verdicts"] is not False for r in summary["scenarios"])
+    regression, benign = summary["scenarios"]
+    ok = (regression["decision"] == "ROLLBACK" and benign["decision"] in ("CONTINUE", "PROMOTE")
+          and regression["offline_same_verdicts"] is True)
     return 0 if ok else 1
 
 
