@@ -19,8 +19,9 @@ heartbeat limit, then the evaluator is restarted with the same run id, resumes, 
 in ROLLBACK with the canary's weight read back 0. Then the ``canary`` server is pointed at the benign checkpoint
 through the runtime API (``set server llm/canary addr ...``, weight 50) and scenario 2 must raise no alarm
 (CONTINUE, or PROMOTE when its sample allows it). After scenario 1 its joined logs and the pre-labelled ones are
-evaluated again offline: the gate's verdict of every window must be the same. ``demo.md`` has both timelines, the quarantine counts, HAProxy's ``show stat`` before and
-after, the webhook deliveries and the times. Every process started is stopped by its PID, on success and failure.
+evaluated again offline: the gate's verdict of every window must be the same. ``demo.md`` has both timelines, the
+quarantine counts, HAProxy's ``show stat`` before and after, the webhook deliveries and the times. Every process
+started is stopped by its PID, on success and failure.
 """
 
 from __future__ import annotations
