@@ -21,6 +21,9 @@ class TrafficConfig:
 
     path: str = MISSING
     limit: Optional[int] = None  # noqa: UP045  replay only the first N requests
+    # over-long prompts (longer than an arm's max_model_len) above this share of the traffic: an error before any
+    # generation (each would be an error row on both arms); below it, a warning with the count
+    max_too_long_share: float = 0.01
 
 
 @dataclass
@@ -42,13 +45,14 @@ class EngineConfig:
     """How an arm is served. ``backend`` names an engine in ``harness.engines.ENGINES``."""
 
     backend: str = "vllm"
-    dtype: str = "float32"
-    quantization: Optional[str] = None  # noqa: UP045
-    max_model_len: int = 256
-    gpu_memory_utilization: float = 0.1  # on CPU: share of host memory for the KV cache
-    enforce_eager: bool = True
+    # Defaults fit a real checkpoint on a GPU; the CPU zoo sets its own in configs/arm/zoo_*.yaml.
+    dtype: str = "auto"  # the checkpoint's torch_dtype (bf16 for most instruct models)
+    quantization: Optional[str] = None  # noqa: UP045  fp8, awq, gptq, ...; null: as the checkpoint says (docs/gpu.md)
+    max_model_len: Optional[int] = None  # noqa: UP045  null: the checkpoint's context length (config.json)
+    gpu_memory_utilization: float = 0.9  # on CPU: share of host memory for the KV cache (0.1-0.25 there)
+    enforce_eager: bool = False  # CUDA graphs on; the CPU zoo sets true
     structured_output: bool = False  # constrain outputs to the request's response_schema
-    batch_size: int = 256  # requests per replay batch (one Parquet part each)
+    batch_size: int = 1024  # requests per replay batch (one Parquet part each)
     seed: int = 0
     extra: Dict[str, Any] = field(default_factory=dict)  # noqa: UP006  more engine keyword arguments
     tensor_parallel_size: int = 1  # GPUs per engine (vLLM tensor parallelism)
