@@ -207,6 +207,15 @@ class RayConfig:
 
 
 @dataclass
+class CIConfig:
+    """What a CI job makes of the verdict (docs/ci.md): the verdicts that fail it exit with their code, the others
+    (and PASS, and a signed-off HOLD_FOR_SIGNOFF or INVESTIGATE) exit 0. ``--fail-on V,V`` on the command line."""
+
+    fail_on: List[str] = field(  # noqa: UP006
+        default_factory=lambda: ["INVESTIGATE", "ROLLBACK", "HOLD_FOR_SIGNOFF", "INSUFFICIENT_DATA"])
+
+
+@dataclass
 class ExperimentConfig:
     """The root config: one experiment = traffic + two arms + gate policy. Each signal family that declares a
     settings schema adds its own group under its name (``golden``, ``drift``, ``judge``, yours):
@@ -222,6 +231,7 @@ class ExperimentConfig:
     report: ReportConfig = field(default_factory=ReportConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    ci: CIConfig = field(default_factory=CIConfig)
     output_dir: str = "reports"
     run_id: Optional[str] = None  # noqa: UP045  default: a timestamp
 

@@ -180,6 +180,14 @@ def _figure(path: Path) -> str:
 
 
 
+def _signoff_html(data: ReportInput) -> str:
+    """Who accepted the verdict ("" when nobody did)."""
+    if not data.signoffs:
+        return ""
+    rows = [[s.at, s.by, s.verdict, s.note] for s in data.signoffs]
+    return "<h2>Sign-off</h2>" + table(["when (UTC)", "by", "verdict accepted", "note"], rows)
+
+
 def render_html(data: ReportInput, figures: Sequence[Path],
                 judge_pairwise: Sequence[Mapping[str, Any]] | None = None) -> str:
     """The whole report as one self-contained HTML page (no script, no external resource, strict CSP).
@@ -197,6 +205,7 @@ def render_html(data: ReportInput, figures: Sequence[Path],
     units = Units(data.tables["summary"].to_pylist())
     segment_checks = list(verdict.segment_checks)
     body = [_banner(experiment, data.manifest.run_id, verdict, data.arms), _scorecard(data, units),
+            f"<p>{esc(data.ci_line)}</p>", _signoff_html(data),
             _reasons(verdict, units),
             "<h2>Signals (all requests)</h2>",
             table(OVERALL_HEADER, [check_row(c, units, segment=False) for c in verdict.checks],

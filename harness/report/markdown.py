@@ -126,6 +126,7 @@ def render(data: ReportInput, figures: Sequence[str],
     out = [f"# Upgrade gate {cell(experiment)}: **{verdict.verdict}** ({verdict.direction})", "",
            cell(meaning(verdict)), "",
            f"Run {cell(run_id)}. Baseline: {cell(arms['baseline'])}. Candidate: {cell(arms['candidate'])}.", ""]
+    out += [cell(data.ci_line), ""] + _signoff_lines(data)
     out += [*_scorecard(data, units), "", "## Reasons", ""]
     lines = grouped_reasons(verdict, units)
     out += [f"- {cell(r)}" for r in lines[:MAX_REASONS]] or ["- No gated metric breached its margin."]
@@ -164,6 +165,40 @@ def render(data: ReportInput, figures: Sequence[str],
             "`verdict.json` (verdict, breaches, manifest), `summary.parquet`, `signals.parquet`, "
             "`generations/`, `batches/`, `manifest.json`.", ""]
     return "\n".join(out)
+
+
+def _signoff_lines(data: ReportInput) -> list[str]:
+    """The sign-off section (who accepted the verdict, when and why); [] when nobody signed off."""
+    if not data.signoffs:
+        return []
+    rows = [[s.at, s.by, s.verdict, s.note] for s in data.signoffs]
+    return ["## Sign-off", "", md_table(["when (UTC)", "by", "verdict accepted", "note"], rows), ""]
+
+
+PR_COMMENT_LIMIT = 60_000  # GitHub refuses comments over 65,536 characters
+
+
+def render_pr_comment(data: ReportInput, max_reasons: int = 8) -> str:
+    """``pr_comment.md``: the verdict, the CI decision, the sign-off, the top reasons and the families, sized for a
+    pull-request (or merge-request) comment; every untrusted value escaped for Markdown."""
+    verdict, arms = data.verdict, data.arms
+    units = Units(data.tables["summary"].to_pylist())
+    lines = grouped_reasons(verdict, units)
+    out = [f"### Model upgrade gate: **{verdict.verdict}** ({verdict.direction})", "",
+           md_table(["experiment", "run", "baseline", "candidate", "CI"],
+                    [[data.manifest.experiment, data.manifest.run_id, arms["baseline"], arms["candidate"],
+                      data.ci_line.removeprefix("CI: ")]]), "",
+           cell(meaning(verdict)), ""]
+    out += _signoff_lines(data)
+    out += [f"- {cell(r)}" for r in lines[:max_reasons]] or ["- No gated metric breached its margin."]
+    if len(lines) > max_reasons:
+        out += ["", f"<details><summary>{len(lines) - max_reasons} more reasons</summary>", ""]
+        out += [f"- {cell(r)}" for r in lines[max_reasons:]] + ["", "</details>"]
+    out += ["", f"Signal families: {cell(families(verdict))}. Full report: `report.html` in the run directory "
+            f"({cell(data.manifest.spec.output_dir)}/{cell(data.manifest.experiment)}/{cell(data.manifest.run_id)}).",
+            ""]
+    text = "\n".join(out)
+    return text if len(text) <= PR_COMMENT_LIMIT else text[:PR_COMMENT_LIMIT] + "\n\n... (cut; see report.html)\n"
 
 
 def render_ticket(data: ReportInput, attachments: Sequence[str], max_reasons: int = 5) -> str:
