@@ -67,7 +67,7 @@ def test_both_ci_jobs_run_as_written_and_a_signoff_is_recorded(job_dir: Path, sh
         assert _bash(step, job_dir, env).returncode == 0
     summary = (job_dir / "step_summary.md").read_text()
     assert "Model upgrade gate: **HOLD_FOR_SIGNOFF**" in summary
-    assert "ci.fail_on: ROLLBACK, INSUFFICIENT_DATA" in summary
+    assert "exit code 0, the job passes; ci.fail\\_on: ROLLBACK, INSUFFICIENT\\_DATA" in summary
 
     env = _env(gitlab, gitlab["variables"], job_dir, shared_cache, "ci-1")  # the same run: resumed, nothing replayed
     again = _bash(gitlab["script"][0], job_dir, env)
