@@ -65,11 +65,17 @@ class EngineConfig:
 
 @dataclass
 class SamplingConfig:
-    """Sampling for an arm; ``None`` means "as captured in the traffic", else the default."""
+    """Sampling for an arm. Per parameter, the first that is set wins: the override here (every request), the value the
+    traffic captured, the ``default_*`` here (requests that did not capture it), the checkpoint's
+    ``generation_config.json`` (what a vLLM server applies to a request without it), then greedy / 1.0 / up to
+    ``max_model_len``. The report counts the requests replayed with each source."""
 
-    temperature: Optional[float] = None  # noqa: UP045  default 0 (greedy)
-    top_p: Optional[float] = None  # noqa: UP045  default 1
-    max_tokens: Optional[int] = None  # noqa: UP045  default 128
+    temperature: Optional[float] = None  # noqa: UP045  override every request (0: greedy)
+    top_p: Optional[float] = None  # noqa: UP045  override every request
+    max_tokens: Optional[int] = None  # noqa: UP045  override every request
+    default_temperature: Optional[float] = None  # noqa: UP045  only where the traffic has none
+    default_top_p: Optional[float] = None  # noqa: UP045  only where the traffic has none
+    default_max_tokens: Optional[int] = None  # noqa: UP045  only where the traffic has none
     seed: int = 0
 
 

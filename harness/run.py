@@ -35,6 +35,7 @@ from harness.replay import (
     preflight,
 )
 from harness.replay.cache import GenerationCache, arm_inputs
+from harness.replay.ledger import sampling_counts
 from harness.report import ReportInput, write_report
 from harness.report.index_html import write_index
 from harness.report.signoff import read_signoffs
@@ -185,6 +186,8 @@ def evaluate(run: RunDir, report: bool = True) -> Verdict:
     checks = metric_checks(tables["summary"].to_pylist(), policy) + [c for s in signals for c in s.checks(policy)]
     verdict = decide(checks)
     sections = {k: v for s in signals for k, v in (s.details or {}).items()}
+    sections["sampling"] = {a: sampling_counts(requests.values(), arm) for a, arm in manifest.spec.arms.items()
+                            if manifest.arms[a].backend not in ("imported",)}
     signoffs = read_signoffs(run.path)
     code = job_exit_code(verdict.verdict, manifest.spec.fail_on, signed_off=bool(signoffs))
     document = verdict_document(verdict, manifest.to_json(), sections)

@@ -180,6 +180,18 @@ def _figure(path: Path) -> str:
 
 
 
+def _sampling_html(sampling: Any) -> str:
+    """How each arm's requests were sampled: requests per source of each parameter ("" without a record)."""
+    if not sampling:
+        return ""
+    from harness.replay.ledger import SOURCES
+    from harness.report.markdown import SAMPLING_NOTE, sampling_rows
+
+    fallbacks = ", ".join(f"{a} {v['fallback']} of {v['requests']}" for a, v in sampling.items())
+    return (f"<h2>Sampling as replayed</h2><p>Requests replayed with a fallback value: {esc(fallbacks)}.</p>"
+            f"<p>{esc(SAMPLING_NOTE)}</p>" + table(["arm", "parameter", *SOURCES], sampling_rows(sampling)))
+
+
 def _signoff_html(data: ReportInput) -> str:
     """Who accepted the verdict ("" when nobody did)."""
     if not data.signoffs:
@@ -223,6 +235,7 @@ def render_html(data: ReportInput, figures: Sequence[Path],
             *([] if not judge_pairwise else
               ["<h2>Judge: pairwise preference</h2>", f"<p>{esc(JUDGE_NOTE)}</p>",
                table(JUDGE_HEADER, judge_rows(judge_pairwise))]),
+            _sampling_html(data.sections.get("sampling")),
             "<h2>Throughput (engine time, load excluded)</h2>",
             _throughput(data, data.tables["throughput"].to_pylist()),
             "<h2>Figures</h2>", *(_figure(f) for f in figures),

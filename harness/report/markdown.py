@@ -150,6 +150,7 @@ def render(data: ReportInput, figures: Sequence[str],
     if judge_pairwise:
         out += ["## Judge: pairwise preference", "", JUDGE_NOTE, "",
                 md_table(JUDGE_HEADER, judge_rows(judge_pairwise)), ""]
+    out += _sampling_lines(data.sections.get("sampling"))
     rows, note = throughput_rows(data.tables["throughput"].to_pylist(), data.imported_arms), \
         throughput_note(data.imported_arms)
     out += ["## Throughput (engine time, load excluded)", ""] + ([cell(note), ""] if note else [])
@@ -165,6 +166,33 @@ def render(data: ReportInput, figures: Sequence[str],
             "`verdict.json` (verdict, breaches, manifest), `summary.parquet`, `signals.parquet`, "
             "`generations/`, `batches/`, `manifest.json`.", ""]
     return "\n".join(out)
+
+
+SAMPLING_NOTE = ("Per parameter the first that is set wins: the arm's override, the value the traffic captured, the "
+                 "arm's default_*, the checkpoint's generation_config.json (what a vLLM server applies), then greedy "
+                 "/ 1.0 / up to max_model_len. Requests replayed with a fallback did not run as production did "
+                 "unless production used the same default.")
+
+
+def sampling_rows(sampling: Mapping[str, Any] | None) -> list[list[Any]]:
+    """Per arm and parameter: requests per source (``harness.replay.ledger.SOURCES``)."""
+    from harness.replay.ledger import SOURCES
+
+    rows = []
+    for arm, found in (sampling or {}).items():
+        for param, by_source in found["params"].items():
+            rows.append([arm, param, *(by_source.get(s, 0) for s in SOURCES)])
+    return rows
+
+
+def _sampling_lines(sampling: Mapping[str, Any] | None) -> list[str]:
+    if not sampling:
+        return []
+    from harness.replay.ledger import SOURCES
+
+    fallbacks = ", ".join(f"{a} {v['fallback']} of {v['requests']}" for a, v in sampling.items())
+    return ["## Sampling as replayed", "", f"Requests replayed with a fallback value: {cell(fallbacks)}.", "",
+            SAMPLING_NOTE, "", md_table(["arm", "parameter", *SOURCES], sampling_rows(sampling)), ""]
 
 
 def _signoff_lines(data: ReportInput) -> list[str]:
