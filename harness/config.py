@@ -84,7 +84,9 @@ class ArmConfig:
     """One side of the comparison: a checkpoint served one way, or outputs imported from a file."""
 
     checkpoint: Optional[str] = None  # noqa: UP045  local path or hub id
-    imported: Optional[str] = None  # noqa: UP045  Parquet/JSONL of outputs keyed by request_id
+    # Parquet/JSONL of outputs keyed by request_id, an earlier run (RUN_DIR[:ARM]), or `traffic`: the production
+    # responses the traffic captured (its `response` column)
+    imported: Optional[str] = None  # noqa: UP045
     engine: EngineConfig = field(default_factory=EngineConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     system_prompt: Optional[str] = None  # noqa: UP045  replaces/sets the system message
@@ -137,7 +139,8 @@ class DriftConfig:
     device: Optional[str] = None  # noqa: UP045  default: cuda when available, else cpu
     aa_perturbation: List[str] = field(default_factory=list)  # noqa: UP006  dotlist, e.g. ["engine.dtype=bfloat16"]
     # an A/A arm imported instead: a second capture of the baseline version (another day, seed or replica), keyed
-    # by the same request ids; needed for a floor when the baseline itself is imported (a copy of it is no floor)
+    # by the same request ids; needed for a floor when the baseline itself is imported (a copy of it is no floor);
+    # `traffic`: the production responses the traffic captured (shadow logs: production is the baseline's capture)
     aa_imported: Optional[str] = None  # noqa: UP045
     aa_quantile: float = 0.05  # the floor is this quantile of A/A similarity
     n_perm: int = 500  # permutations of the paired MMD test

@@ -263,6 +263,9 @@ def run_spec(dcfg: Any, sweep: SweepJob | None = None) -> RunSpec:
         settings[name] = getattr(cfg, name)
         if fam.arms is not None:
             arms.update(fam.arms(settings[name], dcfg.baseline))
+    for arm in arms.values():  # `imported: traffic`: the production responses the traffic captured
+        if arm.imported == "traffic":
+            arm.imported = f"traffic:{cfg.traffic.path}"
     return RunSpec(
         name=cfg.name, traffic_path=cfg.traffic.path, limit=cfg.traffic.limit, arms=arms, signals=tuple(cfg.signals),
         policy=policy(cfg.gate), settings=settings, report=cfg.report,

@@ -159,8 +159,11 @@ def fingerprint(source: str) -> str:
     A hub id is fingerprinted by its name only (``hub:org/name``): pin a revision or use a local path
     when the fingerprint must identify the weights.
     """
-    from harness.engines.imported import run_parts
+    from harness.engines.imported import captured_traffic, run_parts
 
+    captured = captured_traffic(source)
+    if captured is not None:
+        return _sha256([captured])
     if Path(source).is_file():
         return _sha256([Path(source)])
     if not (Path(source) / "config.json").exists():

@@ -180,6 +180,18 @@ def _figure(path: Path) -> str:
 
 
 
+def _fidelity_html(found: Any) -> str:
+    """The production-fidelity section ("" without captured responses)."""
+    if not found:
+        return ""
+    from harness.report.markdown import FIDELITY_HEADER, fidelity_rows, fidelity_summary
+
+    checks = "".join(f"<li>{esc(c)}</li>" for c in found["check"])
+    return (f"<h2>Production fidelity</h2><p>{esc(fidelity_summary(found))}</p>"
+            + table(FIDELITY_HEADER, fidelity_rows(found))
+            + (f"<p>What to check:</p><ul>{checks}</ul>" if checks else ""))
+
+
 def _sampling_html(sampling: Any) -> str:
     """How each arm's requests were sampled: requests per source of each parameter ("" without a record)."""
     if not sampling:
@@ -235,7 +247,7 @@ def render_html(data: ReportInput, figures: Sequence[Path],
             *([] if not judge_pairwise else
               ["<h2>Judge: pairwise preference</h2>", f"<p>{esc(JUDGE_NOTE)}</p>",
                table(JUDGE_HEADER, judge_rows(judge_pairwise))]),
-            _sampling_html(data.sections.get("sampling")),
+            _fidelity_html(data.sections.get("fidelity")), _sampling_html(data.sections.get("sampling")),
             "<h2>Throughput (engine time, load excluded)</h2>",
             _throughput(data, data.tables["throughput"].to_pylist()),
             "<h2>Figures</h2>", *(_figure(f) for f in figures),

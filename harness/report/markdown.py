@@ -150,6 +150,7 @@ def render(data: ReportInput, figures: Sequence[str],
     if judge_pairwise:
         out += ["## Judge: pairwise preference", "", JUDGE_NOTE, "",
                 md_table(JUDGE_HEADER, judge_rows(judge_pairwise)), ""]
+    out += fidelity_lines(data.sections.get("fidelity"))
     out += _sampling_lines(data.sections.get("sampling"))
     rows, note = throughput_rows(data.tables["throughput"].to_pylist(), data.imported_arms), \
         throughput_note(data.imported_arms)
@@ -172,6 +173,39 @@ SAMPLING_NOTE = ("Per parameter the first that is set wins: the arm's override, 
                  "arm's default_*, the checkpoint's generation_config.json (what a vLLM server applies), then greedy "
                  "/ 1.0 / up to max_model_len. Requests replayed with a fallback did not run as production did "
                  "unless production used the same default.")
+
+
+FIDELITY_HEADER = ["compared with the baseline", "requests", "identical", "cosine mean", "cosine p5",
+                   "length ratio (median)"]
+
+
+def fidelity_rows(found: Mapping[str, Any]) -> list[list[Any]]:
+    def row(name: str, s: Mapping[str, Any]) -> list[Any]:
+        share = s["identical_share"]
+        return [name, s["n"], None if share is None else f"{100 * share:.1f}%", s["cosine_mean"], s["cosine_p5"],
+                s["length_ratio_median"]]
+
+    rows = [row("production (captured responses)", found["production"])]
+    if found.get("aa"):
+        rows.append(row("A/A arm (the level a replay reaches)", found["aa"]))
+    return rows
+
+
+def fidelity_summary(found: Mapping[str, Any]) -> str:
+    level = "the A/A level" if found.get("aa") else "no A/A level (absolute reading)"
+    verdict = "reproduces production" if found["reproduces"] else "does NOT reproduce production"
+    return f"The replayed baseline {verdict} (against {level})."
+
+
+def fidelity_lines(found: Mapping[str, Any] | None) -> list[str]:
+    """The production-fidelity section ([] when the traffic carries no production responses)."""
+    if not found:
+        return []
+    out = ["## Production fidelity", "", cell(fidelity_summary(found)), "",
+           md_table(FIDELITY_HEADER, fidelity_rows(found)), ""]
+    if found["check"]:
+        out += ["What to check:", ""] + [f"- {cell(c)}" for c in found["check"]] + [""]
+    return out
 
 
 def sampling_rows(sampling: Mapping[str, Any] | None) -> list[list[Any]]:
