@@ -416,6 +416,11 @@ def _request_body(r: PreparedRequest, model: str, max_tokens: int, structured: b
     body: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "temperature": r.temperature,
                             "top_p": r.top_p, "seed": r.seed, "stream": True,
                             "stream_options": {"include_usage": True}}
+    for key in ("presence_penalty", "frequency_penalty"):
+        if getattr(r, key) is not None:
+            body[key] = getattr(r, key)
+    if r.stop:
+        body["stop"] = list(r.stop)
     if structured and r.response_schema is not None:
         body["response_format"] = {"type": "json_schema",
                                    "json_schema": {"name": "response", "schema": r.response_schema}}

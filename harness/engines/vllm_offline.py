@@ -130,6 +130,11 @@ class VLLMEngine:
             from vllm.sampling_params import StructuredOutputsParams
 
             extra["structured_outputs"] = StructuredOutputsParams(json=r.response_schema)
+        for key in ("presence_penalty", "frequency_penalty"):
+            if getattr(r, key) is not None:
+                extra[key] = getattr(r, key)
+        if r.stop:
+            extra["stop"] = list(r.stop)
         return SamplingParams(temperature=r.temperature, top_p=r.top_p, max_tokens=min(r.max_tokens, room),
                               seed=r.seed, **extra)
 

@@ -154,8 +154,8 @@ def check_prompt_lengths(arms: Mapping[str, ArmConfig], traffic: Traffic, max_sh
                 continue
             too_long, longest = 0, 0
             for b in traffic.batches(batch):
-                lengths = [len(ids) for ids in prompt_ids(tokenizer, arm.checkpoint,
-                                                          [prepare(r, arm) for r in b.requests or []])]
+                sent = [prepare(r, arm) for r in b.requests or [] if r.tools is None]  # tool calling: not sent
+                lengths = [len(ids) for ids in prompt_ids(tokenizer, arm.checkpoint, sent)]
                 too_long += sum(n >= limit for n in lengths)
                 longest = max([longest, *lengths])
             counted[key] = too_long

@@ -9,7 +9,7 @@ import functools
 import logging
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -101,7 +101,17 @@ def prepare(r: Request, arm: ArmConfig) -> PreparedRequest:
     return PreparedRequest(
         request_id=r.request_id, messages=messages, prompt=prompt, temperature=float(found["temperature"][0]),
         top_p=float(found["top_p"][0]), max_tokens=int(found["max_tokens"][0]),
-        seed=request_seed(arm.sampling.seed, r.request_id), response_schema=r.response_schema)
+        seed=r.seed if r.seed is not None and arm.sampling.seed == 0 else request_seed(arm.sampling.seed, r.request_id),
+        response_schema=r.response_schema, stop=r.stop, presence_penalty=r.presence_penalty,
+        frequency_penalty=r.frequency_penalty)
+
+
+NOT_REPLAYED_TOOLS = "not_replayed: tool calling (the request has tools or tool turns; kept in the traffic)"
+
+
+def skipped(r: Request) -> Generation | None:
+    """The error row of a request the replay does not send (tool calling), else None."""
+    return Generation(r.request_id, "", None, None, None, NOT_REPLAYED_TOOLS) if r.tools is not None else None
 
 
 def sampling_counts(requests: Iterable[Request], arm: ArmConfig) -> dict[str, Any]:
@@ -109,13 +119,16 @@ def sampling_counts(requests: Iterable[Request], arm: ArmConfig) -> dict[str, An
     nor captured) and per parameter the requests per source (``SOURCES``)."""
     params: dict[str, dict[str, int]] = {k: {} for k in ("temperature", "top_p", "max_tokens")}
     n = fallback = 0
+    multi = tools = 0
     for r in requests:
         found = sampling_sources(r, arm)
         n += 1
+        multi += (r.n or 1) > 1
+        tools += r.tools is not None
         fallback += any(src not in ("override", "captured") for _, src in found.values())
         for name, (_, src) in found.items():
             params[name][src] = params[name].get(src, 0) + 1
-    return {"requests": n, "fallback": fallback, "params": params}
+    return {"requests": n, "fallback": fallback, "params": params, "n_above_1": multi, "tools_not_replayed": tools}
 
 
 def generation_table(batch: int, requests: Sequence[Request], gens: Sequence[Generation]) -> pa.Table:
@@ -144,6 +157,7 @@ class Work:
     requests: Sequence[Request]
     cached: dict[str, Generation]
     todo: list[PreparedRequest]
+    skipped: dict[str, Generation] = field(default_factory=dict)  # not sent: error rows with the reason
 
 
 def plan(run: RunDir, name: str, traffic: Traffic, size: int) -> tuple[int, set[int]]:
@@ -173,9 +187,10 @@ def work(run: RunDir, name: str, arm: ArmConfig, traffic: Traffic, done: set[int
         if batch.requests is None:
             _check_part(run, name, batch.index, batch.request_ids)
             continue
-        prepared = [prepare(r, arm) for r in batch.requests]
+        skip = {g.request_id: g for r in batch.requests if (g := skipped(r)) is not None}
+        prepared = [prepare(r, arm) for r in batch.requests if r.request_id not in skip]
         cached = cache.lookup(prepared) if cache is not None else {}
-        yield Work(batch.index, batch.requests, cached, [p for p in prepared if p.request_id not in cached])
+        yield Work(batch.index, batch.requests, cached, [p for p in prepared if p.request_id not in cached], skip)
 
 
 def commit_batch(run: RunDir, name: str, item: Work, fresh: Sequence[Generation], seconds: float,
@@ -184,7 +199,7 @@ def commit_batch(run: RunDir, name: str, item: Work, fresh: Sequence[Generation]
     part (the commit record)."""
     if cache is not None and item.todo:
         cache.add(item.todo, fresh)
-    by_id = {**item.cached, **{g.request_id: g for g in fresh}}
+    by_id = {**item.skipped, **item.cached, **{g.request_id: g for g in fresh}}
     gens = [by_id[r.request_id] for r in item.requests]
     run.write_part("batches", name, item.index, _batch_table(item.index, fresh, seconds, len(item.cached)))
     run.write_part("generations", name, item.index, generation_table(item.index, item.requests, gens))

@@ -225,7 +225,10 @@ def _sampling_lines(sampling: Mapping[str, Any] | None) -> list[str]:
     from harness.replay.ledger import SOURCES
 
     fallbacks = ", ".join(f"{a} {v['fallback']} of {v['requests']}" for a, v in sampling.items())
-    return ["## Sampling as replayed", "", f"Requests replayed with a fallback value: {cell(fallbacks)}.", "",
+    first = next(iter(sampling.values()))
+    kept = (f"Captured n > 1: {first.get('n_above_1', 0)} requests (one choice replayed). Tool calling: "
+            f"{first.get('tools_not_replayed', 0)} requests kept in the traffic and not replayed (error rows).")
+    return ["## Sampling as replayed", "", f"Requests replayed with a fallback value: {cell(fallbacks)}. {kept}", "",
             SAMPLING_NOTE, "", md_table(["arm", "parameter", *SOURCES], sampling_rows(sampling)), ""]
 
 
