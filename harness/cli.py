@@ -17,6 +17,9 @@
     python -m harness real [--force]                              build real:smollm2 (dequantized, cached outside git)
     python -m harness real-traffic [--out PATH] [--shared DIR]    write the real model's traffic (docs/real.md)
     python -m harness import-openai IN.jsonl OUT.parquet          convert OpenAI chat logs to traffic
+    python -m harness import openai|litellm|otel IN... OUT.parquet  client logs (files or folders) to traffic;
+                                                                   --skip-invalid, --segment-field PATH, --sample N
+                                                                   [--stratify --seed S] (docs/traffic.md)
     python -m harness golden build|candidates RUN_DIR|check PATH  the golden set: build, propose items, validate
     python -m harness replay -m sweep=NAME [key=value ...]        a sweep (configs/sweep/NAME.yaml), then its summary
     python -m harness sweep-summary SWEEP_DIR|SWEEP_ID            rebuild a sweep's summary (reports/sweeps/<id>/)
@@ -321,6 +324,12 @@ def _real_traffic(argv: list[str]) -> int:
     return 0
 
 
+def _import(argv: list[str]) -> int:
+    from harness.traffic.importer import main as import_main
+
+    return import_main(argv)
+
+
 def _import_openai(argv: list[str]) -> int:
     from harness.traffic.openai_import import main as import_main
 
@@ -384,7 +393,8 @@ def _serve(argv: list[str]) -> int:
 
 COMMANDS = {"replay": _replay, "runs": _runs, "report": _report, "zoo": _zoo, "traffic": _traffic,
             "real": _real, "real-traffic": _real_traffic,
-            "import-openai": _import_openai, "golden": _golden, "sweep-summary": _sweep_summary, "cache": _cache,
+            "import-openai": _import_openai, "import": _import, "golden": _golden, "sweep-summary": _sweep_summary,
+            "cache": _cache,
             "canary": _canary, "serve": _serve, "signoff": _signoff, "init": _init}
 
 
