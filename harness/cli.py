@@ -264,8 +264,9 @@ def _init(argv: list[str]) -> int:
     p.add_argument("--force", action="store_true", help="overwrite files that exist")
     p.add_argument("--checkpoint", default=None, help="the baseline checkpoint (default: a placeholder to edit)")
     p.add_argument("--traffic", default=None, help="the traffic Parquet (default: a placeholder to edit)")
+    p.add_argument("--cpu", action="store_true", help="engine settings for the vLLM CPU build (no GPU)")
     a = p.parse_args(argv)
-    for path in write_config_dir(a.dir, checkpoint=a.checkpoint, traffic=a.traffic, force=a.force):
+    for path in write_config_dir(a.dir, checkpoint=a.checkpoint, traffic=a.traffic, force=a.force, cpu=a.cpu):
         print(f"wrote {path}")
     print(f"next: check the checkpoints and traffic.path, then\n  python -m harness replay "
           f"--config-dir={a.dir.resolve()} experiment=my_fp8")

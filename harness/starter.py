@@ -21,15 +21,26 @@ _ENGINE = """engine:
   max_model_len: 8192  # null: the checkpoint's context length (131,072 for Llama 3.1: more KV memory than needed)
   gpu_memory_utilization: 0.85  # arms run one after the other: each can use most of the GPU
 {extra}"""
+_CPU_ENGINE = """engine:  # `init --cpu`: the vLLM CPU build (a laptop, CI without a GPU); FP8/AWQ need a GPU
+  backend: vllm
+  dtype: float32
+  max_model_len: 1024
+  gpu_memory_utilization: 0.25  # on CPU: the share of host memory for the KV cache
+  enforce_eager: true
+  extra: {{max_num_seqs: 64}}
+{extra}"""
 
 
-def _arm(command: str, what: str, checkpoint: str, dtype: str = "bfloat16", extra: str = "", tail: str = "") -> str:
-    return (f"# {command}\n# {what}\ncheckpoint: {json.dumps(checkpoint)}\n" + _ENGINE.format(dtype=dtype, extra=extra)
+def _arm(command: str, what: str, checkpoint: str, dtype: str = "bfloat16", extra: str = "", tail: str = "",
+         cpu: bool = False) -> str:
+    engine = _CPU_ENGINE if cpu else _ENGINE
+    return (f"# {command}\n# {what}\ncheckpoint: {json.dumps(checkpoint)}\n" + engine.format(dtype=dtype, extra=extra)
             + "sampling: {}  # as captured; a parameter the traffic lacks comes from the checkpoint's "
               "generation_config.json\n" + tail)
 
 
-def files(dir: Path, checkpoint: str | None = None, traffic: str | None = None) -> dict[str, str]:
+def files(dir: Path, checkpoint: str | None = None, traffic: str | None = None, cpu: bool = False
+          ) -> dict[str, str]:
     """Relative path -> text of every file ``init`` writes."""
     ckpt = checkpoint or CHECKPOINT
     cd = f"--config-dir={dir.resolve()}"
@@ -37,23 +48,23 @@ def files(dir: Path, checkpoint: str | None = None, traffic: str | None = None) 
     used_by = f"Used by `{run} experiment=my_fp8` (and my_system_prompt, the sweep)"
     out = {
         "arm/my_bf16.yaml": _arm(used_by + ".", "The baseline: the checkpoint as production serves it, bf16.",
-                                 ckpt),
+                                 ckpt, cpu=cpu),
         "arm/my_fp8.yaml": _arm(
             f"`{run} experiment=my_fp8`: the candidate.",
             "The same checkpoint quantized to FP8 when loaded (weights fp8, dynamic activation scales; Hopper/Ada "
             "GPUs).\n# A checkpoint already quantized to FP8 (e.g. an llm-compressor export) needs no `quantization`: "
             "vLLM reads it\n# from its config.json; point `checkpoint` at it and set quantization: null.",
-            ckpt, extra="  quantization: fp8\n"),
+            ckpt, extra="  quantization: fp8\n", cpu=cpu),
         "arm/my_awq.yaml": _arm(
             f"`{run} -m experiment=my_fp8 sweep=my_quantization`: one of the sweep's candidates.",
             "An AWQ (or GPTQ) export of the checkpoint: its own directory. vLLM picks the fast Marlin kernels on "
             "GPUs that have them.\n# GPTQ: quantization: gptq (or gptq_marlin). AWQ/GPTQ kernels run in float16.",
-            ckpt.rstrip("/") + "-AWQ", dtype="float16", extra="  quantization: awq\n"),
+            ckpt.rstrip("/") + "-AWQ", dtype="float16", extra="  quantization: awq\n", cpu=cpu),
         "arm/my_new_prompt.yaml": _arm(
             f"`{run} experiment=my_system_prompt`: the candidate.",
             "The baseline checkpoint and serving, with the new system prompt (it replaces the captured one).",
             ckpt, tail='system_prompt: "You are a support assistant. Answer precisely and briefly; say when you do '
-                       'not know."\n'),
+                       'not know."\n', cpu=cpu),
         "experiment/my_fp8.yaml": _experiment(
             f"`{run} experiment=my_fp8` (a CI job: add --fail-on=ROLLBACK,INVESTIGATE; docs/ci.md)",
             "The bf16 -> FP8 gate: the same checkpoint, quantized.", "my_fp8", "my_fp8", traffic),
@@ -103,13 +114,13 @@ def _experiment(command: str, what: str, candidate: str, name: str, traffic: str
 
 
 def write_config_dir(dir: Path, checkpoint: str | None = None, traffic: str | None = None,
-                     force: bool = False) -> list[Path]:
+                     force: bool = False, cpu: bool = False) -> list[Path]:
     """Write the config dir; returns the files written.
 
     Raises:
         BadInput: a file exists (without ``force``), naming it.
     """
-    texts = files(dir, checkpoint, traffic)
+    texts = files(dir, checkpoint, traffic, cpu)
     existing = [dir / rel for rel in texts if (dir / rel).exists()]
     if existing and not force:
         raise BadInput(f"{existing[0]} exists. Fix: another DIR, or --force to overwrite the {len(existing)} files.")
