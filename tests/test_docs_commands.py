@@ -145,7 +145,9 @@ COMMANDS: dict[str, tuple[str, int | str]] = {
     "python -m harness golden candidates RUN_DIR": (PARSE, USAGE),
     "python -m harness golden check": (PARSE, PROSE),
     "python -m harness golden check FILE": (PARSE, USAGE),
-    "python -m harness import-openai IN.jsonl OUT.parquet": (PARSE, USAGE),
+    "python -m harness import openai|litellm|otel IN... OUT.parquet": (PARSE, USAGE),
+    "python -m harness import openai|litellm|otel IN... OUT.parquet [--skip-invalid] [--quarantine Q.jsonl]": (PARSE,
+                                                                                                          USAGE),
     "python -m harness.traffic.openai_import IN.jsonl OUT.parquet [--segment-field F] [--default-segment S]":
         (PARSE, USAGE),
     "python -m harness real-traffic": (PARSE, "rewrites the committed real-model traffic "
@@ -231,7 +233,7 @@ def parse_check(command: str) -> str:
 
 
 SUBCOMMANDS = ("report", "runs", "zoo", "traffic", "real", "real-traffic", "import-openai", "golden", "sweep-summary",
-               "cache", "canary", "serve", "init", "signoff")
+               "cache", "canary", "serve", "init", "signoff", "import")
 
 
 def test_the_list_is_complete() -> None:
