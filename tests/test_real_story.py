@@ -69,12 +69,13 @@ def test_real_logs_to_a_signed_off_decision(logs: dict[str, Path], tmp_path: Pat
     reports = tmp_path / "reports"
     replay = run_harness("--config-dir", str(gate), "replay", "experiment=my_system_prompt", f"output_dir={reports}",
                          "run_id=story", "drift.aa_imported=traffic", f"cache.dir={tmp_path / 'cache'}",
-                         "--fail-on=ROLLBACK")
+                         "gate.min_requests=10", "--fail-on=ROLLBACK")
     run = reports / "my_system_prompt" / "story"
     verdict = json.loads((run / "verdict.json").read_text())
     assert replay.returncode == (11 if verdict["verdict"] == "ROLLBACK" else 0), replay.stderr[-3000:]
     fidelity = verdict["fidelity"]
-    assert fidelity["production"]["n"] >= N - 6 and fidelity["aa_is_production"]
+    assert fidelity["production"]["n"] >= N - 6 and fidelity["aa_is_production"] and fidelity["aa"] is None
+    assert fidelity["production"]["identical_share"] >= 0.5  # the same checkpoint, dtype and greedy decoding
     assert "## Production fidelity" in (run / "report.md").read_text()
     assert "Production fidelity" in (run / "report.html").read_text()
     sampling = verdict["sampling"]["baseline"]

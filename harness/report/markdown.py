@@ -192,7 +192,9 @@ def fidelity_rows(found: Mapping[str, Any]) -> list[list[Any]]:
 
 
 def fidelity_summary(found: Mapping[str, Any]) -> str:
-    level = "the A/A level" if found.get("aa") else "no A/A level (absolute reading)"
+    level = "the A/A level" if found.get("aa") else (
+        "no separate A/A level: production's responses are the A/A capture (drift.aa_imported=traffic); absolute "
+        "reading" if found.get("aa_is_production") else "no A/A level (absolute reading)")
     verdict = "reproduces production" if found["reproduces"] else "does NOT reproduce production"
     return f"The replayed baseline {verdict} (against {level})."
 

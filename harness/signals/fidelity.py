@@ -130,7 +130,9 @@ def fidelity(run: RunDir, requests: Mapping[str, Any], generations: pa.Table, ar
     if not rows:
         return None
     aa_rows: list[dict[str, Any]] = []
-    if "aa" in arms:
+    source = arms["aa"].imported if "aa" in arms and arms["aa"].imported else None
+    aa_is_production = bool(source and source.startswith("traffic:"))
+    if "aa" in arms and not aa_is_production:  # production as the A/A arm: the same comparison, no level
         aa = {rid: g["output_text"] for rid, g in _served(generations, "aa").items()}
         aa_rows = compare(run, aa, base, segments, "aa", model, device)
     run.write_table("fidelity", pa.Table.from_pylist(rows + aa_rows, schema=FIDELITY_SCHEMA))
@@ -139,8 +141,7 @@ def fidelity(run: RunDir, requests: Mapping[str, Any], generations: pa.Table, ar
     length = sum(base[r["request_id"]]["finish_reason"] == "length" for r in rows) / len(rows)
     ok, checks = hints(production, level, vars(arms["baseline"]), (sampling or {}).get("baseline"),
                        max(temps, default=0.0), length)
-    source = arms["aa"].imported if "aa" in arms and arms["aa"].imported else None
     log.info("fidelity: %d requests with a production response, identical %.1f%%", len(rows),
              100 * (production["identical_share"] or 0))
     return {"production": production, "aa": level, "reproduces": ok, "check": [] if ok else checks,
-            "notes": checks if ok else [], "aa_is_production": bool(source and source.startswith("traffic:"))}
+            "notes": checks if ok else [], "aa_is_production": aa_is_production}

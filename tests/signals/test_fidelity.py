@@ -74,3 +74,11 @@ def test_captured_responses_serve_as_outputs(tmp_path: Path) -> None:
     outputs = load_outputs(f"traffic:{path}")
     assert sorted(outputs) == ["r0", "r2", "r4"] and outputs["r2"]["output"] == ANSWERS[2]
     assert fingerprint(f"traffic:{path}").startswith("sha256:")
+
+
+def test_production_as_the_aa_capture_gives_no_separate_level(tmp_path: Path) -> None:
+    gens = pa.Table.from_pylist(_gens("baseline", ANSWERS) + _gens("aa", ANSWERS))
+    arms = {"baseline": ArmConfig(checkpoint="zoo:baseline"), "aa": ArmConfig(imported="traffic:/t.parquet")}
+    found = fidelity(RunDir(tmp_path, "e", "r"), _requests(), gens, arms, None, None, None)
+    assert found is not None and found["aa"] is None and found["aa_is_production"] and found["reproduces"]
+    assert found["production"]["identical_share"] == 1.0
