@@ -2,7 +2,8 @@
 # Everything else (the venv, the zoo) is built on first use through the dependencies below.
 #   make replay [EXPERIMENT=name] [ARGS="key=value ..."] [VERBOSE=1]   run configs/experiment/<name>.yaml,
 #                                                          exit 0 unless it failed; VERBOSE=1: every log line
-#   make gate   [EXPERIMENT=name] [ARGS=...]               same, but fail unless PASS (prints the verdict's exit code)
+#   make gate   [EXPERIMENT=name] [ARGS=...]               same, but fail on the verdicts ci.fail_on lists (default:
+#                                                          all but PASS; prints the verdict's exit code)
 #   make sweep  [SWEEP=name] [ARGS=...]                    Hydra multirun of configs/sweep/<name>.yaml + summary
 #   make test                                              the test suite (real vLLM CPU engine on the zoo)
 #   make test-fast                                         the tests that start no engine and no end-to-end CLI run

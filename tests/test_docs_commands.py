@@ -105,6 +105,7 @@ COMMANDS: dict[str, tuple[str, int | str]] = {
     ".venv/bin/python -m harness replay --config-dir=$HOME/gate experiment=my_fp8  "
     "baseline.engine.tensor_parallel_size=2 candidate.engine.tensor_parallel_size=2": (PARSE, GPU_INIT),
     "python -m harness init DIR": (PARSE, USAGE),
+    "python -m harness init": (PARSE, PROSE),
     "python -m harness signoff": (PARSE, PROSE),
     "python -m harness signoff RUN_DIR --by NAME --note TEXT": (PARSE, "tests/test_ci_recipes.py signs a run off"),
     "python -m harness report RUN_DIR --fail-on V,V": (PARSE, USAGE),
