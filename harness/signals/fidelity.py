@@ -111,7 +111,7 @@ def hints(production: Mapping[str, Any], aa: Mapping[str, Any] | None, baseline:
         out.append("template: the chat template production served with (a server's --chat-template) must be the "
                    "checkpoint's; and the checkpoint, dtype and quantization production's")
     ratio = production.get("length_ratio_median")
-    if length_share > 0.05 or (ratio is not None and ratio < 0.8):
+    if ratio is not None and (ratio < 0.8 or (length_share > 0.05 and ratio < 0.95)):  # shorter than production
         out.append(f"max_tokens: {length_share:.0%} of baseline answers stopped at max_tokens (median length ratio "
                    f"{ratio if ratio is None else round(ratio, 2)}): production's limit was higher, or not logged")
     return ok, out
