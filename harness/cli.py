@@ -3,15 +3,23 @@
     python -m harness [-v] replay [experiment=NAME] [key=value ...]  replay + gate (exit code = verdict); -v: every log
                                                                    line on the terminal (else harness.log, engine.log);
                                                                    `replay --help`: config groups; `replay --cfg job`:
-                                                                   the composed config, nothing run
+                                                                   the composed config, nothing run; `--fail-on V,V`:
+                                                                   the verdicts that fail the job (ci.fail_on);
+                                                                   `--config-dir DIR`: your configs (before or after
+                                                                   `replay`)
+    python -m harness init DIR                                    a config dir for your own models (docs/gpu.md)
+    python -m harness signoff RUN_DIR --by NAME --note TEXT       accept a HOLD_FOR_SIGNOFF or INVESTIGATE
     python -m harness --help                                      this text
-    python -m harness report RUN_DIR                              rebuild verdict and report from files
+    python -m harness report RUN_DIR [--fail-on V,V]              rebuild verdict and report from files
     python -m harness runs [--output-dir reports]                 every run, newest first; writes reports/index.html
     python -m harness zoo [--force]                               build the fixture checkpoints
     python -m harness traffic [--out PATH] [--n N]                 write the sample traffic
     python -m harness real [--force]                              build real:smollm2 (dequantized, cached outside git)
     python -m harness real-traffic [--out PATH] [--shared DIR]    write the real model's traffic (docs/real.md)
     python -m harness import-openai IN.jsonl OUT.parquet          convert OpenAI chat logs to traffic
+    python -m harness import openai|litellm|otel IN... OUT.parquet  client logs (files or folders) to traffic;
+                                                                   --skip-invalid, --segment-field PATH, --sample N
+                                                                   [--stratify --seed S] (docs/traffic.md)
     python -m harness golden build|candidates RUN_DIR|check PATH  the golden set: build, propose items, validate
     python -m harness replay -m sweep=NAME [key=value ...]        a sweep (configs/sweep/NAME.yaml), then its summary
     python -m harness sweep-summary SWEEP_DIR|SWEEP_ID            rebuild a sweep's summary (reports/sweeps/<id>/)
@@ -21,7 +29,8 @@
     python -m harness serve --run-dir DIR [--host H --port N]     the latest canary decision for Argo Rollouts/Flagger
 
 Exit codes: verdicts per ``harness.gate.VERDICT_CODES`` (PASS 0, INVESTIGATE 10, ROLLBACK 11,
-HOLD_FOR_SIGNOFF 12, INSUFFICIENT_DATA 13); 2 = bad input or config (message says how to fix);
+HOLD_FOR_SIGNOFF 12, INSUFFICIENT_DATA 13) when the exit policy (``ci.fail_on``, ``--fail-on``; default: all four)
+lists the verdict, else 0; a signed-off run exits 0; 2 = bad input or config (message says how to fix);
 1 = unexpected failure; 130 = interrupted (SIGINT/SIGTERM; servers stopped, finished batches kept). A sweep (``-m``)
 exits 0 when every job ran, whatever the verdicts (they are in
 its summary), else with the first failed job's code (2 or 1).
@@ -45,14 +54,25 @@ EXIT_INTERRUPTED = 130  # SIGINT or SIGTERM: every process the harness started w
 log = logging.getLogger("harness")
 
 
-def _print_result(run_path: Path, verdict: Any, max_reasons: int = 5) -> None:
+def _job_code(run_path: Path, verdict: Any, fail_on: Any) -> int:
+    """The process exit code under the exit policy (a signed-off run fails no job)."""
+    from harness.gate import job_exit_code
+    from harness.report.signoff import read_signoffs
+
+    return job_exit_code(verdict.verdict, fail_on, signed_off=bool(read_signoffs(run_path)))
+
+
+def _print_result(run_path: Path, verdict: Any, max_reasons: int = 5, code: int | None = None) -> None:
     """The summary block: verdict, the top reasons (grouped as in the report), where the files are."""
     import pyarrow.parquet as pq
 
     from harness.report.scorecard import grouped_reasons
     from harness.report.units import Units
 
-    print(f"verdict: {verdict.verdict} (exit code {verdict.exit_code})")
+    code = verdict.exit_code if code is None else code
+    why = "" if code == verdict.exit_code else " under the exit policy (ci.fail_on) or a sign-off"
+    print(f"verdict: {verdict.verdict} (exit code {code}{why})")
+    print(f"summary: {run_path / 'pr_comment.md'}   (a pull-request comment)")
     print(f"report:  {run_path / 'report.md'}")
     print(f"verdict: {run_path / 'verdict.json'}")
     print(f"html:    {run_path / 'report.html'}   (logs: harness.log, engine.log beside it)")
@@ -64,6 +84,20 @@ def _print_result(run_path: Path, verdict: Any, max_reasons: int = 5) -> None:
         print(f"  ... {len(reasons) - max_reasons} more in report.html")
 
 
+def _fail_on_override(argv: list[str]) -> list[str]:
+    """``--fail-on V,V`` (or ``--fail-on=V,V``; empty: nothing fails) as the Hydra override ``ci.fail_on=[V,V]``."""
+    out: list[str] = []
+    it = iter(argv)
+    for a in it:
+        if a == "--fail-on" or a.startswith("--fail-on="):
+            value = a.partition("=")[2] if "=" in a else next(it, "")
+            verdicts = [v.strip() for v in value.split(",") if v.strip()]
+            out.append(f"ci.fail_on=[{','.join(verdicts)}]")
+        else:
+            out.append(a)
+    return out
+
+
 def _replay(argv: list[str]) -> int:
     import hydra
     from omegaconf import DictConfig, OmegaConf
@@ -72,6 +106,7 @@ def _replay(argv: list[str]) -> int:
     from harness.spec import register_schemas
 
     register_schemas()
+    argv = _fail_on_override(argv)
     result: dict[str, Any] = {}
     codes: list[int] = []
     multirun = "-m" in argv or "--multirun" in argv
@@ -98,9 +133,10 @@ def _replay(argv: list[str]) -> int:
             result["code"] = EXIT_BAD_INPUT
             codes.append(EXIT_BAD_INPUT)
             return
-        result["code"] = verdict.exit_code
+        code = _job_code(run.path, verdict, spec.fail_on)
+        result["code"] = code
         codes.append(verdict.exit_code)
-        _print_result(run.path, verdict)
+        _print_result(run.path, verdict, code=code)
 
     sys.argv = [sys.argv[0], *argv]
     try:
@@ -172,19 +208,69 @@ def _cache(argv: list[str]) -> int:
 
 
 def _report(argv: list[str]) -> int:
+    from harness.gate import check_fail_on
     from harness.run import evaluate
+    from harness.spec import read_manifest
     from harness.store import RunDir
 
     p = argparse.ArgumentParser(prog="python -m harness report", description="Rebuild verdict and report.")
     p.add_argument("run_dir", type=Path)
+    p.add_argument("--fail-on", default=None, help="verdicts that fail the job, comma-separated (default: the run's "
+                   "ci.fail_on); empty: none")
     a = p.parse_args(argv)
     if not (a.run_dir / "manifest.json").exists():
         raise BadInput(f"{a.run_dir} has no manifest.json: not a run directory. "
                                 "Fix: pass reports/<experiment>/<run_id> (or .../latest).")
     run = RunDir.at(a.run_dir)
     verdict = evaluate(run)
-    _print_result(run.path, verdict)
-    return verdict.exit_code
+    fail_on = read_manifest(run).spec.fail_on
+    if a.fail_on is not None:
+        fail_on = check_fail_on([v.strip() for v in a.fail_on.split(",") if v.strip()], where="--fail-on")
+    code = _job_code(run.path, verdict, fail_on)
+    _print_result(run.path, verdict, code=code)
+    return code
+
+
+def _signoff(argv: list[str]) -> int:
+    from harness.report.signoff import add_signoff
+    from harness.run import evaluate
+    from harness.store import RunDir
+
+    p = argparse.ArgumentParser(prog="python -m harness signoff",
+                                description="Record who accepted a HOLD_FOR_SIGNOFF or INVESTIGATE verdict.")
+    p.add_argument("run_dir", type=Path, help="reports/<experiment>/<run_id> (or .../latest)")
+    p.add_argument("--by", required=True, help="who accepts the verdict")
+    p.add_argument("--note", required=True, help="why (the ticket, the evidence checked)")
+    a = p.parse_args(argv)
+    if not (a.run_dir / "manifest.json").exists():
+        raise BadInput(f"{a.run_dir} has no manifest.json: not a run directory. "
+                       "Fix: pass reports/<experiment>/<run_id> (or .../latest).")
+    entry = add_signoff(a.run_dir.resolve(), a.by, a.note)
+    run = RunDir.at(a.run_dir)
+    evaluate(run)  # the report, pr_comment.md and verdict.json show the sign-off
+    from harness.report.index_html import write_index
+
+    write_index(run.path.parent.parent)
+    print(f"signed off: {entry.verdict} of {run.path} by {entry.by} at {entry.at}; the run now exits 0")
+    return 0
+
+
+def _init(argv: list[str]) -> int:
+    from harness.starter import write_config_dir
+
+    p = argparse.ArgumentParser(prog="python -m harness init",
+                                description="Write a starting config dir for your own models (docs/gpu.md).")
+    p.add_argument("dir", type=Path, help="where to write it (outside the repository)")
+    p.add_argument("--force", action="store_true", help="overwrite files that exist")
+    p.add_argument("--checkpoint", default=None, help="the baseline checkpoint (default: a placeholder to edit)")
+    p.add_argument("--traffic", default=None, help="the traffic Parquet (default: a placeholder to edit)")
+    p.add_argument("--cpu", action="store_true", help="engine settings for the vLLM CPU build (no GPU)")
+    a = p.parse_args(argv)
+    for path in write_config_dir(a.dir, checkpoint=a.checkpoint, traffic=a.traffic, force=a.force, cpu=a.cpu):
+        print(f"wrote {path}")
+    print(f"next: check the checkpoints and traffic.path, then\n  python -m harness replay "
+          f"--config-dir={a.dir.resolve()} experiment=my_fp8")
+    return 0
 
 
 def _zoo(argv: list[str]) -> int:
@@ -237,6 +323,12 @@ def _real_traffic(argv: list[str]) -> int:
         raise BadInput(f"--shared {a.shared}: no such folder. Fix: give the shared data folder (../shared/data).")
     print(f"wrote {write_real_traffic(a.out, a.shared)} requests to {a.out}")
     return 0
+
+
+def _import(argv: list[str]) -> int:
+    from harness.traffic.importer import main as import_main
+
+    return import_main(argv)
 
 
 def _import_openai(argv: list[str]) -> int:
@@ -302,8 +394,9 @@ def _serve(argv: list[str]) -> int:
 
 COMMANDS = {"replay": _replay, "runs": _runs, "report": _report, "zoo": _zoo, "traffic": _traffic,
             "real": _real, "real-traffic": _real_traffic,
-            "import-openai": _import_openai, "golden": _golden, "sweep-summary": _sweep_summary, "cache": _cache,
-            "canary": _canary, "serve": _serve}
+            "import-openai": _import_openai, "import": _import, "golden": _golden, "sweep-summary": _sweep_summary,
+            "cache": _cache,
+            "canary": _canary, "serve": _serve, "signoff": _signoff, "init": _init}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -313,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = bool(argv) and argv[0] in ("-v", "--verbose")
     argv = argv[1:] if verbose else argv
+    argv = _config_dir_after_command(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(__doc__)
         return 0
@@ -330,6 +424,17 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: the batches already replayed are kept; run the same command (same run_id) to resume.",
               file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _config_dir_after_command(argv: list[str]) -> list[str]:
+    """``--config-dir DIR`` (``-cd DIR``, ``--config-dir=DIR``) given before the command moves after it, where Hydra
+    reads it: ``python -m harness --config-dir=D replay ...`` is ``python -m harness replay --config-dir=D ...``."""
+    moved: list[str] = []
+    rest = list(argv)
+    while rest and (rest[0] in ("--config-dir", "-cd") or rest[0].startswith("--config-dir=")):
+        flag = rest.pop(0)
+        moved += [flag] if "=" in flag else [flag, rest.pop(0) if rest else ""]
+    return [rest[0], *moved, *rest[1:]] if rest and moved else argv
 
 
 def _interrupt(signum: int, frame: Any) -> None:

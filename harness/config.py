@@ -21,6 +21,9 @@ class TrafficConfig:
 
     path: str = MISSING
     limit: Optional[int] = None  # noqa: UP045  replay only the first N requests
+    # over-long prompts (longer than an arm's max_model_len) above this share of the traffic: an error before any
+    # generation (each would be an error row on both arms); below it, a warning with the count
+    max_too_long_share: float = 0.01
 
 
 @dataclass
@@ -42,13 +45,14 @@ class EngineConfig:
     """How an arm is served. ``backend`` names an engine in ``harness.engines.ENGINES``."""
 
     backend: str = "vllm"
-    dtype: str = "float32"
-    quantization: Optional[str] = None  # noqa: UP045
-    max_model_len: int = 256
-    gpu_memory_utilization: float = 0.1  # on CPU: share of host memory for the KV cache
-    enforce_eager: bool = True
+    # Defaults fit a real checkpoint on a GPU; the CPU zoo sets its own in configs/arm/zoo_*.yaml.
+    dtype: str = "auto"  # the checkpoint's torch_dtype (bf16 for most instruct models)
+    quantization: Optional[str] = None  # noqa: UP045  fp8, awq, gptq, ...; null: as the checkpoint says (docs/gpu.md)
+    max_model_len: Optional[int] = None  # noqa: UP045  null: the checkpoint's context length (config.json)
+    gpu_memory_utilization: float = 0.9  # on CPU: share of host memory for the KV cache (0.1-0.25 there)
+    enforce_eager: bool = False  # CUDA graphs on; the CPU zoo sets true
     structured_output: bool = False  # constrain outputs to the request's response_schema
-    batch_size: int = 256  # requests per replay batch (one Parquet part each)
+    batch_size: int = 1024  # requests per replay batch (one Parquet part each)
     seed: int = 0
     extra: Dict[str, Any] = field(default_factory=dict)  # noqa: UP006  more engine keyword arguments
     tensor_parallel_size: int = 1  # GPUs per engine (vLLM tensor parallelism)
@@ -61,11 +65,17 @@ class EngineConfig:
 
 @dataclass
 class SamplingConfig:
-    """Sampling for an arm; ``None`` means "as captured in the traffic", else the default."""
+    """Sampling for an arm. Per parameter, the first that is set wins: the override here (every request), the value the
+    traffic captured, the ``default_*`` here (requests that did not capture it), the checkpoint's
+    ``generation_config.json`` (what a vLLM server applies to a request without it), then greedy / 1.0 / up to
+    ``max_model_len``. The report counts the requests replayed with each source."""
 
-    temperature: Optional[float] = None  # noqa: UP045  default 0 (greedy)
-    top_p: Optional[float] = None  # noqa: UP045  default 1
-    max_tokens: Optional[int] = None  # noqa: UP045  default 128
+    temperature: Optional[float] = None  # noqa: UP045  override every request (0: greedy)
+    top_p: Optional[float] = None  # noqa: UP045  override every request
+    max_tokens: Optional[int] = None  # noqa: UP045  override every request
+    default_temperature: Optional[float] = None  # noqa: UP045  only where the traffic has none
+    default_top_p: Optional[float] = None  # noqa: UP045  only where the traffic has none
+    default_max_tokens: Optional[int] = None  # noqa: UP045  only where the traffic has none
     seed: int = 0
 
 
@@ -74,7 +84,9 @@ class ArmConfig:
     """One side of the comparison: a checkpoint served one way, or outputs imported from a file."""
 
     checkpoint: Optional[str] = None  # noqa: UP045  local path or hub id
-    imported: Optional[str] = None  # noqa: UP045  Parquet/JSONL of outputs keyed by request_id
+    # Parquet/JSONL of outputs keyed by request_id, an earlier run (RUN_DIR[:ARM]), or `traffic`: the production
+    # responses the traffic captured (its `response` column)
+    imported: Optional[str] = None  # noqa: UP045
     engine: EngineConfig = field(default_factory=EngineConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     system_prompt: Optional[str] = None  # noqa: UP045  replaces/sets the system message
@@ -127,7 +139,8 @@ class DriftConfig:
     device: Optional[str] = None  # noqa: UP045  default: cuda when available, else cpu
     aa_perturbation: List[str] = field(default_factory=list)  # noqa: UP006  dotlist, e.g. ["engine.dtype=bfloat16"]
     # an A/A arm imported instead: a second capture of the baseline version (another day, seed or replica), keyed
-    # by the same request ids; needed for a floor when the baseline itself is imported (a copy of it is no floor)
+    # by the same request ids; needed for a floor when the baseline itself is imported (a copy of it is no floor);
+    # `traffic`: the production responses the traffic captured (shadow logs: production is the baseline's capture)
     aa_imported: Optional[str] = None  # noqa: UP045
     aa_quantile: float = 0.05  # the floor is this quantile of A/A similarity
     n_perm: int = 500  # permutations of the paired MMD test
@@ -203,6 +216,15 @@ class RayConfig:
 
 
 @dataclass
+class CIConfig:
+    """What a CI job makes of the verdict (docs/ci.md): the verdicts that fail it exit with their code, the others
+    (and PASS, and a signed-off HOLD_FOR_SIGNOFF or INVESTIGATE) exit 0. ``--fail-on V,V`` on the command line."""
+
+    fail_on: List[str] = field(  # noqa: UP006
+        default_factory=lambda: ["INVESTIGATE", "ROLLBACK", "HOLD_FOR_SIGNOFF", "INSUFFICIENT_DATA"])
+
+
+@dataclass
 class ExperimentConfig:
     """The root config: one experiment = traffic + two arms + gate policy. Each signal family that declares a
     settings schema adds its own group under its name (``golden``, ``drift``, ``judge``, yours):
@@ -218,6 +240,7 @@ class ExperimentConfig:
     report: ReportConfig = field(default_factory=ReportConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    ci: CIConfig = field(default_factory=CIConfig)
     output_dir: str = "reports"
     run_id: Optional[str] = None  # noqa: UP045  default: a timestamp
 

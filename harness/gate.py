@@ -42,6 +42,7 @@ from typing import Any
 
 from harness.analysis.margin import Paired
 from harness.analysis.paired import required_n
+from harness.errors import BadInput
 
 VERDICT_CODES = {"PASS": 0, "INVESTIGATE": 10, "ROLLBACK": 11, "HOLD_FOR_SIGNOFF": 12, "INSUFFICIENT_DATA": 13}
 """Exit code of ``python -m harness replay`` per verdict. Errors: 1 (unexpected), 2 (bad input/config)."""
@@ -383,6 +384,33 @@ def policy_from_json(obj: Mapping[str, Any]) -> Policy:
     return Policy(thresholds={k: Threshold(**v) for k, v in obj["thresholds"].items()},
                   margins=dict(obj["margins"]), directions={k: dict(v) for k, v in obj["directions"].items()},
                   **fields)
+
+
+FAILING = ("INVESTIGATE", "ROLLBACK", "HOLD_FOR_SIGNOFF", "INSUFFICIENT_DATA")
+"""The verdicts that fail a CI job unless the exit policy (``ci.fail_on``, ``--fail-on``) says otherwise."""
+SIGNABLE = ("HOLD_FOR_SIGNOFF", "INVESTIGATE")
+"""The verdicts a person may accept (``python -m harness signoff``); a signed-off run fails no job."""
+
+
+def check_fail_on(fail_on: Sequence[str], where: str = "ci.fail_on") -> tuple[str, ...]:
+    """The exit policy as given, checked: each a verdict other than PASS.
+
+    Raises:
+        BadInput: an unknown verdict, naming the known ones.
+    """
+    bad = [v for v in fail_on if v not in FAILING]
+    if bad:
+        raise BadInput(f"{where}: unknown verdict(s) {bad}; expected some of {list(FAILING)}. Fix: e.g. "
+                       f"{where}=[ROLLBACK,INVESTIGATE] (a verdict left out exits 0).")
+    return tuple(fail_on)
+
+
+def job_exit_code(verdict: str, fail_on: Sequence[str] = FAILING, signed_off: bool = False) -> int:
+    """The process exit code under the exit policy: the verdict's code when it fails the job, else 0 (PASS, a verdict
+    left out of ``fail_on``, or a signed-off HOLD_FOR_SIGNOFF/INVESTIGATE)."""
+    if verdict not in fail_on or (signed_off and verdict in SIGNABLE):
+        return 0
+    return VERDICT_CODES[verdict]
 
 
 def verdict_document(verdict: Verdict, manifest: Mapping[str, Any], sections: Mapping[str, Any]) -> dict[str, Any]:

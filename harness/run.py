@@ -13,6 +13,7 @@ import logging
 import platform
 import secrets
 from collections.abc import Sequence
+from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,23 @@ from harness.analysis.tables import analyze
 from harness.console import run_logs
 from harness.engines.base import EngineError, backend_name, capabilities
 from harness.engines.checkpoints import fingerprint
-from harness.gate import Verdict, decide, metric_checks, verdict_document
-from harness.replay import Replayer, ReplayJob, check_resume, determinism, make_replayer, preflight
+from harness.gate import Verdict, decide, job_exit_code, metric_checks, verdict_document
+from harness.replay import (
+    Replayer,
+    ReplayJob,
+    check_prompt_lengths,
+    check_resume,
+    determinism,
+    make_replayer,
+    preflight,
+)
 from harness.replay.cache import GenerationCache, arm_inputs
+from harness.replay.ledger import sampling_counts
 from harness.report import ReportInput, write_report
 from harness.report.index_html import write_index
+from harness.report.signoff import read_signoffs
 from harness.signals.base import ScoreInputs, Signal, family, make_signal, metric_catalog
+from harness.signals.fidelity import fidelity
 from harness.spec import ArmRecord, Manifest, RunSpec, TrafficRecord, read_manifest, write_manifest
 from harness.store import RunDir, connect
 from harness.traffic import Traffic, TrafficError, load_traffic, open_traffic, traffic_fingerprint
@@ -59,6 +71,7 @@ def run_experiment(spec: RunSpec, resolved_config: dict[str, Any],
     """
     traffic = open_traffic(spec.traffic_path, limit=spec.limit)
     preflight(spec.arms, traffic, ray=spec.ray.enabled)
+    check_prompt_lengths(spec.arms, traffic, spec.max_too_long_share)  # over-long prompts: bad input above the share
     run_id = spec.run_id or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
     run = RunDir(spec.output_dir, spec.name, run_id)
     manifest = new_manifest(spec, run_id, traffic, resolved_config)
@@ -105,7 +118,7 @@ def _replay_and_evaluate(spec: RunSpec, run: RunDir, manifest: Manifest, traffic
 
 def new_manifest(spec: RunSpec, run_id: str, traffic: Traffic, resolved_config: dict[str, Any]) -> Manifest:
     """The manifest of a run about to replay: the spec plus what can be known before any engine starts."""
-    from harness.engines.imported import imported_coverage, run_parts
+    from harness.engines.imported import captured_traffic, imported_coverage, run_parts
 
     arms = {}
     for a, arm in spec.arms.items():
@@ -118,7 +131,9 @@ def new_manifest(spec: RunSpec, run_id: str, traffic: Traffic, resolved_config: 
             raise EngineError(f"arm {a} has neither `checkpoint` nor `imported`. Fix: set one of them (or, with "
                               "engine.backend=server, engine.server.base_url).")
         source = str(arm.imported or arm.checkpoint)
-        if arm.imported and not Path(arm.imported).is_file() and run_parts(arm.imported) is None:
+        captured = captured_traffic(arm.imported) if arm.imported else None
+        if arm.imported and not (captured.is_file() if captured else
+                                 Path(arm.imported).is_file() or run_parts(arm.imported) is not None):
             raise EngineError(f"arm {a}: imported outputs {arm.imported} do not exist. Fix: set {a}.imported to an "
                               "outputs file (Parquet/JSONL) or an earlier run's directory.")
         arms[a] = ArmRecord(source, backend_name(arm), fingerprint(source),
@@ -174,8 +189,21 @@ def evaluate(run: RunDir, report: bool = True) -> Verdict:
     checks = metric_checks(tables["summary"].to_pylist(), policy) + [c for s in signals for c in s.checks(policy)]
     verdict = decide(checks)
     sections = {k: v for s in signals for k, v in (s.details or {}).items()}
-    run.write_json("verdict.json", verdict_document(verdict, manifest.to_json(), sections))
+    sections["sampling"] = {a: sampling_counts(requests.values(), arm) for a, arm in manifest.spec.arms.items()
+                            if manifest.arms[a].backend not in ("imported",)}
+    drift = manifest.spec.settings.get("drift")
+    found = fidelity(run, requests, generations, manifest.spec.arms, drift.model if drift and drift.enabled else None,
+                     drift.device if drift else None, sections["sampling"])
+    if found is not None:
+        sections["fidelity"] = found
+    signoffs = read_signoffs(run.path)
+    code = job_exit_code(verdict.verdict, manifest.spec.fail_on, signed_off=bool(signoffs))
+    document = verdict_document(verdict, manifest.to_json(), sections)
+    document["ci"] = {"fail_on": list(manifest.spec.fail_on), "exit_code": code, "fails_job": code != 0}
+    document["signoffs"] = [asdict(s) for s in signoffs]
+    run.write_json("verdict.json", document)
     if report:
-        write_report(run, ReportInput(manifest, verdict, tables, requests, sections))
+        write_report(run, ReportInput(manifest, verdict, tables, requests, sections, signoffs=signoffs,
+                                      job_exit_code=code))
     return verdict
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from harness.config import ArmConfig, GateConfig, RayConfig, ReportConfig
 from harness.errors import BadInput
-from harness.gate import Policy, Threshold, policy_from_json, policy_to_json
+from harness.gate import FAILING, Policy, Threshold, check_fail_on, policy_from_json, policy_to_json
 from harness.signals.registry import family, settings_schemas
 from harness.store import RunDir
 
@@ -62,6 +62,8 @@ class RunSpec:
     run_id: str | None = None
     sweep: SweepJob | None = None
     ray: RayConfig = field(default_factory=RayConfig)  # enabled: replay and embed on Ray (harness.replay.ray)
+    fail_on: tuple[str, ...] = FAILING  # the exit policy (ci.fail_on): verdicts that fail a CI job
+    max_too_long_share: float = 0.01  # traffic.max_too_long_share: over-long prompts above this share: bad input
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "traffic_path": self.traffic_path, "limit": self.limit,
@@ -69,7 +71,8 @@ class RunSpec:
                 "policy": policy_to_json(self.policy),
                 "settings": {k: asdict(v) for k, v in self.settings.items()}, "report": asdict(self.report),
                 "cache_dir": self.cache_dir, "output_dir": self.output_dir, "run_id": self.run_id,
-                "sweep": asdict(self.sweep) if self.sweep else None, "ray": asdict(self.ray)}
+                "sweep": asdict(self.sweep) if self.sweep else None, "ray": asdict(self.ray),
+                "fail_on": list(self.fail_on), "max_too_long_share": self.max_too_long_share}
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> RunSpec:
@@ -82,7 +85,8 @@ class RunSpec:
                    report=_typed(ReportConfig, obj["report"]), cache_dir=obj["cache_dir"],
                    output_dir=obj["output_dir"], run_id=obj["run_id"],
                    sweep=SweepJob(**{**sweep, "overrides": tuple(sweep["overrides"])}) if sweep else None,
-                   ray=_typed(RayConfig, obj.get("ray") or {}))
+                   ray=_typed(RayConfig, obj.get("ray") or {}), fail_on=tuple(obj.get("fail_on", FAILING)),
+                   max_too_long_share=obj.get("max_too_long_share", 0.01))
 
 
 @dataclass(frozen=True)
@@ -260,8 +264,12 @@ def run_spec(dcfg: Any, sweep: SweepJob | None = None) -> RunSpec:
         settings[name] = getattr(cfg, name)
         if fam.arms is not None:
             arms.update(fam.arms(settings[name], dcfg.baseline))
+    for arm in arms.values():  # `imported: traffic`: the production responses the traffic captured
+        if arm.imported == "traffic":
+            arm.imported = f"traffic:{cfg.traffic.path}"
     return RunSpec(
         name=cfg.name, traffic_path=cfg.traffic.path, limit=cfg.traffic.limit, arms=arms, signals=tuple(cfg.signals),
         policy=policy(cfg.gate), settings=settings, report=cfg.report,
         cache_dir=str(Path(cfg.cache.dir).resolve()) if cfg.cache.enabled else None, output_dir=cfg.output_dir,
-        run_id=cfg.run_id or (f"{sweep.id}-j{sweep.job}" if sweep else None), sweep=sweep, ray=cfg.ray)
+        run_id=cfg.run_id or (f"{sweep.id}-j{sweep.job}" if sweep else None), sweep=sweep, ray=cfg.ray,
+        fail_on=check_fail_on(cfg.ci.fail_on), max_too_long_share=cfg.traffic.max_too_long_share)

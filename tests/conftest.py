@@ -32,10 +32,10 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def zoo_vllm(zoo: Path) -> Any:
     """One vLLM engine (CPU build) for ``zoo:baseline`` with the default engine options, shared by the tests that
     drive an engine directly (sampling and settings are per request); closed at the end of the session."""
-    from harness.config import ArmConfig
     from harness.engines.base import make_engine
+    from harness.fixtures.zoo.settings import zoo_arm
 
-    engine = make_engine(ArmConfig(checkpoint="zoo:baseline"))
+    engine = make_engine(zoo_arm("zoo:baseline"))
     yield engine
     engine.close()
 

@@ -77,3 +77,28 @@ def test_unknown_key_is_rejected() -> None:
 def test_wrong_type_is_rejected() -> None:
     with pytest.raises(Exception, match="max_model_len"):
         _compose(["candidate.engine.max_model_len=lots"])
+
+
+def test_zoo_settings_live_in_the_zoo_arms() -> None:
+    """The schema's engine defaults are a GPU's; every zoo arm sets the zoo's CPU settings itself (the same ones
+    ``harness.fixtures.zoo.settings`` gives code that builds arms without Hydra)."""
+    from harness.config import EngineConfig
+    from harness.fixtures.zoo.settings import ZOO_ENGINE
+
+    gpu = EngineConfig()
+    assert (gpu.dtype, gpu.max_model_len, gpu.enforce_eager) == ("auto", None, False)
+    assert gpu.gpu_memory_utilization >= 0.8
+    for path in Path(CONFIG_DIR, "arm").glob("zoo_*.yaml"):
+        engine = OmegaConf.load(path).engine
+        assert {k: engine[k] for k in ZOO_ENGINE} == ZOO_ENGINE, path.name
+    root = _compose_dict(["experiment=default"])
+    assert root.name == "default" and root.golden.path  # `make replay` with no arguments: still the zoo
+
+
+def test_root_config_brings_nothing_of_the_zoo() -> None:
+    """Without an experiment that names them, no zoo arm, golden set or A/A arm leaks into a run."""
+    register_schemas()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+        dcfg = compose(config_name="config", overrides=["~experiment"])
+    assert dcfg.baseline.checkpoint is None and dcfg.golden.path is None and list(dcfg.drift.aa_perturbation) == []
+    assert OmegaConf.is_missing(dcfg.traffic, "path") and dcfg.baseline.sampling.temperature is None

@@ -39,6 +39,10 @@ PROSE = "names the command in prose; its complete form is listed too"
 SUITE = "the suite itself (this test runs inside it)"
 SAME = "the same run as `make replay` (run here as typed)"
 EXTERNAL = "needs data outside the repository (../shared/data)"
+INIT = "writes into the home directory; tests/test_ci_policy.py runs `init` into a temporary one"
+GPU_INIT = ("needs a GPU box and the user's checkpoints; parsed with --cfg job against a config dir that "
+            "`python -m harness init` writes (the one the docs make at ~/gate)")
+GATE_DIR = Path(os.environ.get("PYTEST_DOCS_GATE", "/tmp/harness-docs-gate"))
 
 COMMANDS: dict[str, tuple[str, int | str]] = {
     # run as typed: (RUN, the exit code the docs promise)
@@ -90,11 +94,21 @@ COMMANDS: dict[str, tuple[str, int | str]] = {
     "python -m harness traffic": (PARSE, "what `make traffic` runs"),
     "make zoo | make traffic | make quality | make lint | make clean": (PARSE, USAGE),
     ".venv/bin/python -m harness replay experiment=NAME ...": (PARSE, USAGE),
-    ".venv/bin/python -m harness replay experiment=default  traffic.path=/data/traffic/2026-11-20.parquet  "
-    "baseline.checkpoint=/models/support-v7 candidate.checkpoint=/models/support-v8  baseline.engine.dtype=bfloat16 "
-    "candidate.engine.dtype=bfloat16  baseline.engine.gpu_memory_utilization=0.85 "
-    "candidate.engine.gpu_memory_utilization=0.85  baseline.engine.max_model_len=8192 "
-    "candidate.engine.max_model_len=8192  'drift.aa_perturbation=[\"engine.dtype=float16\"]'": (PARSE, GPU),
+    ".venv/bin/python -m harness init ~/gate": (PARSE, INIT),
+    ".venv/bin/python -m harness init ~/gate --checkpoint /models/Llama-3.1-8B-Instruct --traffic "
+    "/data/traffic/requests.parquet": (PARSE, INIT),
+    ".venv/bin/python -m harness replay --config-dir=$HOME/gate experiment=my_fp8": (PARSE, GPU_INIT),
+    ".venv/bin/python -m harness replay --config-dir=$HOME/gate experiment=my_system_prompt": (PARSE, GPU_INIT),
+    ".venv/bin/python -m harness replay --config-dir=$HOME/gate experiment=my_fp8  baseline.engine.backend=server "
+    "baseline.engine.replicas=2 'baseline.engine.devices=[\"0\",\"1\"]'  candidate.engine.backend=server "
+    "candidate.engine.replicas=2 'candidate.engine.devices=[\"0\",\"1\"]'": (PARSE, GPU_INIT),
+    ".venv/bin/python -m harness replay --config-dir=$HOME/gate experiment=my_fp8  "
+    "baseline.engine.tensor_parallel_size=2 candidate.engine.tensor_parallel_size=2": (PARSE, GPU_INIT),
+    "python -m harness init DIR": (PARSE, USAGE),
+    "python -m harness init": (PARSE, PROSE),
+    "python -m harness signoff": (PARSE, PROSE),
+    "python -m harness signoff RUN_DIR --by NAME --note TEXT": (PARSE, "tests/test_ci_recipes.py signs a run off"),
+    "python -m harness report RUN_DIR --fail-on V,V": (PARSE, USAGE),
     ".venv/bin/python -m harness.bench.analysis_scaling": (PARSE, BENCH),
     ".venv/bin/python -m harness.bench.cache": (PARSE, BENCH),
     ".venv/bin/python -m harness.bench.engines": (PARSE, BENCH),
@@ -135,7 +149,9 @@ COMMANDS: dict[str, tuple[str, int | str]] = {
     "python -m harness golden candidates RUN_DIR": (PARSE, USAGE),
     "python -m harness golden check": (PARSE, PROSE),
     "python -m harness golden check FILE": (PARSE, USAGE),
-    "python -m harness import-openai IN.jsonl OUT.parquet": (PARSE, USAGE),
+    "python -m harness import openai|litellm|otel IN... OUT.parquet": (PARSE, USAGE),
+    "python -m harness import openai|litellm|otel IN... OUT.parquet [--skip-invalid] [--quarantine Q.jsonl]": (PARSE,
+                                                                                                          USAGE),
     "python -m harness.traffic.openai_import IN.jsonl OUT.parquet [--segment-field F] [--default-segment S]":
         (PARSE, USAGE),
     "python -m harness real-traffic": (PARSE, "rewrites the committed real-model traffic "
@@ -187,8 +203,15 @@ def _env() -> dict[str, str]:
 
 
 def _shell(command: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    env = _env()
+    if "$HOME/gate" in command:  # the docs' `init ~/gate` first, into a scratch HOME
+        home = GATE_DIR / "home"
+        if not (home / "gate" / "experiment").is_dir():
+            subprocess.run([sys.executable, "-m", "harness", "init", str(home / "gate")], cwd=REPO, env=env,
+                           check=True, capture_output=True, timeout=120)
+        env["HOME"] = str(home)
     return subprocess.run(["bash", "-c", command], cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          env=_env())
+                          env=env)
 
 
 def _git_status() -> str:
@@ -203,20 +226,21 @@ def parse_check(command: str) -> str:
         target = re.sub(r"<[^>]+>", "x", target)
         return "make -n " + target[len("make"):].strip()
     words = command.split()
-    if words[0] in ("python", ".venv/bin/python") and words[1] == "-m":
+    words[0] = "python" if words[0] == ".venv/bin/python" else words[0]  # the venv's python is first on PATH
+    if words[0] == "python" and words[1] == "-m":
         program = words[:3]
         rest = words[3:]
         if words[2] == "harness":
             sub = next((w for w in rest if not w.startswith("-")), None)
             if sub == "replay" and not PLACEHOLDER.search(command):
-                return command + " --cfg job"
+                return re.sub(r"^\.venv/bin/python", "python", command) + " --cfg job"
             program += [w for w in rest[: rest.index(sub) + 1]] if sub in ("replay", *SUBCOMMANDS) else []
         return " ".join([*program, "--help"])
     return " ".join([*words[:2], "--help"])  # python scripts/NAME.py
 
 
 SUBCOMMANDS = ("report", "runs", "zoo", "traffic", "real", "real-traffic", "import-openai", "golden", "sweep-summary",
-               "cache", "canary", "serve")
+               "cache", "canary", "serve", "init", "signoff", "import")
 
 
 def test_the_list_is_complete() -> None:

@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, ...]] = [
     # 9: beside the pipeline: live canaries and the fixture models
     ("harness.canary", "harness.fixtures"),
     # 10: entry points and benchmarks
-    ("harness.cli", "harness.__main__", "harness.bench"),
+    ("harness.cli", "harness.__main__", "harness.bench", "harness.starter"),
 ]
 
 

@@ -21,6 +21,7 @@ from helpers import REPO, SAMPLE, run_harness
 
 from harness import store
 from harness.config import ArmConfig, EngineConfig
+from harness.fixtures.zoo.settings import zoo_arm
 from harness.gate import Policy
 from harness.replay import ResumeError, check_resume
 from harness.replay.local import replay_arm
@@ -140,14 +141,14 @@ def test_a_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
         f"{ids[2]}), found 4 ({ids[0]} .. {ids[3]}): the run was replayed with other traffic, limit or "
         "engine.batch_size. Fix: resume with the settings in its manifest.json, or use a new run_id.")
     spec = RunSpec(name="e", traffic_path="t.parquet", limit=10,
-                   arms={"baseline": ArmConfig(checkpoint="zoo:baseline")}, signals=("stats",), policy=Policy(),)
+                   arms={"baseline": zoo_arm("zoo:baseline")}, signals=("stats",), policy=Policy(),)
     arms = {"baseline": ArmRecord("zoo:baseline", "vllm", "sha256:1")}
     previous = Manifest(spec, "r", "", TrafficRecord("t.parquet", "abc", 10, 10), arms, None, {}, {}, {})
     changed = dataclasses.replace(previous, traffic=TrafficRecord("t.parquet", "def", 10, 10))
     with pytest.raises(ResumeError, match="^run r replayed traffic with sha256 abc, this command has def. Fix: run "
                                           "the same command again"):
         check_resume(previous, changed, {"baseline"})
-    bf16 = ArmConfig(checkpoint="zoo:baseline", engine=EngineConfig(dtype="bfloat16"))
+    bf16 = zoo_arm("zoo:baseline", dtype="bfloat16")
     other_dtype = dataclasses.replace(previous, spec=dataclasses.replace(spec, arms={"baseline": bf16}))
     with pytest.raises(ResumeError, match="^run r: arm baseline was replayed with config.engine.dtype = 'float32', "
                                           "this command has 'bfloat16'. Fix: "):

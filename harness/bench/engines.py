@@ -19,14 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from harness.bench.record import append, header, machine_line
-from harness.config import ArmConfig, EngineConfig, SamplingConfig
+from harness.config import ArmConfig, SamplingConfig
 from harness.engines.base import Engine, Generation, PreparedRequest
+from harness.fixtures.zoo.settings import zoo_engine
 from harness.fixtures.zoo.traffic import DEFAULT_SAMPLE
 
 
 def arm_for(backend: str, checkpoint: str, dtype: str, batch_size: int) -> ArmConfig:
     """A greedy arm served by ``backend``."""
-    return ArmConfig(checkpoint=checkpoint, engine=EngineConfig(backend=backend, dtype=dtype, batch_size=batch_size),
+    return ArmConfig(checkpoint=checkpoint, engine=zoo_engine(backend=backend, dtype=dtype, batch_size=batch_size),
                      sampling=SamplingConfig(temperature=0.0))
 
 

@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.bench.record import append, header, machine_line, median, median_ci
-from harness.config import ArmConfig, EngineConfig, SamplingConfig
+from harness.config import ArmConfig, SamplingConfig
 from harness.engines.base import PreparedRequest
+from harness.fixtures.zoo.settings import zoo_engine
 from harness.fixtures.zoo.traffic import DEFAULT_SAMPLE
 from harness.store import RunDir
 
@@ -99,7 +100,7 @@ def run(n: int, repeats: int, checkpoint: str, traffic_path: Path) -> dict[str, 
     from harness.replay.local import ArmEngine
     from harness.traffic import load_traffic, open_traffic
 
-    arm = ArmConfig(checkpoint=checkpoint, engine=EngineConfig(backend="vllm"),
+    arm = ArmConfig(checkpoint=checkpoint, engine=zoo_engine(backend="vllm"),
                     sampling=SamplingConfig(temperature=0.0))
     traffic = open_traffic(traffic_path, limit=n)
     requests = load_traffic(traffic_path, limit=n)
@@ -107,7 +108,7 @@ def run(n: int, repeats: int, checkpoint: str, traffic_path: Path) -> dict[str, 
     try:
         llm = shared.get().llm  # type: ignore[attr-defined]
         start = time.perf_counter()
-        kept, prompts, params = plain_inputs(llm, [prepare(r, arm) for r in requests], arm.engine.max_model_len)
+        kept, prompts, params = plain_inputs(llm, [prepare(r, arm) for r in requests], shared.get().max_model_len)  # type: ignore[attr-defined]
         ids = [r.request_id for r in kept]
         tokenize_s = time.perf_counter() - start
         llm.generate(prompts[:64], params[:64], use_tqdm=False)  # warm-up

@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 from harness.config import ArmConfig, DriftConfig, GoldenConfig
 from harness.engines.base import make_engine
 from harness.fixtures.zoo.golden import DEFAULT_GOLDEN
+from harness.fixtures.zoo.settings import zoo_arm
 from harness.fixtures.zoo.traffic import DEFAULT_SAMPLE
 from harness.gate import Policy, policy_to_json
 from harness.golden.schema import load_golden
@@ -60,7 +61,7 @@ EMBED_MODEL = "packaged:all-MiniLM-L6-v2"
 def generate(checkpoint: str, requests: list[Request], *, seeds: list[int], temperature: float,
              dtype: str = "float32") -> list[pa.Table]:
     """One generations table per sampling seed, from one engine."""
-    arm = ArmConfig(checkpoint=checkpoint)
+    arm = zoo_arm(checkpoint)
     arm.engine.dtype = dtype
     arm.sampling.temperature = temperature
     engine = make_engine(arm)

@@ -55,9 +55,9 @@ from harness.canary.launch import Process, start, start_haproxy
 from harness.canary.logs import JoinSpec, LogMapping, write_log
 from harness.canary.sequential import Sequential
 from harness.canary.serve import make_server, serve_in_thread
-from harness.config import EngineConfig
 from harness.engines.server import VLLMServer
 from harness.fixtures.zoo.build import DEFAULT_ZOO_DIR
+from harness.fixtures.zoo.settings import zoo_engine
 from harness.spec import default_policy
 from harness.traffic import Request, load_traffic
 
@@ -346,7 +346,7 @@ def run_demo(out: Path, s: DemoSettings | None = None) -> dict[str, Any]:
     receiver = Receiver(secret := b"demo-secret-not-for-production")
     t_all = time.perf_counter()
     try:
-        opts = EngineConfig(dtype="float32", max_model_len=256, gpu_memory_utilization=0.1, enforce_eager=True)
+        opts = zoo_engine()
         for n in ("baseline", "terse", "benign"):  # one served model name: HAProxy may send a request to either
             servers[n] = VLLMServer(str(ZOO / n), opts, out, name=MODEL_NAME, startup_timeout=240.0)
         t_start = time.perf_counter()

@@ -34,6 +34,9 @@ class PreparedRequest:
     max_tokens: int
     seed: int
     response_schema: dict[str, Any] | None
+    stop: tuple[str, ...] | None = None  # captured stop sequences
+    presence_penalty: float | None = None  # captured penalties (None: the engine's 0)
+    frequency_penalty: float | None = None
 
 
 @dataclass(frozen=True)

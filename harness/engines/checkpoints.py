@@ -7,6 +7,7 @@ import importlib
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 from harness.engines.base import EngineError
 
@@ -108,6 +109,40 @@ def has_chat_template(checkpoint: str) -> bool | None:
     return bool(config.get("chat_template")) if isinstance(config, dict) else None
 
 
+def checkpoint_json(checkpoint: str, name: str) -> dict[str, Any] | None:
+    """A JSON file of a local checkpoint (``config.json``, ``generation_config.json``); None when it cannot be read
+    without loading (hub ids) or is missing."""
+    try:
+        path = Path(resolve_checkpoint(checkpoint)) / name
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (EngineError, OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def context_length(checkpoint: str | None) -> int | None:
+    """The checkpoint's context length (``max_position_embeddings`` of its ``config.json``, or of its
+    ``text_config``): what ``engine.max_model_len: null`` means; None when it cannot be read."""
+    config = checkpoint_json(checkpoint, "config.json") if checkpoint else None
+    for c in (config, (config or {}).get("text_config")):
+        if isinstance(c, dict) and isinstance(c.get("max_position_embeddings"), int):
+            return int(c["max_position_embeddings"])
+    return None
+
+
+def max_model_len(arm_checkpoint: str | None, configured: int | None) -> int:
+    """``engine.max_model_len`` as served: the configured value, else the checkpoint's context length.
+
+    Raises:
+        EngineError: neither is known (a hub id with ``max_model_len: null``), with the fix.
+    """
+    found = configured or context_length(arm_checkpoint)
+    if found is None:
+        raise EngineError(f"checkpoint {arm_checkpoint!r}: engine.max_model_len is null and its config.json gives no "
+                          "max_position_embeddings. Fix: set engine.max_model_len (e.g. 8192).")
+    return found
+
+
 def _sha256(files: list[Path]) -> str:
     h = hashlib.sha256()
     for f in files:
@@ -124,8 +159,11 @@ def fingerprint(source: str) -> str:
     A hub id is fingerprinted by its name only (``hub:org/name``): pin a revision or use a local path
     when the fingerprint must identify the weights.
     """
-    from harness.engines.imported import run_parts
+    from harness.engines.imported import captured_traffic, run_parts
 
+    captured = captured_traffic(source)
+    if captured is not None:
+        return _sha256([captured])
     if Path(source).is_file():
         return _sha256([Path(source)])
     if not (Path(source) / "config.json").exists():

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.engines.base import Capabilities, EngineError, Generation, PreparedRequest, batch_by_batch, prompt_ids
-from harness.engines.checkpoints import resolve_checkpoint
+from harness.engines.checkpoints import max_model_len, resolve_checkpoint
 
 if TYPE_CHECKING:
     import torch
@@ -121,7 +121,7 @@ class TransformersEngine:
                               "engine.structured_output. Fix: unset them, or use engine.backend=vllm.")
         extra = dict(opts.extra)
         self.micro_batch: int | None = extra.pop("micro_batch_size", None)
-        self.max_model_len = opts.max_model_len
+        self.max_model_len = max_model_len(arm.checkpoint, opts.max_model_len)
         self.checkpoint = arm.checkpoint
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         path = resolve_checkpoint(arm.checkpoint)

@@ -29,6 +29,27 @@ log = logging.getLogger(__name__)
 OPTIONAL = ("finish_reason", "prompt_tokens", "output_tokens")
 MAX_LISTED = 20
 FIX_ALL = "one row per request_id with a string `output`"
+TRAFFIC_PREFIX = "traffic:"
+"""``traffic:PATH``: the production responses captured in a traffic file (its ``response`` column) as outputs: a
+second capture of the baseline (``drift.aa_imported=traffic``), or production itself as an arm."""
+
+
+def captured_traffic(source: str | Path) -> Path | None:
+    """The traffic file of a ``traffic:PATH`` source, else None."""
+    text = str(source)
+    return Path(text[len(TRAFFIC_PREFIX):]) if text.startswith(TRAFFIC_PREFIX) else None
+
+
+def _captured_rows(path: Path) -> dict[str, dict[str, Any]]:
+    from harness.traffic import load_traffic
+
+    out = {r.request_id: {"request_id": r.request_id, "output": r.response, "finish_reason": None,
+                          "prompt_tokens": None, "output_tokens": None}
+           for r in load_traffic(path) if r.response is not None}
+    if not out:
+        raise EngineError(f"{path}: no request carries a captured `response`, so it cannot serve as outputs "
+                          "(traffic:PATH). Fix: import the traffic with its responses, or give another outputs file.")
+    return out
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, list[Issue]]]:
@@ -134,6 +155,9 @@ def load_outputs(path: str | Path) -> dict[str, dict[str, Any]]:
     Raises:
         EngineError: naming the file, the line (JSONL, 1-based) or row (Parquet, 0-based), the field and the fix.
     """
+    captured = captured_traffic(path)
+    if captured is not None:
+        return _captured_rows(captured)
     parts = run_parts(path)
     if parts is not None:
         return _run_rows(parts)

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.console import current_run_dir
 from harness.engines.base import Capabilities, EngineError, Generation, PreparedRequest, batch_by_batch, prompt_ids
-from harness.engines.checkpoints import resolve_checkpoint
+from harness.engines.checkpoints import context_length, max_model_len, resolve_checkpoint
 from harness.engines.vllm_offline import CPU_MAX_NUM_SEQS
 
 if TYPE_CHECKING:
@@ -68,16 +68,19 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 def server_args(model: str, name: str, port: int, opts: EngineConfig, on_cpu: bool) -> list[str]:
     """The vLLM OpenAI server command line for ``model`` served as ``name`` on ``127.0.0.1:port``."""
     args = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--served-model-name",
-            name, "--host", "127.0.0.1", "--port", str(port), "--dtype", opts.dtype, "--max-model-len",
-            str(opts.max_model_len), "--gpu-memory-utilization", str(opts.gpu_memory_utilization), "--seed",
-            str(opts.seed), "--tensor-parallel-size", str(opts.tensor_parallel_size)]
+            name, "--host", "127.0.0.1", "--port", str(port), "--dtype", opts.dtype,
+            "--gpu-memory-utilization", str(opts.gpu_memory_utilization), "--seed", str(opts.seed),
+            "--tensor-parallel-size", str(opts.tensor_parallel_size)]
+    if opts.max_model_len is not None:  # else the checkpoint's context length (vLLM derives it)
+        args += ["--max-model-len", str(opts.max_model_len)]
     if opts.enforce_eager:
         args.append("--enforce-eager")
     if opts.quantization:
         args += ["--quantization", opts.quantization]
     extra = dict(opts.extra)
     if on_cpu:  # the offline engine's fix (vllm_offline): seeded requests crash when a prefill is split
-        extra.setdefault("max_num_batched_tokens", opts.max_model_len * extra.get("max_num_seqs", CPU_MAX_NUM_SEQS))
+        seqs = extra.get("max_num_seqs", CPU_MAX_NUM_SEQS)
+        extra.setdefault("max_num_batched_tokens", max_model_len(model, opts.max_model_len) * seqs)
         if opts.tensor_parallel_size == 1:  # the worker inside the engine process: /health 35 s instead of 40-50 s
             extra.setdefault("distributed_executor_backend", "uni")
     for key, value in extra.items():
@@ -212,6 +215,7 @@ class ServerEngine:
         opts, s = arm.engine, arm.engine.server
         self.opts, self.settings = opts, s
         self.checkpoint = arm.checkpoint
+        self.max_len = opts.max_model_len or (context_length(arm.checkpoint) if arm.checkpoint else None)
         self.tokenizer: Any = None
         headers = {}
         if s.api_key_env:
@@ -320,11 +324,11 @@ class ServerEngine:
     async def _one(self, r: PreparedRequest, prompt_len: int | None, ep: Endpoint,
                    gate: asyncio.Semaphore) -> Generation:
         max_tokens = r.max_tokens
-        if prompt_len is not None:
-            room = self.opts.max_model_len - prompt_len
+        if prompt_len is not None and self.max_len is not None:
+            room = self.max_len - prompt_len
             if room < 1:
                 return Generation(r.request_id, "", prompt_len, 0, None,
-                                  f"prompt_too_long: {prompt_len} tokens, max_model_len {self.opts.max_model_len}")
+                                  f"prompt_too_long: {prompt_len} tokens, max_model_len {self.max_len}")
             max_tokens = min(max_tokens, room)
         path, body = _request_body(r, ep.model, max_tokens, self.opts.structured_output)
         attempts = self.settings.retries + 1
@@ -412,6 +416,11 @@ def _request_body(r: PreparedRequest, model: str, max_tokens: int, structured: b
     body: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "temperature": r.temperature,
                             "top_p": r.top_p, "seed": r.seed, "stream": True,
                             "stream_options": {"include_usage": True}}
+    for key in ("presence_penalty", "frequency_penalty"):
+        if getattr(r, key) is not None:
+            body[key] = getattr(r, key)
+    if r.stop:
+        body["stop"] = list(r.stop)
     if structured and r.response_schema is not None:
         body["response_format"] = {"type": "json_schema",
                                    "json_schema": {"name": "response", "schema": r.response_schema}}

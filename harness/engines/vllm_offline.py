@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.console import engine_output
 from harness.engines.base import Capabilities, EngineError, Generation, PreparedRequest, prompt_ids
-from harness.engines.checkpoints import resolve_checkpoint
+from harness.engines.checkpoints import max_model_len, resolve_checkpoint
 
 if TYPE_CHECKING:
     from harness.config import ArmConfig
@@ -81,7 +81,7 @@ class VLLMEngine:
         if not arm.checkpoint:
             raise EngineError("arm has no checkpoint. Fix: set `checkpoint` (a local path or hub id) or `imported`.")
         opts = arm.engine
-        self.max_model_len = opts.max_model_len
+        self.max_model_len = max_model_len(arm.checkpoint, opts.max_model_len)
         self.structured_output = opts.structured_output
         kwargs: dict[str, Any] = dict(
             model=resolve_checkpoint(arm.checkpoint), dtype=opts.dtype, max_model_len=opts.max_model_len,
@@ -104,7 +104,7 @@ class VLLMEngine:
             if _on_cpu() and "max_num_batched_tokens" not in kwargs:
                 # vLLM 0.32 on CPU crashes ("CPU Generator does not use offset") when a request with a sampling
                 # seed has its prefill split across steps; a step budget that fits every prompt avoids splits.
-                kwargs["max_num_batched_tokens"] = opts.max_model_len * kwargs.get("max_num_seqs", CPU_MAX_NUM_SEQS)
+                kwargs["max_num_batched_tokens"] = self.max_model_len * kwargs.get("max_num_seqs", CPU_MAX_NUM_SEQS)
             try:
                 self.llm = LLM(**kwargs)
             except Exception as exc:  # vLLM raises many types; keep its message, add the fix
@@ -130,6 +130,11 @@ class VLLMEngine:
             from vllm.sampling_params import StructuredOutputsParams
 
             extra["structured_outputs"] = StructuredOutputsParams(json=r.response_schema)
+        for key in ("presence_penalty", "frequency_penalty"):
+            if getattr(r, key) is not None:
+                extra[key] = getattr(r, key)
+        if r.stop:
+            extra["stop"] = list(r.stop)
         return SamplingParams(temperature=r.temperature, top_p=r.top_p, max_tokens=min(r.max_tokens, room),
                               seed=r.seed, **extra)
 

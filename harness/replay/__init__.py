@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from harness.replay.checks import ResumeError, check_resume, determinism, preflight
+from harness.replay.checks import ResumeError, check_prompt_lengths, check_resume, determinism, preflight
 from harness.replay.ledger import prepare
 
 if TYPE_CHECKING:
@@ -43,7 +43,8 @@ if TYPE_CHECKING:
     from harness.store import RunDir
     from harness.traffic import Traffic
 
-__all__ = ["REPLAYERS", "ArmTiming", "ReplayJob", "Replayer", "ResumeError", "check_resume", "determinism",
+__all__ = ["REPLAYERS", "ArmTiming", "ReplayJob", "Replayer", "ResumeError", "check_prompt_lengths", "check_resume",
+           "determinism",
            "make_replayer", "preflight", "prepare"]
 
 

@@ -72,6 +72,9 @@ def request_key(p: PreparedRequest) -> str:
     """sha256 of the prepared request's content (its id enters only through the per-request seed)."""
     content = asdict(p)
     content.pop("request_id")
+    for key in ("stop", "presence_penalty", "frequency_penalty"):  # unset: the key of a request before they existed
+        if content[key] is None:
+            content.pop(key)
     return _sha256(content)
 
 

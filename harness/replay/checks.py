@@ -116,3 +116,59 @@ def determinism(arms: Mapping[str, ArmConfig]) -> dict[str, Any]:
             "temperature": "as captured" if s.temperature is None else s.temperature,
             "extra": dict(e.extra)}
     return out
+
+
+def check_prompt_lengths(arms: Mapping[str, ArmConfig], traffic: Traffic, max_share: float,
+                         batch: int = 1024) -> dict[str, int]:
+    """Count the requests whose prompt (the arm's system prompt and template applied, the chat template too) leaves
+    no room for one output token within the arm's ``max_model_len``: each would be an error row on that arm.
+
+    Arms served from a file or an endpoint without a checkpoint are skipped; arms with the same checkpoint, length
+    limit and prompt changes are counted once. Returns arm -> over-long requests.
+
+    Raises:
+        EngineError: an arm's share above ``max_share`` (``traffic.max_too_long_share``), before any generation,
+            with the count, the longest prompt and the fix.
+    """
+    import logging
+
+    from harness.engines.base import prompt_ids
+    from harness.engines.checkpoints import max_model_len, resolve_checkpoint
+    from harness.replay.ledger import prepare
+
+    log = logging.getLogger(__name__)
+    counted: dict[tuple[Any, ...], int] = {}
+    out: dict[str, int] = {}
+    for name, arm in arms.items():
+        if arm.imported or not arm.checkpoint:
+            continue
+        limit = max_model_len(arm.checkpoint, arm.engine.max_model_len)
+        key = (arm.checkpoint, limit, arm.system_prompt, arm.prompt_template)
+        if key not in counted:
+            try:
+                from transformers import AutoTokenizer
+
+                tokenizer = AutoTokenizer.from_pretrained(resolve_checkpoint(arm.checkpoint))
+            except Exception as e:  # noqa: BLE001  a tokenizer that does not load here is the engine's to report
+                log.warning("arm %s: prompt lengths not checked before the replay (tokenizer: %s)", name, e)
+                continue
+            too_long, longest = 0, 0
+            for b in traffic.batches(batch):
+                sent = [prepare(r, arm) for r in b.requests or [] if r.tools is None]  # tool calling: not sent
+                lengths = [len(ids) for ids in prompt_ids(tokenizer, arm.checkpoint, sent)]
+                too_long += sum(n >= limit for n in lengths)
+                longest = max([longest, *lengths])
+            counted[key] = too_long
+            share = too_long / max(traffic.requests, 1)
+            if share > max_share:
+                raise EngineError(
+                    f"arm {name}: {too_long} of {traffic.requests} requests in {traffic.path} ({share:.1%}) have "
+                    f"prompts of {limit} tokens or more (the longest: {longest}), the arm's max_model_len: each would "
+                    f"be an error row on both arms, above traffic.max_too_long_share ({max_share:.1%}). Fix: raise "
+                    f"{name}.engine.max_model_len (null: the checkpoint's context length), or leave those requests "
+                    "out of the traffic, or raise traffic.max_too_long_share to accept them as errors.")
+            if too_long:
+                log.warning("arm %s: %d of %d requests (%.2f%%) have prompts of max_model_len (%d) tokens or more: "
+                            "error rows on that arm", name, too_long, traffic.requests, 100 * share, limit)
+        out[name] = counted[key]
+    return out

@@ -22,7 +22,8 @@ __all__ = ["ReportInput", "write_report"]
 
 
 def write_report(run: RunDir, data: ReportInput) -> Path:
-    """Figures, ``report.html``, ``ticket.md`` and ``report.md`` in the run directory; returns report.md's path."""
+    """Figures, ``report.html``, ``ticket.md``, ``pr_comment.md`` and ``report.md`` in the run directory; returns
+    report.md's path."""
     from harness.report import html, markdown, plots
     from harness.report.pairs import load_pair_signals
 
@@ -40,4 +41,5 @@ def write_report(run: RunDir, data: ReportInput) -> Path:
     judge_pairwise = run.read_table("judge_pairwise_summary").to_pylist() if judge.exists() else None
     run.write_text("report.html", html.render_html(data, figures, judge_pairwise))
     run.write_text("ticket.md", markdown.render_ticket(data, ["report.html", "verdict.json", "report.md"]))
+    run.write_text("pr_comment.md", markdown.render_pr_comment(data))
     return run.write_text("report.md", markdown.render(data, [p.name for p in figures], judge_pairwise))

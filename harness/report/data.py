@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
     from harness.gate import Verdict
     from harness.report.pairs import Pair
+    from harness.report.signoff import SignOff
     from harness.spec import Manifest
     from harness.traffic import Request
 
@@ -27,6 +28,17 @@ class ReportInput:
     sections: Mapping[str, Any]  # what the families add to verdict.json, e.g. divergence
     # request_id -> metric -> (baseline, candidate) for the changed pairs; "cosine": (None, candidate vs baseline)
     pair_signals: Mapping[str, Mapping[str, tuple[float | None, float | None]]] = field(default_factory=dict)
+    signoffs: Sequence[SignOff] = ()  # who accepted the verdict (signoff.json)
+    job_exit_code: int | None = None  # the CI job's exit code under the exit policy (ci.fail_on); None: the verdict's
+
+    @property
+    def ci_line(self) -> str:
+        """The exit policy's decision in one sentence."""
+        code = self.verdict.exit_code if self.job_exit_code is None else self.job_exit_code
+        policy = ", ".join(self.manifest.spec.fail_on) or "nothing"
+        fails = "fails" if code else "passes"
+        why = " (signed off)" if self.signoffs and code == 0 and self.verdict.verdict != "PASS" else ""
+        return f"CI: exit code {code}, the job {fails}{why}; ci.fail_on: {policy}."
 
     @property
     def divergence(self) -> Mapping[str, Any] | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import BadInput
+from harness.report.signoff import read_signoffs
 from harness.spec import read_manifest
 from harness.store import RunDir
 
@@ -59,6 +60,12 @@ class RunSummary:
     reason: str | None
     report: str | None
     checks: tuple[CheckPoint, ...] = ()
+    signed_off_by: str | None = None  # who accepted the verdict (signoff.json; the latest sign-off)
+
+    @property
+    def shown_verdict(self) -> str:
+        """The verdict, with who signed it off when someone did."""
+        return self.verdict if not self.signed_off_by else f"{self.verdict} (signed off: {self.signed_off_by})"
 
     @property
     def finished(self) -> bool:
@@ -116,8 +123,10 @@ def read_run(run_dir: Path, output_dir: Path) -> RunSummary:
         return RunSummary(experiment, run_id, created, arms["baseline"], arms["candidate"], NO_VERDICT, None, None,
                           report)
     reasons = verdict.get("reasons") or []
+    signoffs = read_signoffs(run_dir)
     return RunSummary(experiment, run_id, created, arms["baseline"], arms["candidate"], str(verdict["verdict"]),
-                      verdict.get("direction"), str(reasons[0]) if reasons else None, report, _checks(verdict))
+                      verdict.get("direction"), str(reasons[0]) if reasons else None, report, _checks(verdict),
+                      signoffs[-1].by if signoffs else None)
 
 
 def _real_dirs(parent: Path) -> list[Path]:
@@ -173,7 +182,7 @@ def format_runs(runs: list[RunSummary]) -> str:
         return "No runs found."
     header = ["time (UTC)", "experiment", "run", "verdict", "direction", "baseline -> candidate", "top reason"]
     rows = [[r.time.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M"), _plain(r.experiment, 40), _plain(r.run_id, 40),
-             _plain(r.verdict), _plain(r.direction),
+             _plain(r.shown_verdict), _plain(r.direction),
              _plain(r.arms, 60),
              _plain(r.reason, 100)] for r in runs]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]

@@ -180,6 +180,38 @@ def _figure(path: Path) -> str:
 
 
 
+def _fidelity_html(found: Any) -> str:
+    """The production-fidelity section ("" without captured responses)."""
+    if not found:
+        return ""
+    from harness.report.markdown import FIDELITY_HEADER, fidelity_rows, fidelity_summary
+
+    checks = "".join(f"<li>{esc(c)}</li>" for c in found["check"])
+    return (f"<h2>Production fidelity</h2><p>{esc(fidelity_summary(found))}</p>"
+            + table(FIDELITY_HEADER, fidelity_rows(found))
+            + (f"<p>What to check:</p><ul>{checks}</ul>" if checks else ""))
+
+
+def _sampling_html(sampling: Any) -> str:
+    """How each arm's requests were sampled: requests per source of each parameter ("" without a record)."""
+    if not sampling:
+        return ""
+    from harness.replay.ledger import SOURCES
+    from harness.report.markdown import SAMPLING_NOTE, sampling_rows
+
+    fallbacks = ", ".join(f"{a} {v['fallback']} of {v['requests']}" for a, v in sampling.items())
+    return (f"<h2>Sampling as replayed</h2><p>Requests replayed with a fallback value: {esc(fallbacks)}.</p>"
+            f"<p>{esc(SAMPLING_NOTE)}</p>" + table(["arm", "parameter", *SOURCES], sampling_rows(sampling)))
+
+
+def _signoff_html(data: ReportInput) -> str:
+    """Who accepted the verdict ("" when nobody did)."""
+    if not data.signoffs:
+        return ""
+    rows = [[s.at, s.by, s.verdict, s.note] for s in data.signoffs]
+    return "<h2>Sign-off</h2>" + table(["when (UTC)", "by", "verdict accepted", "note"], rows)
+
+
 def render_html(data: ReportInput, figures: Sequence[Path],
                 judge_pairwise: Sequence[Mapping[str, Any]] | None = None) -> str:
     """The whole report as one self-contained HTML page (no script, no external resource, strict CSP).
@@ -197,6 +229,7 @@ def render_html(data: ReportInput, figures: Sequence[Path],
     units = Units(data.tables["summary"].to_pylist())
     segment_checks = list(verdict.segment_checks)
     body = [_banner(experiment, data.manifest.run_id, verdict, data.arms), _scorecard(data, units),
+            f"<p>{esc(data.ci_line)}</p>", _signoff_html(data),
             _reasons(verdict, units),
             "<h2>Signals (all requests)</h2>",
             table(OVERALL_HEADER, [check_row(c, units, segment=False) for c in verdict.checks],
@@ -214,6 +247,7 @@ def render_html(data: ReportInput, figures: Sequence[Path],
             *([] if not judge_pairwise else
               ["<h2>Judge: pairwise preference</h2>", f"<p>{esc(JUDGE_NOTE)}</p>",
                table(JUDGE_HEADER, judge_rows(judge_pairwise))]),
+            _fidelity_html(data.sections.get("fidelity")), _sampling_html(data.sections.get("sampling")),
             "<h2>Throughput (engine time, load excluded)</h2>",
             _throughput(data, data.tables["throughput"].to_pylist()),
             "<h2>Figures</h2>", *(_figure(f) for f in figures),

@@ -46,16 +46,16 @@ def _link(relative: str | None, label: str, missing: str) -> str:
     return f'<a href="{href(relative)}">{esc(label)}</a>' if relative else esc(missing)
 
 
-def _verdict_cell(verdict: str) -> str:
+def _verdict_cell(verdict: str, shown: str | None = None) -> str:
     color = VERDICT_COLORS.get(verdict, VERDICT_COLORS["INSUFFICIENT_DATA"])
-    return f'<td class="verdict nw" style="background: {color}; color: #fff">{esc(verdict)}</td>'
+    return f'<td class="verdict nw" style="background: {color}; color: #fff">{esc(shown or verdict)}</td>'
 
 
 def _runs_table(runs: Sequence[RunSummary]) -> str:
     rows = []
     for r in runs:
         cells = [f'<td class="nw">{esc(_when(r))}</td>', f"<td>{esc(r.experiment)}</td>", f"<td>{esc(r.run_id)}</td>",
-                 _verdict_cell(r.verdict), f'<td class="nw">{esc(r.direction)}</td>',
+                 _verdict_cell(r.verdict, r.shown_verdict), f'<td class="nw">{esc(r.direction)}</td>',
                  f'<td class="nw">{_link(r.report, "report.html", "not written")}</td>',
                  f'<td class="reason">{esc(r.reason)}</td>',
                  f"<td>{esc(r.baseline)}</td>", f"<td>{esc(r.candidate)}</td>"]

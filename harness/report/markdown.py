@@ -126,6 +126,7 @@ def render(data: ReportInput, figures: Sequence[str],
     out = [f"# Upgrade gate {cell(experiment)}: **{verdict.verdict}** ({verdict.direction})", "",
            cell(meaning(verdict)), "",
            f"Run {cell(run_id)}. Baseline: {cell(arms['baseline'])}. Candidate: {cell(arms['candidate'])}.", ""]
+    out += [cell(data.ci_line), ""] + _signoff_lines(data)
     out += [*_scorecard(data, units), "", "## Reasons", ""]
     lines = grouped_reasons(verdict, units)
     out += [f"- {cell(r)}" for r in lines[:MAX_REASONS]] or ["- No gated metric breached its margin."]
@@ -149,6 +150,8 @@ def render(data: ReportInput, figures: Sequence[str],
     if judge_pairwise:
         out += ["## Judge: pairwise preference", "", JUDGE_NOTE, "",
                 md_table(JUDGE_HEADER, judge_rows(judge_pairwise)), ""]
+    out += fidelity_lines(data.sections.get("fidelity"))
+    out += _sampling_lines(data.sections.get("sampling"))
     rows, note = throughput_rows(data.tables["throughput"].to_pylist(), data.imported_arms), \
         throughput_note(data.imported_arms)
     out += ["## Throughput (engine time, load excluded)", ""] + ([cell(note), ""] if note else [])
@@ -164,6 +167,105 @@ def render(data: ReportInput, figures: Sequence[str],
             "`verdict.json` (verdict, breaches, manifest), `summary.parquet`, `signals.parquet`, "
             "`generations/`, `batches/`, `manifest.json`.", ""]
     return "\n".join(out)
+
+
+SAMPLING_NOTE = ("Per parameter the first that is set wins: the arm's override, the value the traffic captured, the "
+                 "arm's default_*, the checkpoint's generation_config.json (what a vLLM server applies), then greedy "
+                 "/ 1.0 / up to max_model_len. Requests replayed with a fallback did not run as production did "
+                 "unless production used the same default.")
+
+
+FIDELITY_HEADER = ["compared with the baseline", "requests", "identical", "cosine mean", "cosine p5",
+                   "length ratio (median)"]
+
+
+def fidelity_rows(found: Mapping[str, Any]) -> list[list[Any]]:
+    def row(name: str, s: Mapping[str, Any]) -> list[Any]:
+        share = s["identical_share"]
+        return [name, s["n"], None if share is None else f"{100 * share:.1f}%", s["cosine_mean"], s["cosine_p5"],
+                s["length_ratio_median"]]
+
+    rows = [row("production (captured responses)", found["production"])]
+    if found.get("aa"):
+        rows.append(row("A/A arm (the level a replay reaches)", found["aa"]))
+    return rows
+
+
+def fidelity_summary(found: Mapping[str, Any]) -> str:
+    level = "the A/A level" if found.get("aa") else (
+        "no separate A/A level: production's responses are the A/A capture (drift.aa_imported=traffic); absolute "
+        "reading" if found.get("aa_is_production") else "no A/A level (absolute reading)")
+    verdict = "reproduces production" if found["reproduces"] else "does NOT reproduce production"
+    return f"The replayed baseline {verdict} (against {level})."
+
+
+def fidelity_lines(found: Mapping[str, Any] | None) -> list[str]:
+    """The production-fidelity section ([] when the traffic carries no production responses)."""
+    if not found:
+        return []
+    out = ["## Production fidelity", "", cell(fidelity_summary(found)), "",
+           md_table(FIDELITY_HEADER, fidelity_rows(found)), ""]
+    if found["check"]:
+        out += ["What to check:", ""] + [f"- {cell(c)}" for c in found["check"]] + [""]
+    return out
+
+
+def sampling_rows(sampling: Mapping[str, Any] | None) -> list[list[Any]]:
+    """Per arm and parameter: requests per source (``harness.replay.ledger.SOURCES``)."""
+    from harness.replay.ledger import SOURCES
+
+    rows = []
+    for arm, found in (sampling or {}).items():
+        for param, by_source in found["params"].items():
+            rows.append([arm, param, *(by_source.get(s, 0) for s in SOURCES)])
+    return rows
+
+
+def _sampling_lines(sampling: Mapping[str, Any] | None) -> list[str]:
+    if not sampling:
+        return []
+    from harness.replay.ledger import SOURCES
+
+    fallbacks = ", ".join(f"{a} {v['fallback']} of {v['requests']}" for a, v in sampling.items())
+    first = next(iter(sampling.values()))
+    kept = (f"Captured n > 1: {first.get('n_above_1', 0)} requests (one choice replayed). Tool calling: "
+            f"{first.get('tools_not_replayed', 0)} requests kept in the traffic and not replayed (error rows).")
+    return ["## Sampling as replayed", "", f"Requests replayed with a fallback value: {cell(fallbacks)}. {kept}", "",
+            SAMPLING_NOTE, "", md_table(["arm", "parameter", *SOURCES], sampling_rows(sampling)), ""]
+
+
+def _signoff_lines(data: ReportInput) -> list[str]:
+    """The sign-off section (who accepted the verdict, when and why); [] when nobody signed off."""
+    if not data.signoffs:
+        return []
+    rows = [[s.at, s.by, s.verdict, s.note] for s in data.signoffs]
+    return ["## Sign-off", "", md_table(["when (UTC)", "by", "verdict accepted", "note"], rows), ""]
+
+
+PR_COMMENT_LIMIT = 60_000  # GitHub refuses comments over 65,536 characters
+
+
+def render_pr_comment(data: ReportInput, max_reasons: int = 8) -> str:
+    """``pr_comment.md``: the verdict, the CI decision, the sign-off, the top reasons and the families, sized for a
+    pull-request (or merge-request) comment; every untrusted value escaped for Markdown."""
+    verdict, arms = data.verdict, data.arms
+    units = Units(data.tables["summary"].to_pylist())
+    lines = grouped_reasons(verdict, units)
+    out = [f"### Model upgrade gate: **{verdict.verdict}** ({verdict.direction})", "",
+           md_table(["experiment", "run", "baseline", "candidate", "CI"],
+                    [[data.manifest.experiment, data.manifest.run_id, arms["baseline"], arms["candidate"],
+                      data.ci_line.removeprefix("CI: ")]]), "",
+           cell(meaning(verdict)), ""]
+    out += _signoff_lines(data)
+    out += [f"- {cell(r)}" for r in lines[:max_reasons]] or ["- No gated metric breached its margin."]
+    if len(lines) > max_reasons:
+        out += ["", f"<details><summary>{len(lines) - max_reasons} more reasons</summary>", ""]
+        out += [f"- {cell(r)}" for r in lines[max_reasons:]] + ["", "</details>"]
+    out += ["", f"Signal families: {cell(families(verdict))}. Full report: `report.html` in the run directory "
+            f"({cell(data.manifest.spec.output_dir)}/{cell(data.manifest.experiment)}/{cell(data.manifest.run_id)}).",
+            ""]
+    text = "\n".join(out)
+    return text if len(text) <= PR_COMMENT_LIMIT else text[:PR_COMMENT_LIMIT] + "\n\n... (cut; see report.html)\n"
 
 
 def render_ticket(data: ReportInput, attachments: Sequence[str], max_reasons: int = 5) -> str:

@@ -23,6 +23,7 @@ from harness.errors import BadInput
 logger = logging.getLogger(__name__)
 
 ROLES = ("system", "user", "assistant")
+TOOL_ROLES = (*ROLES, "tool")  # in a request with `tools`: its tool-calling turns are kept (and not replayed)
 MAX_LISTED = 20
 MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.string())])
 TRAFFIC_SCHEMA = pa.schema([
@@ -37,8 +38,16 @@ TRAFFIC_SCHEMA = pa.schema([
     pa.field("response_schema", pa.string()),
     pa.field("response", pa.string()),
     pa.field("metadata", pa.string()),
+    pa.field("stop", pa.list_(pa.string())),
+    pa.field("seed", pa.int64()),
+    pa.field("n", pa.int64()),
+    pa.field("presence_penalty", pa.float64()),
+    pa.field("frequency_penalty", pa.float64()),
+    pa.field("tools", pa.string()),
 ])
 REQUIRED_COLUMNS = ("request_id", "timestamp", "segment")
+OPTIONAL_COLUMNS = ("stop", "seed", "n", "presence_penalty", "frequency_penalty", "tools")
+"""Written only when a request has a value (files without them read as before, byte for byte)."""
 ROW_GROUP_ROWS = 65_536
 
 
@@ -65,6 +74,15 @@ class Request:
     response_schema: dict | None = field(hash=False)  # parsed JSON
     response: str | None
     metadata: dict | None = field(hash=False)  # parsed JSON
+    stop: tuple[str, ...] | None = None  # captured stop sequences
+    seed: int | None = None  # captured sampling seed
+    n: int | None = None  # captured number of choices (the replay generates one; the report counts n > 1)
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    # tool calling as captured: {"tools": [...], "tool_choice": ..., "messages": [the request's messages as logged,
+    # tool_calls and tool results included]}; such a request is kept in the traffic and not replayed (an error row
+    # with reason not_replayed: tool calling, counted in the report)
+    tools: dict | None = field(default=None, hash=False)
 
 
 class TrafficError(BadInput, ValueError):
@@ -140,6 +158,12 @@ COLUMN_TYPES: dict[str, tuple[str, Callable[[pa.DataType], bool]]] = {
     "response_schema": ("string (JSON text)", _is_str),
     "response": ("string", _is_str),
     "metadata": ("string (JSON text)", _is_str),
+    "stop": ("list<string>", lambda t: pa.types.is_list(t) and _is_str(t.value_type)),
+    "seed": ("an integer type (int64)", pa.types.is_integer),
+    "n": ("an integer type (int64)", pa.types.is_integer),
+    "presence_penalty": ("double (or an integer type)", _is_number),
+    "frequency_penalty": ("double (or an integer type)", _is_number),
+    "tools": ("string (JSON text)", _is_str),
 }
 
 
@@ -202,9 +226,16 @@ def _json_object(issues: list[Issue], name: str, value: Any) -> dict | None:
     return parsed
 
 
-def _check_messages(issues: list[Issue], messages: Any) -> None:
+def _check_messages(issues: list[Issue], messages: Any, tools: bool = False) -> None:
     if not isinstance(messages, list) or not messages:
         issues.append(Issue("messages", "a non-empty list of messages", show_value(messages), "add the chat messages"))
+        return
+    if tools:  # a tool-calling request: kept as captured (its turns are in `tools`), not replayed
+        for i, message in enumerate(messages):
+            role = message.get("role") if isinstance(message, dict) else None
+            if role not in TOOL_ROLES:
+                issues.append(Issue(f"messages[{i}].role", "one of system, user, assistant, tool", show_value(role),
+                                    "map other roles to these ('developer' is 'system')"))
         return
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
@@ -224,7 +255,7 @@ def _check_messages(issues: list[Issue], messages: Any) -> None:
                             show_value(last), "end with the user turn to replay (keep the reply in 'response')"))
 
 
-def _check_input(issues: list[Issue], messages: Any, prompt: Any) -> None:
+def _check_input(issues: list[Issue], messages: Any, prompt: Any, tools: bool = False) -> None:
     if messages is None and prompt is None:
         issues.append(Issue("messages/prompt", "exactly one of messages and prompt", "both null",
                             "set messages for a chat request or prompt for a completion request"))
@@ -232,7 +263,7 @@ def _check_input(issues: list[Issue], messages: Any, prompt: Any) -> None:
         issues.append(Issue("messages/prompt", "exactly one of messages and prompt", "both set",
                             "keep only one of them in this row"))
     elif messages is not None:
-        _check_messages(issues, messages)
+        _check_messages(issues, messages, tools)
     else:
         _text(issues, "prompt", prompt, True, "fill in the prompt or drop the row")
 
@@ -252,7 +283,8 @@ def validate_row(row: Mapping[str, Any]) -> tuple[Request | None, list[Issue]]:
     if not isinstance(timestamp, dt.datetime):
         issues.append(Issue("timestamp", "a capture time", show_value(timestamp), "fill in when the request was made"))
     _text(issues, "segment", row.get("segment"), True, "set a route or task tag, e.g. 'default'")
-    _check_input(issues, row.get("messages"), row.get("prompt"))
+    tools = _json_object(issues, "tools", row.get("tools"))
+    _check_input(issues, row.get("messages"), row.get("prompt"), tools is not None)
     _number(issues, "temperature", row.get("temperature"), "a number in [0, 2]", lambda t: 0 <= t <= 2)
     _number(issues, "top_p", row.get("top_p"), "a number in (0, 1]", lambda p: 0 < p <= 1)
     max_tokens = row.get("max_tokens")
@@ -261,6 +293,13 @@ def validate_row(row: Mapping[str, Any]) -> tuple[Request | None, list[Issue]]:
         issues.append(Issue("response", "a string", show_value(row.get("response")), "store the response text"))
     response_schema = _json_object(issues, "response_schema", row.get("response_schema"))
     metadata = _json_object(issues, "metadata", row.get("metadata"))
+    stop = row.get("stop")
+    if stop is not None and (not isinstance(stop, list | tuple) or not all(isinstance(s, str) and s for s in stop)):
+        issues.append(Issue("stop", "a list of non-empty strings", show_value(stop), "store the stop sequences"))
+    _number(issues, "seed", row.get("seed"), "an integer >= 0", lambda v: isinstance(v, int) and v >= 0)
+    _number(issues, "n", row.get("n"), "an integer >= 1", lambda v: isinstance(v, int) and v >= 1)
+    for name in ("presence_penalty", "frequency_penalty"):
+        _number(issues, name, row.get(name), "a number in [-2, 2]", lambda v: -2 <= v <= 2)
     if issues:
         return None, issues
     messages = row.get("messages")
@@ -268,7 +307,7 @@ def validate_row(row: Mapping[str, Any]) -> tuple[Request | None, list[Issue]]:
         request_id=row["request_id"],
         timestamp=_utc(row["timestamp"]),
         segment=row["segment"],
-        messages=None if messages is None else tuple(Message(m["role"], m["content"]) for m in messages),
+        messages=None if messages is None else tuple(Message(m["role"], m.get("content") or "") for m in messages),
         prompt=row.get("prompt"),
         temperature=None if row.get("temperature") is None else float(row["temperature"]),
         top_p=None if row.get("top_p") is None else float(row["top_p"]),
@@ -276,6 +315,12 @@ def validate_row(row: Mapping[str, Any]) -> tuple[Request | None, list[Issue]]:
         response_schema=response_schema,
         response=row.get("response"),
         metadata=metadata,
+        stop=None if stop is None else tuple(stop),
+        seed=row.get("seed"),
+        n=row.get("n"),
+        presence_penalty=None if row.get("presence_penalty") is None else float(row["presence_penalty"]),
+        frequency_penalty=None if row.get("frequency_penalty") is None else float(row["frequency_penalty"]),
+        tools=tools,
     ), []
 
 
@@ -287,7 +332,7 @@ def _utc(timestamp: dt.datetime) -> dt.datetime:
 
 # ---- writing ---------------------------------------------------------------------------------------------------
 
-def requests_to_table(requests: Sequence[Request]) -> pa.Table:
+def requests_to_table(requests: Sequence[Request], optional: bool | None = None) -> pa.Table:
     """Converts requests to a table in `TRAFFIC_SCHEMA`; the inverse of `load_traffic`.
 
     Args:
@@ -311,17 +356,32 @@ def requests_to_table(requests: Sequence[Request]) -> pa.Table:
         "response_schema": dump(r.response_schema),
         "response": r.response,
         "metadata": dump(r.metadata),
+        "stop": None if r.stop is None else list(r.stop),
+        "seed": r.seed,
+        "n": r.n,
+        "presence_penalty": r.presence_penalty,
+        "frequency_penalty": r.frequency_penalty,
+        "tools": dump(r.tools),
     } for r in requests]
-    return pa.Table.from_pylist(rows, schema=TRAFFIC_SCHEMA)
+    table = pa.Table.from_pylist(rows, schema=TRAFFIC_SCHEMA)
+    if optional:
+        return table
+    empty = [c for c in OPTIONAL_COLUMNS if table.column(c).null_count == table.num_rows]
+    if optional is False and len(empty) < len(OPTIONAL_COLUMNS):
+        raise ValueError(f"requests carry {sorted(set(OPTIONAL_COLUMNS) - set(empty))}: write them with optional=True")
+    return table.drop_columns(empty)
 
 
-def write_traffic(requests: Iterable[Request], path: str | Path, row_group_rows: int = ROW_GROUP_ROWS) -> int:
+def write_traffic(requests: Iterable[Request], path: str | Path, row_group_rows: int = ROW_GROUP_ROWS,
+                  optional: bool | None = None) -> int:
     """Writes requests to a traffic Parquet file, creating its directory, `row_group_rows` requests at a time.
 
     Args:
         requests: the requests to write (any iterable: a generator keeps memory bounded).
         path: the Parquet file to write.
         row_group_rows: requests per Parquet row group (readers stream the file a row group at a time).
+        optional: write the `OPTIONAL_COLUMNS` (stop, seed, n, penalties, tools) always (True), or only when the
+            first row group has a value in one (None: the first group decides; importers pass True).
 
     Returns:
         The number of requests written.
@@ -329,13 +389,25 @@ def write_traffic(requests: Iterable[Request], path: str | Path, row_group_rows:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     written = 0
-    with pq.ParquetWriter(path, TRAFFIC_SCHEMA) as writer:
-        for chunk in _chunked(requests, row_group_rows):
-            writer.write_table(requests_to_table(chunk), row_group_size=row_group_rows)
+    chunks = _chunked(requests, row_group_rows)
+    first = next(chunks, [])
+    if optional is None:
+        optional = requests_to_table(first).num_columns > len(TRAFFIC_SCHEMA) - len(OPTIONAL_COLUMNS)
+    schema = TRAFFIC_SCHEMA if optional else pa.schema([f for f in TRAFFIC_SCHEMA if f.name not in OPTIONAL_COLUMNS])
+    with pq.ParquetWriter(path, schema) as writer:
+        for chunk in _prepend(first, chunks):
+            writer.write_table(requests_to_table(chunk, optional or False).cast(schema),
+                               row_group_size=row_group_rows)
             written += len(chunk)
         if not written:
-            writer.write_table(requests_to_table([]))
+            writer.write_table(requests_to_table([], optional or False).cast(schema))
     return written
+
+
+def _prepend(first: list[Request], rest: Iterator[list[Request]]) -> Iterator[list[Request]]:
+    if first:
+        yield first
+    yield from rest
 
 
 def _chunked(items: Iterable[Request], size: int) -> Iterator[list[Request]]:

@@ -13,10 +13,11 @@ import duckdb
 import pytest
 from helpers import SAMPLE, run_harness
 
-from harness.config import ArmConfig, EngineConfig
+from harness.config import ArmConfig
 from harness.engines.base import EngineError, Generation, PreparedRequest, make_engine, prompt_ids
 from harness.engines.checkpoints import resolve_checkpoint
 from harness.engines.hf import TransformersEngine
+from harness.fixtures.zoo.settings import zoo_engine
 from harness.replay import prepare
 from harness.traffic import load_traffic
 
@@ -29,7 +30,7 @@ MIN_AGREEMENT = 0.9
 
 
 def arm(backend: str = "transformers", **engine: object) -> ArmConfig:
-    return ArmConfig(checkpoint=CHECKPOINT, engine=EngineConfig(backend=backend, **engine))  # type: ignore[arg-type]
+    return ArmConfig(checkpoint=CHECKPOINT, engine=zoo_engine(backend=backend, **engine))
 
 
 def chat(rid: str, text: str, max_tokens: int = 64, temperature: float = 0.0, seed: int = 0) -> PreparedRequest:
@@ -92,7 +93,7 @@ def test_chat_messages_without_a_chat_template_name_the_fix(zoo: Path, tmp_path:
     ckpt = tmp_path / "no_template"
     shutil.copytree(resolve_checkpoint(CHECKPOINT), ckpt)
     (ckpt / "chat_template.jinja").unlink()
-    e = make_engine(ArmConfig(checkpoint=str(ckpt), engine=EngineConfig(backend="transformers")))
+    e = make_engine(ArmConfig(checkpoint=str(ckpt), engine=zoo_engine(backend="transformers")))
     plain = e.generate([PreparedRequest("p", None, "Order 12 shipped", 0.0, 1.0, 8, 0, None)])
     assert plain[0].error is None and plain[0].prompt_tokens
     with pytest.raises(EngineError, match="no chat template.*Fix:"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -23,6 +24,7 @@ from harness.traffic import (
     traffic_fingerprint,
     write_traffic,
 )
+from harness.traffic.schema import OPTIONAL_COLUMNS, validate_row
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 CHAT = [{"role": "user", "content": "hi"}]
@@ -71,12 +73,35 @@ def test_round_trip(tmp_path: Path) -> None:
     ]
     path = tmp_path / "sub" / "traffic.parquet"
     write_traffic(requests, path)
-    assert pq.read_schema(path).equals(TRAFFIC_SCHEMA)
+    # the optional columns (stop, seed, n, penalties, tools) are written only when a request has them
+    assert pq.read_schema(path).names == [f.name for f in TRAFFIC_SCHEMA if f.name not in OPTIONAL_COLUMNS]
     loaded = load_traffic(path)
     assert loaded == requests
     assert all(r.timestamp.tzinfo == dt.UTC for r in loaded)
     assert len({*loaded}) == 2  # hashable despite the dict fields
     assert requests_to_table(loaded).equals(requests_to_table(requests))
+
+
+def test_round_trip_of_stop_seed_n_penalties_and_tools(tmp_path: Path) -> None:
+    tools = {"tools": [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}],
+             "tool_choice": "auto", "messages": [{"role": "user", "content": "order 7?"},
+                                                 {"role": "assistant", "content": None, "tool_calls": [
+                                                     {"id": "c1", "type": "function",
+                                                      "function": {"name": "lookup", "arguments": "{}"}}]},
+                                                 {"role": "tool", "tool_call_id": "c1", "content": "shipped"}]}
+    requests = [
+        dataclasses.replace(_request("a"), stop=("\n\n", "END"), seed=3, n=2, presence_penalty=0.5,
+                            frequency_penalty=-0.1),
+        dataclasses.replace(_request("b", messages=(Message("user", "order 7?"), Message("assistant", ""),
+                                                     Message("tool", "shipped"))), tools=tools),
+    ]
+    path = tmp_path / "t.parquet"
+    write_traffic(requests, path)
+    assert pq.read_schema(path).names == TRAFFIC_SCHEMA.names
+    assert load_traffic(path) == requests
+    row = {**pq.read_table(path).to_pylist()[0], "n": 0, "stop": ["ok", ""], "presence_penalty": 3.0}
+    _, issues = validate_row(row)
+    assert {i.column for i in issues} == {"n", "stop", "presence_penalty"}
 
 
 def test_flexible_types_and_missing_optional_columns(tmp_path: Path) -> None:
