@@ -30,6 +30,8 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     found = serve_and_capture(tmp_path_factory.mktemp("story_logs"), N)
     with found["openai"].open("a", encoding="utf-8") as f:  # the application died mid-write
         f.write('{"id": "torn", "request": {"messages": [{"role": "user", "content": "Wh\n')
+    with found["otel"].open("a", encoding="utf-8") as f:  # and so did the file exporter
+        f.write('{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "ab\n')
     return found
 
 
@@ -49,6 +51,7 @@ def test_real_logs_to_a_signed_off_decision(logs: dict[str, Path], tmp_path: Pat
     otel = run_harness("import", "otel", str(logs["otel"].parent), str(tmp_path / "traffic.parquet"),
                        "--skip-invalid", "--segment-field", "parent.app.route")
     assert otel.returncode == 0, otel.stderr[-2000:]
+    assert "skipped 1 invalid records" in otel.stdout  # the torn line, quarantined
     traffic = {r.request_id: r for r in load_traffic(tmp_path / "traffic.parquet")}
     assert {r.segment for r in traffic.values()} <= segments | {"orders"}
     same = set(traffic) & set(from_app)  # the span's response id is the id the application logged
