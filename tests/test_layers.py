@@ -126,6 +126,17 @@ def test_no_module_imports_from_a_layer_above_its_own() -> None:
     assert upward == []
 
 
+def test_no_private_name_is_imported_across_modules() -> None:
+    """``from harness.x import _name`` makes a module's private detail another's contract: make it public or move it."""
+    found = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("harness"):
+                found += [f"{name} imports {node.module}.{a.name}" for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__")]
+    assert found == []
+
+
 def mermaid() -> str:
     """The graph between the units ``LAYERS`` names (a module counts as its most specific prefix there),
     transitively reduced (an edge a longer path already implies is left out), bottom to top, as a Mermaid flowchart."""

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.traffic.openai_import import (
-    _metadata,
-    _response_schema,
-    _timestamp,
     decode_line,
+    parse_metadata,
+    parse_response_schema,
+    parse_timestamp,
 )
 from harness.traffic.schema import Issue, show_value
 
@@ -119,7 +119,7 @@ def _row(request: Record, messages: Any, response: str | None, request_id: Any, 
         "request_id": str(request_id) if isinstance(request_id, int) else request_id, "timestamp": timestamp,
         "messages": msgs, "prompt": request.get("prompt"), "max_tokens": max_tokens,
         **{k: params.get(k) for k in SAMPLING_KEYS}, "stop": [stop] if isinstance(stop, str) else stop,
-        "response_schema": _response_schema(params.get("response_format"), issues), "response": response,
+        "response_schema": parse_response_schema(params.get("response_format"), issues), "response": response,
         "metadata": metadata or None, "tools": tools_record(params, messages, tool_turns),
     }
 
@@ -134,8 +134,8 @@ def openai_row(line: Record) -> tuple[Record, list[Issue]]:
     if not isinstance(request, dict):
         return {}, [Issue("request", "a chat.completions request body", show_value(request), "fix the request")]
     response, response_id, created = response_text(line.get("response"), issues)
-    timestamp = _timestamp(line.get("timestamp", line.get("created_at")), created, issues)
-    metadata = _metadata(line, request, issues)
+    timestamp = parse_timestamp(line.get("timestamp", line.get("created_at")), created, issues)
+    metadata = parse_metadata(line, request, issues)
     return _row(request, request.get("messages"), response, line.get("id") or response_id, timestamp, metadata,
                 issues), issues
 
@@ -153,7 +153,7 @@ def litellm_row(payload: Record) -> tuple[Record, list[Issue]]:
     if not isinstance(params, dict):
         return {}, [Issue("model_parameters", "an object", show_value(params), "fix the payload")]
     response, response_id, created = response_text(payload.get("response"), issues)
-    timestamp = _timestamp(payload.get("startTime"), created, issues)
+    timestamp = parse_timestamp(payload.get("startTime"), created, issues)
     metadata = {k: v for k, v in {"model": payload.get("model"), "model_group": payload.get("model_group"),
                                   **((payload.get("metadata") or {}).get("requester_metadata") or {})}.items()
                 if v is not None}
@@ -296,7 +296,7 @@ def otel_row(record: Record) -> tuple[Record, list[Issue]]:
               "frequency_penalty": a.get("gen_ai.request.frequency_penalty"),
               "tools": _json_attr(a.get("gen_ai.tool.definitions"))}
     start = span.get("startTimeUnixNano")
-    timestamp = _timestamp(int(start) / 1e9 if start is not None else None, None, issues)
+    timestamp = parse_timestamp(int(start) / 1e9 if start is not None else None, None, issues)
     metadata = {k: v for k, v in {"model": a.get("gen_ai.request.model"), "trace_id": span.get("traceId"),
                                   "response_model": a.get("gen_ai.response.model")}.items() if v is not None}
     rid = a.get("gen_ai.response.id") or span.get("spanId")

@@ -85,7 +85,7 @@ def _response(response: Any, issues: list[Issue]) -> tuple[str | None, Any, Any]
     return message.get("content"), response.get("id"), response.get("created")
 
 
-def _timestamp(value: Any, created: Any, issues: list[Issue]) -> dt.datetime | None:
+def parse_timestamp(value: Any, created: Any, issues: list[Issue]) -> dt.datetime | None:
     field = "timestamp"
     if value is None:
         value, field = created, "response.created"
@@ -105,7 +105,7 @@ def _timestamp(value: Any, created: Any, issues: list[Issue]) -> dt.datetime | N
     return None
 
 
-def _response_schema(response_format: Any, issues: list[Issue]) -> dict | None:
+def parse_response_schema(response_format: Any, issues: list[Issue]) -> dict | None:
     if response_format is None:
         return None
     kind = response_format.get("type") if isinstance(response_format, dict) else None
@@ -125,7 +125,7 @@ def _response_schema(response_format: Any, issues: list[Issue]) -> dict | None:
     return None
 
 
-def _metadata(line: dict, request: dict, issues: list[Issue]) -> dict:
+def parse_metadata(line: dict, request: dict, issues: list[Issue]) -> dict:
     metadata: dict = {}
     sources = [("metadata", line.get("metadata"))]
     if request is not line:  # a wrapped request body may carry its own (OpenAI stored-completions) metadata
@@ -148,10 +148,10 @@ def line_to_row(line: dict, default_id: str, segment_field: str | None, default_
     if not isinstance(request, dict):
         return {}, [Issue("request", "a chat.completions request body", show_value(request), "fix the request")]
     response, response_id, created = _response(line.get("response"), issues)
-    timestamp = _timestamp(line.get("timestamp", line.get("created_at")), created, issues)
-    metadata = _metadata(line, request, issues)
+    timestamp = parse_timestamp(line.get("timestamp", line.get("created_at")), created, issues)
+    metadata = parse_metadata(line, request, issues)
     max_tokens = request.get("max_completion_tokens")
-    schema = _response_schema(request.get("response_format"), issues)
+    schema = parse_response_schema(request.get("response_format"), issues)
     request_id = line.get("id") or response_id or default_id
     segment = metadata.get(segment_field) if segment_field else None
     return {
