@@ -25,7 +25,7 @@ def test_a_plugin_family_with_settings_and_a_replay_job_runs_through_the_cli(tmp
     env = {**os.environ, "HF_HUB_OFFLINE": "1",
            "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(REPO / "tests" / "plugins")])}
     out = tmp_path / "reports"
-    proc = subprocess.run([sys.executable, "-m", "harness", "replay", "experiment=zoo_terse", "traffic.limit=40",
+    proc = subprocess.run([sys.executable, "-m", "harness", "replay", "experiment=zoo_terse", "traffic.limit=30",
                            "signals=[stats,probe]", "probe.count=5", "probe.text=Say hi.", f"output_dir={out}",
                            f"cache.dir={shared_cache}", "run_id=probe"], cwd=REPO, capture_output=True, text=True,
                           timeout=600, env=env)
