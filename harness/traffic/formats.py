@@ -16,6 +16,7 @@ from typing import Any
 from harness.traffic.openai_import import (
     decode_line,
     parse_metadata,
+    parse_response,
     parse_response_schema,
     parse_timestamp,
 )
@@ -94,19 +95,9 @@ def response_text(response: Any, issues: list[Issue]) -> tuple[str | None, Any, 
     if isinstance(response, list):  # a streamed response logged chunk by chunk
         first = response[0] if response and isinstance(response[0], dict) else {}
         return _joined_chunks(response), first.get("id"), first.get("created")
-    if not isinstance(response, dict):
-        issues.append(Issue("response", "a chat.completion object", show_value(response), "drop the response"))
-        return None, None, None
-    if response.get("object") == "chat.completion.chunk":
+    if isinstance(response, dict) and response.get("object") == "chat.completion.chunk":
         return _joined_chunks([response]), response.get("id"), response.get("created")
-    choices = response.get("choices")
-    message = choices[0].get("message") if isinstance(choices, list) and choices and isinstance(choices[0], dict) \
-        else None
-    if not isinstance(message, dict):
-        issues.append(Issue("response.choices[0].message", "a message", show_value(message),
-                            "drop the response, or the line if the call failed"))
-        return None, response.get("id"), response.get("created")
-    return message.get("content"), response.get("id"), response.get("created")
+    return parse_response(response, issues)
 
 
 def _row(request: Record, messages: Any, response: str | None, request_id: Any, timestamp: Any,

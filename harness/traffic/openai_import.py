@@ -68,7 +68,7 @@ def _messages(value: Any, issues: list[Issue]) -> list[dict] | None:
     return messages
 
 
-def _response(response: Any, issues: list[Issue]) -> tuple[str | None, Any, Any]:
+def parse_response(response: Any, issues: list[Issue]) -> tuple[str | None, Any, Any]:
     """Returns the response text, id and creation time (unix seconds)."""
     if response is None:
         return None, None, None
@@ -147,7 +147,7 @@ def line_to_row(line: dict, default_id: str, segment_field: str | None, default_
     request = line.get("request", line)
     if not isinstance(request, dict):
         return {}, [Issue("request", "a chat.completions request body", show_value(request), "fix the request")]
-    response, response_id, created = _response(line.get("response"), issues)
+    response, response_id, created = parse_response(line.get("response"), issues)
     timestamp = parse_timestamp(line.get("timestamp", line.get("created_at")), created, issues)
     metadata = parse_metadata(line, request, issues)
     max_tokens = request.get("max_completion_tokens")
