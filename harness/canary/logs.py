@@ -153,12 +153,10 @@ def _arm(value: Any, mapping: LogMapping, where: str) -> tuple[str | None, list[
 
 
 def record_from_row(row: dict[str, Any]) -> tuple[LogRecord | None, list[Issue]]:
-    """Validates one canary log row (plain values, ``arm`` already mapped) and builds its record."""
+    """Validates one canary log row (plain values, ``arm`` already mapped and checked by ``_arm``) and builds its
+    record."""
     request, issues = validate_row(row)
     issues = issues + _check_extra(row)
-    if row.get("arm") not in ARMS:
-        issues.append(Issue("arm", "control or canary", show_value(row.get("arm")),
-                            "name the arm that served the request (the traffic layer's server -> arm)"))
     if issues or request is None:
         return None, issues
     latency = row.get("latency_s")
