@@ -262,9 +262,10 @@ def offline_verdicts(s: DemoSettings, out: Path, name: str, logs: Path, join: Pa
                      ) -> list[tuple[int, str, str]]:
     """Every window's gate verdict (and families) from the finished logs, evaluated again without following (no
     golden replay, no hooks): the joined logs and the pre-labelled ones must agree."""
+    policy = default_policy()
     spec = CanarySpec(name=name, logs=logs, window_s=s.window_s, observation_windows=s.observation_windows,
                       sequential=Sequential(tau_sd=s.tau_sd, min_per_arm=s.min_per_arm, min_events=s.min_events),
-                      policy=replace(default_policy(), margins={**default_policy().margins, "golden": s.golden_margin}),
+                      policy=replace(policy, margins={**policy.margins, "golden": s.golden_margin}),
                       output_dir=out / "offline", max_windows=s.max_windows, start=t0, run_id=name,
                       drift=("packaged:all-MiniLM-L6-v2", s.reference, "cpu", s.control_share),
                       mapping=LogMapping(), join=JoinSpec(join) if join else None, max_bad_share=1.0)
