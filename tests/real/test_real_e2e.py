@@ -44,7 +44,7 @@ def _arm(name: str) -> ArmConfig:
 
 @pytest.fixture(scope="package")
 def real_engine(real_smollm2: Path) -> Any:
-    """One vLLM engine serving real:smollm2 as the real_* arms configure it; closed after the last test of tests/real/."""
+    """One vLLM engine serving real:smollm2 as the real_* arms configure it; closed after tests/real/."""
     from harness.engines.base import make_engine
 
     engine = make_engine(_arm("real_smollm2"))

@@ -3,7 +3,8 @@ sent by the real `openai` client, captured by the official OpenTelemetry instrum
 installed) and logged by the application as OpenAI chat JSONL with a torn last line and a tool-call turn; imported;
 replayed from a config dir `python -m harness init` writes outside the repository, against a candidate with a new system
 prompt, the captured responses as the A/A capture; the report's production-fidelity section; the CI exit policy and a
-sign-off. The shared real-model server (tests/real/conftest.py), then one engine at a time; about 4 minutes on the 2-core machine."""
+sign-off. The shared real-model server (tests/real/conftest.py), then one engine at a time; about 2 minutes on the
+2-core machine."""
 
 from __future__ import annotations
 
