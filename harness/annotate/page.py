@@ -80,9 +80,9 @@ def _item(i: int, n: int, item: Item, rubric: Rubric | None) -> str:
     return (f'<section class="item" id="{item.key}" data-key="{item.key}"{"" if i == 0 else " hidden"}>'
             f'<p class="meta">pair {i + 1} of {n} &middot; segment <b>{escape(item.segment)}</b> &middot; request '
             f'{escape(item.request_id)} &middot; drawn from stratum {escape(item.stratum)}</p>'
-            f'<h3>Request</h3><pre class="prompt">{escape(item.prompt)}</pre>'
-            f'<div class="outs"><div><h3>Output A</h3><pre class="out-A">{escape(a)}</pre></div>'
-            f'<div><h3>Output B</h3><pre class="out-B">{escape(b)}</pre></div></div>'
+            f'<h3>Request</h3><pre class="prompt">\n{escape(item.prompt)}</pre>'
+            f'<div class="outs"><div><h3>Output A</h3><pre class="out-A">\n{escape(a)}</pre></div>'
+            f'<div><h3>Output B</h3><pre class="out-B">\n{escape(b)}</pre></div></div>'
             f"{_criteria_table(rubric)}"
             '<p>Which output is better? <button data-pref="A">A better <kbd>a</kbd></button> '
             '<button data-pref="tie">tie <kbd>t</kbd></button> <button data-pref="B">B better <kbd>b</kbd></button></p>'
