@@ -36,7 +36,7 @@ def rubric_for(run_path: Path, judge: str | None) -> Rubric | None:
         if not path.is_file():
             names = sorted(p.stem for p in (CONFIG_DIR / "judge").glob("*.yaml"))
             raise BadInput(f"--judge {judge}: no {path}. Fix: one of {', '.join(names)}.")
-        raw = OmegaConf.load(path).get("rubric")
+        raw = OmegaConf.select(OmegaConf.load(path), "rubric")
         source = str(path)
     else:
         from harness.spec import read_manifest

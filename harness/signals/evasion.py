@@ -69,7 +69,8 @@ BINARY = {"yes or no": ("yes", "no"), "true or false": ("true", "false"), "agree
 CHOICE_CUE = re.compile(r"\b(?:which|choose|select|pick|best answer|correct answer|right answer|one of (?:these|the)|"
                         r"options?|choices?)\b", re.IGNORECASE)
 LIKERT = re.compile(r"\bstrongly (?:agree|disagree)\b", re.IGNORECASE)
-CHOOSE_FROM = re.compile(r"\b(?:choose|pick|select|answer with|respond with|reply with) (?:one |only one |exactly one )?"
+CHOOSE_FROM = re.compile(r"\b(?:choose|pick|select|answer with|respond with|reply with) "
+                         r"(?:one |only one |exactly one )?"
                          r"(?:of|from|among|between)(?: the following| these)?(?: options| choices)?:?\s*"
                          r"([^\n?]{3,200})", re.IGNORECASE)
 # The request asks for a form.
@@ -119,7 +120,9 @@ def _picks(head: str, options: tuple[str, ...]) -> bool:
     low = head.lower()
     for opt in options:
         if len(opt) <= 2:  # a letter or number: "(b)", "b)", "b.", "option b", "answer: b", "**b**", "b" alone
-            pat = rf"(?:^|[\s(*\"'])\(?{re.escape(opt)}(?:[).:*\"',]|\s*$|\s+-|\s+is\b)|\b(?:option|answer|choice)\s*:?\s*{re.escape(opt)}\b"
+            o = re.escape(opt)
+            pat = (rf"(?:^|[\s(*\"'])\(?{o}(?:[).:*\"',]|\s*$|\s+-|\s+is\b)"
+                   rf"|\b(?:option|answer|choice)\s*:?\s*{o}\b")
             if re.search(pat, low):
                 return True
         elif re.search(rf"\b{re.escape(opt)}\b", low):

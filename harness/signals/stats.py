@@ -73,8 +73,8 @@ METRICS = (  # default margins: rates in absolute points (0.05 = 5 points), mean
        "words) and gives no content (docs/refusal.md)", 0.05),
     _m("declined_choice", "rate", False, "request offers options (letters, yes/no, a scale) and the output picks none "
        "(not measured on human labels)", 0.05),
-    _m("off_form", "rate", False, "request asks for a form (one word, a number, yes/no, the letter) and the output does "
-       "not take it (not measured on human labels)", 0.05),
+    _m("off_form", "rate", False, "request asks for a form (one word, a number, yes/no, the letter) and the output "
+       "does not take it (not measured on human labels)", 0.05),
     _m("structure_ok", "rate", True, "list requested and at least two list lines given", 0.05),
     _m("truncated", "rate", False, "generation stopped at max_tokens (finish_reason length)", 0.03),
     _m("empty", "rate", False, "output is empty or whitespace", 0.02),

@@ -109,8 +109,9 @@ def test_bad_label_rows_are_named_with_the_fix(tmp_path: Path) -> None:
         read_labels(path, {"accuracy": (1, 5), "tone": (1, 5)}, known={"r1", "r2", "r3", "r4", "r5"})
     msg = str(e.value)
     for part in ("row 2: a second accuracy label", "row 3 (request_id 'r2'): arm 'nobody'",
-                 "row 4 (request_id 'r3'): label 9 outside accuracy's scale 1..5", "row 5 (request_id 'r4'): preference "
-                 "'left'", "row 6 (request_id 'r5'): golden row without an expected answer",
+                 "row 4 (request_id 'r3'): label 9 outside accuracy's scale 1..5",
+                 "row 5 (request_id 'r4'): preference 'left'",
+                 "row 6 (request_id 'r5'): golden row without an expected answer",
                  "row 7 (request_id 'zz'): request_id not in this run"):
         assert part in msg, msg
     assert "7 bad label row(s)" not in msg and "6 bad label row(s)" in msg
