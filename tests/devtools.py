@@ -92,10 +92,11 @@ class Browser:
                 return reply.get("result", {})
             self.events.append(reply)
 
-    def wait_for(self, method: str, timeout: float = 60, **match: Any) -> dict[str, Any]:
-        """The first event ``method`` (already received or coming) whose params include ``match``."""
+    def wait_for(self, method: str, timeout: float = 60, since: int = 0, **match: Any) -> dict[str, Any]:
+        """The first event ``method`` whose params include ``match``, among the events from index ``since`` on
+        (received already or coming)."""
         deadline = time.monotonic() + timeout
-        seen = 0
+        seen = since
         while True:
             for ev in self.events[seen:]:
                 if ev.get("method") == method and all(ev["params"].get(k) == v for k, v in match.items()):
@@ -104,8 +105,9 @@ class Browser:
             self.events.append(self._read(deadline))
 
     def open(self, url: str) -> None:
+        since = len(self.events)
         self.call("Page.navigate", session=True, url=url)
-        self.wait_for("Page.loadEventFired")
+        self.wait_for("Page.loadEventFired", since=since)
 
     def eval(self, expression: str) -> Any:
         result = self.call("Runtime.evaluate", session=True, expression=expression, returnByValue=True)
@@ -123,9 +125,9 @@ class Browser:
     def type_text(self, text: str) -> None:
         self.call("Input.insertText", session=True, text=text)
 
-    def download(self, timeout: float = 60) -> Path:
-        """The file of the next completed download."""
-        done = self.wait_for("Browser.downloadProgress", timeout, state="completed")
+    def download(self, since: int, timeout: float = 60) -> Path:
+        """The file of the first download completed after event ``since`` (``len(events)`` before the key press)."""
+        done = self.wait_for("Browser.downloadProgress", timeout, since, state="completed")
         begin = next(e for e in self.events if e.get("method") == "Browser.downloadWillBegin"
                      and e["params"]["guid"] == done["params"]["guid"])
         return self.downloads / begin["params"]["suggestedFilename"]

@@ -80,10 +80,14 @@ def check_labels(run_path: Path, files: Sequence[Path], judge: str | None, golde
         BadInput: a bad label file (every bad row named), or a promotion that cannot be written.
     """
     from harness.annotate.labels import agreement_table, read_labels
-    from harness.store import RunDir
+    from harness.store import RunDir, connect
 
     run = RunDir.at(run_path)
-    known = set(run.read_table("requests")["request_id"].to_pylist()) if run.table_path("requests").exists() else None
+    con = connect(run)
+    try:
+        known = {str(r[0]) for r in con.sql("SELECT DISTINCT request_id FROM generations").fetchall()}
+    finally:
+        con.close()
     rubric = rubric_for(run_path, judge)
     sc = scales(rubric)
     all_labels = [read_labels(f, sc or None, known) for f in files]

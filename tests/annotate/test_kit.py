@@ -133,8 +133,9 @@ def _label_page(browser: Any, page: Path, annotator: str, keys_per_item: list[li
     browser.eval("document.activeElement.blur()")
     for keys in keys_per_item:
         browser.press(*keys, "n")
+    since = len(browser.events)
     browser.press("d")
-    return browser.download()
+    return browser.download(since)
 
 
 @pytest.mark.vllm
