@@ -172,14 +172,14 @@ def _golden(spec: MetricSpec, shift: Shift, tr: Traffic, shape: tuple[int, int],
         x = np.zeros(shape + (per,))
         if spec.name in RATES:
             p = RATES[spec.name]
-            control = (rng.random(x.shape) < p).astype(float)
+            control = np.asarray(rng.random(x.shape) < p, float)
             u = rng.random(x.shape)  # down share (c + drop) / 2, up share (c - drop) / 2, of all items
             down = (control == 1) & (u < (GOLDEN_CHANGE + drop) / 2 / p)
             up = (control == 0) & (u < (GOLDEN_CHANGE - drop) / 2 / (1 - p))
             canary = control - down + up
         else:
             mean, sd = MEANS[spec.name]
-            control = rng.normal(mean, sd, x.shape)
+            control = np.asarray(rng.normal(mean, sd, x.shape), float)
             canary = control + rng.normal(-drop, GOLDEN_SD, x.shape)
         for arm, v in (("control", control), ("canary", canary), ("paired", canary - control)):
             v = np.where(scheduled[None, :, None], v, 0.0)
