@@ -17,9 +17,14 @@ vectorized in numpy (seconds on 2 cores):
    INVESTIGATE (``harness.gate.decide``);
 3. a rare rate (0.05-0.2%) on A/A against a zero margin, with and without the expected-events guard;
 4. detection: windows until the first breach (and the first ROLLBACK) for refusal 5% -> 7% and 5% -> 12%, a new
-   failure mode (errors 0.1% -> 5%), and shifts the size of the zoo regressions' offline effects (docs/zoo.md).
+   failure mode (errors 0.1% -> 5%), and shifts the size of the zoo regressions' offline effects (docs/zoo.md);
+   tables 2-4 on a hand-picked family (7 stats metrics, overall only, golden unpaired);
+5. the same questions on the real catalogue, its margins and segments (``harness.bench.canary_traffic``: every
+   gated stats metric, drift similarity and the zoo golden set's metrics, overall and per segment, golden slices
+   paired): A/A, refusal 5% -> 7% and 5% -> 12%, a new failure mode, the three zoo regressions (stats and golden
+   effects), and golden_regex 5 points worse read paired against unpaired.
 
-Metrics are simulated independent of each other, overall only (no segments), and golden items unpaired.
+Metrics are simulated independent of each other.
 """
 
 from __future__ import annotations
@@ -356,6 +361,15 @@ def tables(r: dict[str, Any]) -> str:
         f, rb = d["first_breach"], d["rollback"]
         lines.append(f"| {name} | {f['share']:.1%} | {_w(f['median_windows'])} | {_w(f['p90_windows'])} | "
                      f"{rb['share']:.1%} | {_w(rb['median_windows'])} |")
+    lines += ["", "The real catalogue, margins and segments (``harness.bench.canary_traffic``; overall and per segment, "
+              "golden slices paired):", "",
+              "| canary | any breach (INVESTIGATE+) | median | p90 | ROLLBACK | median | stats | drift | golden |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for name, d in r["catalog"].items():
+        f, rb = d["investigate"], d["rollback"]
+        fams = " | ".join(f"{d[f'family_{x}']['share']:.1%}" for x in ("stats", "drift", "golden"))
+        lines.append(f"| {name} | {f['share']:.1%} | {_w(f['median_windows'])} | {_w(f['p90_windows'])} | "
+                     f"{rb['share']:.1%} | {_w(rb['median_windows'])} | {fams} |")
     return "\n".join(lines)
 
 

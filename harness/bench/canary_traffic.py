@@ -266,7 +266,7 @@ def simulate(shift: Shift, canaries: int, tr: Traffic, params: Sequential, rng: 
     """Per canary: the first window with a breach (INVESTIGATE or worse) and the first ROLLBACK (-1: never), and
     per family the first breached window."""
     shape = (canaries, tr.windows)
-    min_pairs = Policy().min_requests
+    min_pairs = min(Policy().min_requests, params.min_per_arm)
     breached = {}
     for family, specs in catalog().items():
         reads: list[Reading] = []

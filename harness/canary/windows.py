@@ -14,7 +14,7 @@ better side (non-inferior, improved, hence PROMOTE) reads the present look only.
 two worse sides. A check is ``too_few`` below the minimum sample per arm, or, for a rate, below ``min_events``
 expected events in the smaller arm (the normal mixture is not valid for rare events). Golden items both versions
 answered (``Sample.paired``) are compared **paired**: the mSPRT on the mean of the per-item differences
-(``harness.canary.sequential.paired``), at least ``Policy.min_requests`` pairs. The running minimum of the two-sided
+(``harness.canary.sequential.paired``), from ``min(Policy.min_requests, min_per_arm)`` pairs on. The running minimum of the two-sided
 mSPRT p-value against no change is reported beside it (``p_running``).
 
 The decision (``decide_window``) uses the gate's own counting (``harness.gate.decide``): one breached family ->
@@ -314,7 +314,7 @@ def checks_from_stats(stats: Mapping[Key, Stat], catalog: Sequence[MetricSpec], 
         spec = by_name[metric]
         raw = _raw_check(spec, seg, stats.get((metric, seg, "control"), Stat()),
                          stats.get((metric, seg, "canary"), Stat()), stats.get((metric, seg, PAIRED)), params,
-                         policy.min_requests, state.get((metric, seg), 1.0))
+                         min(policy.min_requests, params.min_per_arm), state.get((metric, seg), 1.0))
         if policy.threshold(asdict(spec)) is not None:
             groups.setdefault(spec.family, []).append(raw)
     out = []
