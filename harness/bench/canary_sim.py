@@ -361,8 +361,8 @@ def tables(r: dict[str, Any]) -> str:
         f, rb = d["first_breach"], d["rollback"]
         lines.append(f"| {name} | {f['share']:.1%} | {_w(f['median_windows'])} | {_w(f['p90_windows'])} | "
                      f"{rb['share']:.1%} | {_w(rb['median_windows'])} |")
-    lines += ["", "The real catalogue, margins and segments (``harness.bench.canary_traffic``; overall and per segment, "
-              "golden slices paired):", "",
+    lines += ["", "The real catalogue, margins and segments (harness.bench.canary_traffic; overall and per "
+              "segment, golden slices paired):", "",
               "| canary | any breach (INVESTIGATE+) | median | p90 | ROLLBACK | median | stats | drift | golden |",
               "|---|---|---|---|---|---|---|---|---|"]
     for name, d in r["catalog"].items():

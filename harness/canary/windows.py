@@ -14,8 +14,8 @@ better side (non-inferior, improved, hence PROMOTE) reads the present look only.
 two worse sides. A check is ``too_few`` below the minimum sample per arm, or, for a rate, below ``min_events``
 expected events in the smaller arm (the normal mixture is not valid for rare events). Golden items both versions
 answered (``Sample.paired``) are compared **paired**: the mSPRT on the mean of the per-item differences
-(``harness.canary.sequential.paired``), from ``min(Policy.min_requests, min_per_arm)`` pairs on. The running minimum of the two-sided
-mSPRT p-value against no change is reported beside it (``p_running``).
+(``harness.canary.sequential.paired``), from ``min(Policy.min_requests, min_per_arm)`` pairs on. The running minimum
+of the two-sided mSPRT p-value against no change is reported beside it (``p_running``).
 
 The decision (``decide_window``) uses the gate's own counting (``harness.gate.decide``): one breached family ->
 INVESTIGATE, two or more -> ROLLBACK; else CONTINUE, or PROMOTE when the observation period has passed, no window
