@@ -1,6 +1,6 @@
 """False rollbacks and detection delay of the canary's decision rule, by simulation (docs/canary.md).
 
-    python -m harness.bench.canary_sim [--canaries 1000] [--seed 2413] [--out docs/bench/canary_sim.json]
+    python -m harness.bench.canary_sim [--canaries 1000] [--seed 2417] [--out docs/bench/canary_sim.json]
 
 Each simulated canary is 72 hourly windows of cumulative data: control and canary arms answer different requests
 (unpaired), ``--per-hour`` requests an hour of which ``--share`` go to the canary. Every window is one look. The
@@ -376,7 +376,7 @@ def tables(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m harness.bench.canary_sim", description=__doc__.splitlines()[0])
     ap.add_argument("--canaries", type=int, default=1000)
-    ap.add_argument("--seed", type=int, default=2413)
+    ap.add_argument("--seed", type=int, default=2417)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     a = ap.parse_args(argv)
     from harness.bench.record import header
