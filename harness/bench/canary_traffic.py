@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 
@@ -71,6 +72,7 @@ class Shift:
     segments: tuple[str, ...] | None = None
 
 
+@cache
 def catalog() -> dict[str, list[MetricSpec]]:
     """The gated metrics of the three families, as the canary gates them (those with a margin)."""
     from harness.canary.samples import DRIFT_METRIC, STATS_CATALOG
