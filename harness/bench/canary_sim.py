@@ -1,6 +1,6 @@
 """False rollbacks and detection delay of the canary's decision rule, by simulation (docs/canary.md).
 
-    python -m harness.bench.canary_sim [--canaries 1000] [--seed 2417] [--out docs/bench/canary_sim.json]
+    python -m harness.bench.canary_sim [--canaries 1000] [--seed 2419] [--out docs/bench/canary_sim.json]
 
 Each simulated canary is 72 hourly windows of cumulative data: control and canary arms answer different requests
 (unpaired), ``--per-hour`` requests an hour of which ``--share`` go to the canary. Every window is one look. The
@@ -289,8 +289,9 @@ CATALOG_SHIFTS: dict[str, Shift] = {
         Shift(rates={"json_valid": 0.71, "schema_valid": 0.50},
               golden={"golden_json_schema_valid": 0.5, "golden_json_field_accuracy": 0.15}),
 }
-GOLDEN_SHIFT = Shift(golden={"golden_regex": 0.05})
-"""Paired against unpaired golden slices: golden_regex 5 points worse on faq and summarize."""
+GOLDEN_SHIFT = Shift(golden={"golden_regex": 0.15})
+"""Paired against unpaired golden slices: golden_regex 15 points worse on faq and summarize (40 items a slice every 6
+windows give 240 regex pairs in 72 windows: a 5-point drop against the 2-point margin is out of reach either way)."""
 
 
 def catalog_tables(canaries: int, params: Sequential, rng: np.random.Generator) -> dict[str, Any]:
@@ -303,7 +304,7 @@ def catalog_tables(canaries: int, params: Sequential, rng: np.random.Generator) 
         out[name] = {k: _summary(v, tr.windows) for k, v in r.items()}
     for label, is_paired in (("paired", True), ("unpaired", False)):
         r = simulate(GOLDEN_SHIFT, canaries, tr, params, rng, paired_golden=is_paired)
-        out[f"golden_regex -5 points, {label}"] = {k: _summary(v, tr.windows) for k, v in r.items()}
+        out[f"golden_regex -15 points, {label}"] = {k: _summary(v, tr.windows) for k, v in r.items()}
     return out
 
 
@@ -376,7 +377,7 @@ def tables(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m harness.bench.canary_sim", description=__doc__.splitlines()[0])
     ap.add_argument("--canaries", type=int, default=1000)
-    ap.add_argument("--seed", type=int, default=2417)
+    ap.add_argument("--seed", type=int, default=2419)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     a = ap.parse_args(argv)
     from harness.bench.record import header
