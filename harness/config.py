@@ -143,6 +143,9 @@ class DriftConfig:
     # `traffic`: the production responses the traffic captured (shadow logs: production is the baseline's capture)
     aa_imported: Optional[str] = None  # noqa: UP045
     aa_quantile: float = 0.05  # the floor is this quantile of A/A similarity
+    # ... and at most this cosine: under greedy decoding the A/A quantile is 1.0 and "below the floor" would mean
+    # "changed at all" (a one-token edit counted like a rewrite); MiniLM cosine above 0.98 is an edit of a token or two
+    practical_floor: float = 0.98
     n_perm: int = 500  # permutations of the paired MMD test
 
 

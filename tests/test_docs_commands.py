@@ -120,7 +120,7 @@ COMMANDS: dict[str, tuple[str, int | str]] = {
     ".venv/bin/python -m harness.bench.overhead --repeats 24": (PARSE, BENCH),
     "python -m harness.bench.analysis_scaling": (PARSE, BENCH),
     "python -m harness.bench.cache": (PARSE, BENCH),
-    "python -m harness.bench.canary_sim --canaries 1000 --seed 2413": (PARSE, BENCH),
+    "python -m harness.bench.canary_sim --canaries 1000 --seed 2419": (PARSE, BENCH),
     "python -m harness.bench.validate_rule": (PARSE, BENCH),
     "python -m harness.bench.canary_memory": (PARSE, BENCH),
     "python -m harness replay experiment=zoo_aa": (PARSE, "a zoo experiment (tests/test_zoo_verdicts.py)"),
