@@ -34,14 +34,15 @@ SEGMENTS = {"chat": 483, "extract": 615, "faq": 493, "summarize": 409}
 ONLY = {"json_valid": ("extract",), "schema_valid": ("extract",), "structure_ok": ("summarize",),
         "golden_json_schema_valid": ("extract",), "golden_json_field_accuracy": ("extract",),
         "golden_exact_match": ("chat",), "golden_regex": ("faq", "summarize"),
-        "golden_rouge_l": ("chat", "faq", "summarize")}
+        "golden_rouge_l": ("chat", "faq", "summarize"), "declined_choice": (), "off_form": ()}
 """Segments a metric applies to (the zoo traffic's schemas and list requests; the golden set's checks)."""
 RATES: dict[str, float] = {
     "json_valid": 0.97, "schema_valid": 0.95, "refusal": 0.05, "hedge": 0.08, "structure_ok": 0.90,
     "truncated": 0.02, "empty": 0.01, "error": 0.001, "fenced_code": 0.01, "heading": 0.02, "table": 0.01,
     "bullet_list": 0.10, "numbered_list": 0.05, "starts_with_json": 0.25, "script_latin": 0.99, "script_cjk": 0.004,
     "script_cyrillic": 0.002, "script_arabic": 0.001, "script_other": 0.003,
-    "golden_json_schema_valid": 0.95, "golden_exact_match": 0.85, "golden_regex": 0.85}
+    "golden_json_schema_valid": 0.95, "golden_exact_match": 0.85, "golden_regex": 0.85,
+    "deflection": 0.01, "evasive": 0.06, "declined_choice": 0.05, "off_form": 0.05}
 """Control rates (every segment the metric applies to)."""
 MEANS: dict[str, tuple[float, float]] = {"chars": (85.0, 0.6), "drift_similarity": (0.5, 0.3),
                                          "golden_json_field_accuracy": (0.75, 0.2), "golden_rouge_l": (0.8, 0.2)}
