@@ -20,7 +20,8 @@ SQL = Path(__file__).resolve().parents[1] / "analysis" / "judge_pairwise.sql"
 AGREEMENT_SCHEMA = pa.schema([
     ("criterion", pa.string()), ("metric", pa.string()), ("n", pa.int64()), ("exact", pa.float64()),
     ("kappa", pa.float64()), ("weighted_kappa", pa.float64()), ("spearman", pa.float64()),
-    ("calibrated", pa.bool_()), ("reason", pa.string())])
+    ("calibrated", pa.bool_()), ("reason", pa.string()), ("exact_low", pa.float64()), ("exact_high", pa.float64()),
+    ("weighted_kappa_low", pa.float64()), ("weighted_kappa_high", pa.float64())])
 
 
 def _row(rid: str, arm: str, segment: str, metric: str, value: float | None) -> dict[str, Any]:

@@ -1,0 +1,203 @@
+"""Judges against humans on LLMBar's shared sets: reproduce the authors' figures, then apply the admission rule.
+
+``python -m harness.bench.judge_human --data ../shared/data`` (no engine) reads every
+``<set>/evaluators/<judge>/<strategy>/result.json`` of ``judge_human/LLMBar/Dataset`` (Natural and the Processed
+MT-Bench, FairEval, LLMEval^2 sets), writes each judge's verdicts as an **imported judge file** and the human labels
+as an **annotation file** (preference rows), reads both back through the harness's own loaders
+(``judge_import.load_imported``, ``agreement.load_preferences``) and measures them with
+``judge_admission.admit_pairwise``. Beside each row: the authors' ``statistics.json`` and our reimplementation of
+their formula, so a reader sees they match. Writes ``docs/bench/judge_human.json`` (``--out``) and prints the tables.
+
+Mapping (``to_pairs``): ``output_1`` is the baseline, ``output_2`` the candidate; ``swap = False`` shows output_1
+first (our order AB), ``swap = True`` shows output_2 first (our BA); LLMBar stores both winners in the original
+numbering ("1" = output_1), so winner "1" is ``A`` in AB and ``B`` in BA. A winner that did not parse (null) is an
+unscored order. Human label 1 -> ``baseline``, 2 -> ``candidate``.
+
+The authors' kappa (LLMEvaluator/evaluate.py) maps a winner "1" to 1 and "2" (or null) to 0 but leaves the human
+label as 1 or 2, so a judge's "2" can never match a human "2": their ``kappa_*`` are far below the kappa of their own
+verdicts (GPT-4 on Natural: 0.27 published, 0.84 with both sides on the same labels). ``authors_statistics``
+reimplements their formula (to show the files are read right); the admission rule uses the corrected kappa.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.bench.record import header
+from harness.signals.agreement import cohen_kappa, load_preferences
+from harness.signals.judge_admission import Bar, PairJudgment, admit_pairwise
+from harness.signals.judge_import import load_imported
+from harness.signals.judge_prompts import Criterion, Rubric
+
+ROOT = Path("judge_human/LLMBar/Dataset")
+SETS = ("LLMBar/Natural", "Processed/MT-Bench", "Processed/FairEval", "Processed/LLMEval^2")
+MAIN = {"LLMBar/Natural": "Vanilla", "Processed/MT-Bench": "Vanilla_NoRules", "Processed/FairEval": "Vanilla_NoRules",
+        "Processed/LLMEval^2": "Vanilla_NoRules"}
+"""The strategy in the admission table per set: the plain prompt (Natural has rules in it; Processed sets only have
+Vanilla_NoRules and Metrics_Reference)."""
+DEFAULT_OUT = Path("docs/bench/judge_human.json")
+PREF_RUBRIC = Rubric("preference-only", tuple(Criterion(n, "unused", 1, 5) for n in ("a", "b", "c")))
+HUMAN = {1: "baseline", 2: "candidate", "1": "baseline", "2": "candidate"}
+
+
+def request_id(i: int) -> str:
+    return f"pair-{i:04d}"
+
+
+def verdicts(record: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(verdict_ab, verdict_ba) of one LLMBar record (module docstring)."""
+    res = record["results"][-1]
+    first, second = res["swap = False"]["winner"], res["swap = True"]["winner"]
+    ab = {"1": "A", "2": "B"}.get(str(first)) if first is not None else None
+    ba = {"1": "B", "2": "A"}.get(str(second)) if second is not None else None
+    return ab, ba
+
+
+def write_imported(records: Sequence[dict[str, Any]], path: Path) -> Path:
+    """The judge's verdicts as an imported judge file (JSONL, ``judge_import``)."""
+    with path.open("w", encoding="utf-8") as fh:
+        for i, r in enumerate(records):
+            ab, ba = verdicts(r)
+            fh.write(json.dumps({"request_id": request_id(i), "verdict_ab": ab, "verdict_ba": ba}) + "\n")
+    return path
+
+
+def write_labels(records: Sequence[dict[str, Any]], path: Path) -> Path:
+    """The human labels as an annotation file (CSV, preference rows: ``agreement.load_preferences``)."""
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["request_id", "arm", "criterion", "label"])
+        for i, r in enumerate(records):
+            w.writerow([request_id(i), "pair", "preference", HUMAN[r["label"]]])
+    return path
+
+
+def to_pairs(records: Sequence[dict[str, Any]], work: Path, name: str) -> list[PairJudgment]:
+    """The records through the harness's import path: files written, read back, joined by request id."""
+    imported = load_imported(write_imported(records, work / f"{name}.jsonl"), PREF_RUBRIC)
+    labels = load_preferences(write_labels(records, work / f"{name}.csv"))
+    out = []
+    for i, r in enumerate(records):
+        rid = request_id(i)
+        v = imported.pairwise[rid]
+        out.append(PairJudgment(rid, v["verdict_ab"], v["verdict_ba"], labels.get(rid), len(r["output_1"]),
+                                len(r["output_2"]), v["confidence"]))
+    return out
+
+
+def authors_statistics(records: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """LLMBar's statistics.json, recomputed with the authors' formula (their label mapping included)."""
+    n = len(records)
+    cf = ct = cb = eq = 0
+    y_f, y_t, gold = [], [], []
+    for r in records:
+        label = str(r["label"])
+        f, t = r["results"][-1]["swap = False"]["winner"], r["results"][-1]["swap = True"]["winner"]
+        cf += f == label
+        ct += t == label
+        cb += f == label and t == label
+        eq += f == t
+        y_f.append(int(f) if f in ("0", "1") else 0)
+        y_t.append(int(t) if t in ("0", "1") else 0)
+        gold.append(r["label"])
+    cats = sorted(set(y_f) | set(y_t) | set(gold))
+    return {"correct_False": cf / n, "correct_True": ct / n, "correct_both": cb / n, "equal": eq / n,
+            "kappa_False": cohen_kappa(y_f, gold, cats) or 0.0, "kappa_True": cohen_kappa(y_t, gold, cats) or 0.0,
+            "kappa_agreement": cohen_kappa(y_f, y_t, sorted(set(y_f) | set(y_t))) or 0.0}
+
+
+def published(stats_path: Path) -> dict[str, float]:
+    """statistics.json with its "93 / 100 = 93.0%" strings as fractions."""
+    raw = json.loads(stats_path.read_text())
+    out = {}
+    for k, v in raw.items():
+        if isinstance(v, str):
+            v = v.split("=")[-1].strip().rstrip("%")
+            out[k] = float(v) / 100
+        else:
+            out[k] = float(v)
+    return out
+
+
+def evaluate(data: Path, work: Path, bar: Bar, sets: Sequence[str] = SETS) -> list[dict[str, Any]]:
+    """One row per (set, judge, strategy): published vs recomputed statistics, and the admission measurements."""
+    rows = []
+    for s in sets:
+        for result in sorted((data / ROOT / s / "evaluators").glob("*/*/result.json")):
+            judge, strategy = result.parent.parent.name, result.parent.name
+            records = json.loads(result.read_text())
+            pairs = to_pairs(records, work, f"{s.replace('/', '_')}_{judge}_{strategy}")
+            stats = result.parent / "statistics.json"
+            rows.append({"set": s, "judge": judge, "strategy": strategy, "n": len(records),
+                         "published": published(stats) if stats.exists() else None,
+                         "recomputed": authors_statistics(records), "admission": admit_pairwise(pairs, bar)})
+    return rows
+
+
+def max_difference(row: dict[str, Any]) -> float:
+    """The largest absolute difference between a published statistic and its recomputation."""
+    pub, rec = row["published"] or {}, row["recomputed"]
+    return max((abs(pub[k] - rec[k]) for k in rec if k in pub), default=0.0)
+
+
+def _p(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def table(rows: Sequence[dict[str, Any]], main_only: bool = True) -> str:
+    """Markdown: per judge and set, accuracy/kappa per order with intervals, position bias, decision."""
+    head = ("| set | judge | n | acc AB [95% CI] | acc BA | kappa AB [95% CI] | kappa BA [95% CI] | both-orders acc | "
+            "flips | longer preferred (judge / humans) | raw / LC win rate | coverage at target | published "
+            "acc F/T, kappa F/T (ours of their formula) | decision |\n" + "|---" * 14 + "|")
+    out = [head]
+    for r in rows:
+        if main_only and r["strategy"] != MAIN[r["set"]]:
+            continue
+        a = r["admission"]
+        ab, ba, both = a["orders"]
+        pb, lb, st = a["position_bias"], a["length_bias"], a["selective_trust"]
+        pub = r["published"] or {}
+        out.append(
+            f"| {r['set']} | {r['judge']} | {r['n']} | {_p(ab['accuracy'])} [{_p(ab['accuracy_low'])}, "
+            f"{_p(ab['accuracy_high'])}] | {_p(ba['accuracy'])} | {_p(ab['kappa'])} [{_p(ab['kappa_low'])}, "
+            f"{_p(ab['kappa_high'])}] | {_p(ba['kappa'])} [{_p(ba['kappa_low'])}, {_p(ba['kappa_high'])}] | "
+            f"{_p(both['accuracy'])} | {_p(pb['flip_rate'])} | {_p(lb['judge_longer']['rate'])} / "
+            f"{_p(lb['human_longer']['rate'])} | {_p(lb['raw_win_rate'])} / {_p(lb['lc_win_rate'])} | "
+            f"{_p(st['coverage'])} | {_p(pub.get('correct_False'))}/{_p(pub.get('correct_True'))}, "
+            f"{_p(pub.get('kappa_False'))}/{_p(pub.get('kappa_True'))} (max diff {max_difference(r):.1e}) | "
+            f"{'**admitted**' if a['admitted'] else 'advisory'} |")
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--work", type=Path, default=None, help="where the imported/label files go (a temp dir)")
+    args = ap.parse_args(argv)
+    if not (args.data / ROOT).is_dir():
+        print(f"{args.data / ROOT} not found. Fix: --data pointing at the shared data folder.", file=sys.stderr)
+        return 2
+    import tempfile
+
+    bar = Bar()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        rows = evaluate(args.data, work, bar)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({**header("harness.bench.judge_human", argv), "rows": rows}, indent=1) + "\n")
+    print(table(rows))
+    print(f"\n{len(rows)} judge x strategy x set results; largest published-vs-recomputed difference "
+          f"{max(max_difference(r) for r in rows):.2e}; written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
