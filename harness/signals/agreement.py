@@ -273,7 +273,8 @@ def agreement_rows(scores: Iterable[dict[str, Any]], labels: dict[tuple[str, str
             row |= {"exact": exact_agreement(judge, human), "kappa": cohen_kappa(judge, human, c.scale),
                     "weighted_kappa": weighted_kappa(judge, human, c.scale), "spearman": spearman(judge, human),
                     "weighted_kappa_low": lo, "weighted_kappa_high": hi}
-            row["exact_low"], row["exact_high"] = wilson(sum(x == y for x, y in zip(judge, human)), n, level)
+            hits = sum(x == y for x, y in zip(judge, human, strict=True))
+            row["exact_low"], row["exact_high"] = wilson(hits, n, level)
         wk, low = row["weighted_kappa"], row["weighted_kappa_low"]
         row["calibrated"] = n >= min_n and low is not None and low >= bar
         row["reason"] = ("" if row["calibrated"] else f"only {n} annotated pairs (< {min_n})" if n < min_n

@@ -112,7 +112,8 @@ def position_bias(pairs: Sequence[PairJudgment], level: float) -> dict[str, Any]
     decisive = [v for p in scored for v in (p.verdict_ab, p.verdict_ba) if v in ("A", "B")]
     first = sum(v == "A" for v in decisive)
     return {"n": len(scored), "flip_rate": flips / len(scored) if scored else None,
-            "flip_ci": wilson(flips, len(scored), level), "first_shown_rate": first / len(decisive) if decisive else None,
+            "flip_ci": wilson(flips, len(scored), level),
+            "first_shown_rate": first / len(decisive) if decisive else None,
             "first_shown_ci": wilson(first, len(decisive), level), "decisive_verdicts": len(decisive)}
 
 
@@ -201,7 +202,8 @@ def admit_pairwise(pairs: Sequence[PairJudgment], bar: Bar) -> dict[str, Any]:
                 reasons.append(f"order {o['order']}: accuracy {_f(o['accuracy'])}, lower bound "
                                f"{_f(o['accuracy_low'])} < {bar.accuracy}")
         if trust["threshold"] is None:
-            reasons.append(f"no confidence threshold reaches agreement {bar.target} (lower bound) on {bar.min_n}+ pairs")
+            reasons.append(f"no confidence threshold reaches agreement {bar.target} (lower bound) on {bar.min_n}+ "
+                           "pairs")
     return {"admitted": not reasons, "reason": "; ".join(reasons), "labelled": len(labelled), "judged": len(pairs),
             "bar": {"kappa": bar.kappa, "accuracy": bar.accuracy, "min_n": bar.min_n, "level": bar.level,
                     "target": bar.target},

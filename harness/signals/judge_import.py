@@ -90,7 +90,7 @@ def _pairwise_row(where: str, row: dict[str, Any]) -> dict[str, Any] | str:
         out["confidence"] = None
     else:
         try:
-            out["confidence"] = float(conf)
+            out["confidence"] = float(str(conf))
         except (TypeError, ValueError):
             return f"{where}, field confidence: {conf!r} is not a number. Fix: a number in 0..1, or empty."
         if not 0 <= out["confidence"] <= 1:
