@@ -198,6 +198,9 @@ class JudgeConfig:
     agreement_level: float = 0.95  # two-sided level of the agreement intervals
     trust_target: float = 0.8  # selective trust: the admitted judgments' agreement (lower bound) to reach
     imported: Optional[str] = None  # noqa: UP045  an imported judge file (verdicts/scores) instead of the judge arm
+    # the same judge's verdicts on labelled pairs outside this run (the imported file format, or an earlier run's
+    # judge_pairwise.parquet): measured with the run's own labelled pairs for the admission
+    calibration: Optional[str] = None  # noqa: UP045
 
 
 @dataclass

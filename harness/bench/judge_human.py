@@ -175,12 +175,96 @@ def table(rows: Sequence[dict[str, Any]], main_only: bool = True) -> str:
     return "\n".join(out)
 
 
+def human_majority(records: Sequence[dict[str, Any]], minority: int = 10) -> list[int]:
+    """The scenario "humans clearly prefer the candidate": every pair whose human label is 2 (output_2, the
+    candidate) plus the first ``minority`` pairs labelled 1, in file order (indices into ``records``)."""
+    twos = [i for i, r in enumerate(records) if str(r["label"]) == "2"]
+    ones = [i for i, r in enumerate(records) if str(r["label"]) == "1"][:minority]
+    return sorted(twos + ones)
+
+
+def build_experiment(data: Path, out: Path, judge: str, strategy: str = "Vanilla", pair_set: str = "LLMBar/Natural",
+                     subset: str = "human_majority") -> dict[str, Path]:
+    """The files of an imported-arms experiment from a shared pair set: traffic (``input`` as a prompt, segment
+    ``llmbar``), baseline = output_1, candidate = output_2, the judge's verdicts (imported judge file) and the human
+    labels (annotation file), and the judge's verdicts on the whole set as the calibration file (its admission is
+    measured on every labelled pair of the set, not only the run's). ``judge`` ``humans`` imports the human labels themselves as the verdicts (both
+    orders): the decision the humans' own preferences give at the same margin. ``subset``: ``all`` or
+    ``human_majority`` (``human_majority``)."""
+    from harness.traffic.schema import Request, write_traffic
+
+    folder = data / ROOT / pair_set
+    records = json.loads((folder / "dataset.json").read_text())
+    verdict_source = records if judge == "humans" else json.loads(
+        (folder / "evaluators" / judge / strategy / "result.json").read_text())
+    keep = human_majority(records) if subset == "human_majority" else list(range(len(records)))
+    out.mkdir(parents=True, exist_ok=True)
+    import datetime as dt
+
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    write_traffic([Request(request_id(i), at, "llmbar", None, records[i]["input"], None, None, None, None, None, None)
+                   for i in keep], out / "traffic.parquet")
+    for arm, key in (("baseline", "output_1"), ("candidate", "output_2")):
+        with (out / f"{arm}.jsonl").open("w", encoding="utf-8") as fh:
+            for i in keep:
+                fh.write(json.dumps({"request_id": request_id(i), "output": records[i][key],
+                                     "finish_reason": "stop"}) + "\n")
+    with (out / "judge.jsonl").open("w", encoding="utf-8") as fh:
+        for i in keep:
+            if judge == "humans":
+                ab, ba = {"1": ("A", "B"), "2": ("B", "A")}[str(records[i]["label"])]
+            else:
+                ab, ba = verdicts(verdict_source[i])
+            fh.write(json.dumps({"request_id": request_id(i), "verdict_ab": ab, "verdict_ba": ba}) + "\n")
+    write_labels(records, out / "labels.csv")
+    return {"traffic": out / "traffic.parquet", "baseline": out / "baseline.jsonl",
+            "candidate": out / "candidate.jsonl", "judge": out / "judge.jsonl", "labels": out / "labels.csv",
+            "calibration": write_imported(verdict_source, out / "calibration.jsonl") if judge != "humans"
+            else out / "judge.jsonl"}
+
+
+def experiment_command(files: dict[str, Path], output_dir: Path, run_id: str) -> list[str]:
+    """The ``python -m harness replay`` command of the imported-arms experiment (``configs/experiment/judge_pairs``)."""
+    return [sys.executable, "-m", "harness", "replay", "experiment=judge_pairs", f"traffic.path={files['traffic']}",
+            f"baseline.imported={files['baseline']}", f"candidate.imported={files['candidate']}",
+            f"judge.imported={files['judge']}", f"judge.annotations={files['labels']}",
+            f"judge.calibration={files['calibration']}", f"output_dir={output_dir}",
+            f"run_id={run_id}", "cache.enabled=false"]
+
+
+def run_experiments(data: Path, work: Path, judges: Sequence[str], subsets: Sequence[str]) -> list[dict[str, Any]]:
+    """Each judge x subset through the CLI; the verdict, direction and the judge's admission per run."""
+    import subprocess
+
+    rows = []
+    for subset in subsets:
+        for judge in judges:
+            files = build_experiment(data, work / f"{subset}-{judge}", judge, subset=subset)
+            run_id = f"{subset}-{judge}".replace("/", "_")
+            proc = subprocess.run(experiment_command(files, work / "reports", run_id), capture_output=True, text=True,
+                                  check=False)
+            doc_path = work / "reports" / "judge_pairs" / run_id / "verdict.json"
+            if not doc_path.exists():
+                raise RuntimeError(f"run {run_id} wrote no verdict (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+            doc = json.loads(doc_path.read_text())
+            adm = doc["judge"]["pairwise_admission"]
+            pref = [c for c in doc["checks"] if c["metric"] == "judge_preferred" and c.get("segment") is None]
+            rows.append({"subset": subset, "judge": judge, "n": len(json.loads(json.dumps(
+                [1 for _ in files["judge"].read_text().splitlines()]))), "verdict": doc["verdict"],
+                "direction": doc["direction"], "admitted": adm["admitted"], "reason": adm["reason"],
+                "judge_preferred": pref[0] if pref else None, "exit_code": proc.returncode})
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", nargs="?", choices=("agreement", "experiment"), default="agreement")
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--work", type=Path, default=None, help="where the imported/label files go (a temp dir)")
     args = ap.parse_args(argv)
+    if args.what == "experiment":
+        return _experiment_main(args, argv)
     if not (args.data / ROOT).is_dir():
         print(f"{args.data / ROOT} not found. Fix: --data pointing at the shared data folder.", file=sys.stderr)
         return 2
@@ -191,11 +275,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         rows = evaluate(args.data, work, bar)
+    args.out = args.out or DEFAULT_OUT
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({**header("harness.bench.judge_human", argv), "rows": rows}, indent=1) + "\n")
     print(table(rows))
     print(f"\n{len(rows)} judge x strategy x set results; largest published-vs-recomputed difference "
           f"{max(max_difference(r) for r in rows):.2e}; written to {args.out}")
+    return 0
+
+
+def _experiment_main(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        rows = run_experiments(args.data, work, ("humans", "GPT-4", "PaLM2", "LLaMA2", "Falcon"),
+                               ("human_majority", "all"))
+    out = args.out or Path("docs/bench/judge_experiment.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({**header("harness.bench.judge_human", argv), "rows": rows}, indent=1) + "\n")
+    print("| pairs | judge | admitted | judge_preferred delta [bounds] | status | verdict (direction) |\n"
+          "|---|---|---|---|---|---|")
+    for r in rows:
+        c = r["judge_preferred"] or {}
+        print(f"| {r['subset']} | {r['judge']} | {'yes' if r['admitted'] else 'no: ' + r['reason'][:60]} | "
+              f"{_p(c.get('delta'))} [{_p(c.get('ci_low'))}, {_p(c.get('ci_high'))}] | {c.get('status')} | "
+              f"{r['verdict']} ({r['direction']}) |")
+    print(f"written to {out}")
     return 0
 
 

@@ -94,7 +94,7 @@ def judge_settings(cfg: JudgeConfig | Mapping[str, Any]) -> JudgeSettings:
                          max_chars=cfg.max_chars, max_unscored=cfg.max_unscored, agreement_bar=cfg.agreement_bar,
                          agreement_min_n=cfg.agreement_min_n, annotations=cfg.annotations, imported=cfg.imported,
                          accuracy_bar=cfg.accuracy_bar, agreement_level=cfg.agreement_level,
-                         trust_target=cfg.trust_target)
+                         trust_target=cfg.trust_target, calibration=cfg.calibration)
 
 
 JUDGE_MARGIN = 0.25
@@ -218,7 +218,8 @@ def run_judge(run: RunDir, requests: Mapping[str, Request], generations: pa.Tabl
     if pairwise is not None:
         lengths = {rid: tuple(len(served[a][rid]["output_text"] or "") for a in settings.arms)
                    for rid in pairwise.column("request_id").to_pylist()}
-        admission = jt.pairwise_admission(pairwise, lengths, settings.annotations, settings.bar, untrusted)
+        admission = jt.pairwise_admission(pairwise, lengths, settings.annotations, settings.bar, untrusted,
+                                          settings.calibration, settings.rubric)
         run.write_json("judge_admission.json", admission)
     admitted = admission is not None and admission["admitted"]
     threshold = admission["selective_trust"]["threshold"] if admission is not None and admitted else None

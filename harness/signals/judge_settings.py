@@ -24,6 +24,7 @@ class JudgeSettings:
     annotations: str | None = None
     arms: tuple[str, str] = ("baseline", "candidate")
     imported: str | None = None  # an imported judge file instead of the judge arm (``judge_import``)
+    calibration: str | None = None  # the judge's verdicts on labelled pairs outside the run (admission only)
     accuracy_bar: float = 0.75
     agreement_level: float = 0.95
     trust_target: float = 0.8

@@ -14,7 +14,14 @@ import pyarrow as pa
 
 from harness.signals.agreement import agreement_rows, load_annotations, load_preferences
 from harness.signals.base import SIGNAL_SCHEMA
-from harness.signals.judge_admission import Bar, PairJudgment, admit_pairwise, consistency
+from harness.signals.judge_admission import (
+    Bar,
+    PairJudgment,
+    admit_pairwise,
+    consistency,
+    length_bias,
+    position_bias,
+)
 from harness.signals.judge_prompts import Rubric
 
 SQL = Path(__file__).resolve().parents[1] / "analysis" / "judge_pairwise.sql"
@@ -100,16 +107,31 @@ def agreement(scores: pa.Table, rubric: Rubric, annotations: str | None, bar: fl
 
 
 def pairwise_admission(pairwise: pa.Table, lengths: dict[str, tuple[int, ...]], annotations: str | None, bar: Bar,
-                       untrusted: bool = False) -> dict[str, Any]:
-    """``judge_admission.admit_pairwise`` over the run's pairs joined with the annotation file's preference rows.
+                       untrusted: bool = False, calibration: str | None = None,
+                       rubric: Rubric | None = None) -> dict[str, Any]:
+    """``judge_admission.admit_pairwise`` over the run's pairs joined with the annotation file's preference rows,
+    plus the ``calibration`` file's labelled pairs that are not in the run (the same judge's verdicts elsewhere).
 
     Without preference labels nothing is measured against humans: not admitted, and the reason says so; the biases
-    are still measured. ``untrusted`` (too many unscored answers) keeps it advisory whatever the agreement.
+    are still measured (on the run's pairs). ``untrusted`` (too many unscored answers) keeps it advisory whatever
+    the agreement.
     """
     labels = load_preferences(annotations) if annotations else {}
     pairs = [_judgment(p, labels.get(p["request_id"]), lengths.get(p["request_id"], (0, 0)))
              for p in pairwise.to_pylist()]
-    out = admit_pairwise(pairs, bar)
+    extra: list[PairJudgment] = []
+    if calibration:
+        from harness.signals.judge_import import load_imported
+        from harness.signals.judge_prompts import Criterion
+
+        imported = load_imported(calibration, rubric or Rubric("none", (Criterion("x", "unused"),)))
+        seen = {p.request_id for p in pairs}
+        extra = [PairJudgment(rid, v["verdict_ab"], v["verdict_ba"], labels[rid], confidence=v["confidence"])
+                 for rid, v in sorted(imported.pairwise.items()) if rid not in seen and rid in labels]
+    out = admit_pairwise(pairs + extra, bar)
+    out["calibration_pairs"] = len(extra)
+    if extra:  # the biases are the run's: its pairs only
+        out["length_bias"], out["position_bias"] = length_bias(pairs, bar.level), position_bias(pairs, bar.level)
     if not labels:
         out["admitted"] = False
         out["reason"] = ("no human preference labels (judge.annotations rows with criterion preference): "
