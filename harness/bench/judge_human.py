@@ -188,9 +188,9 @@ def build_experiment(data: Path, out: Path, judge: str, strategy: str = "Vanilla
     """The files of an imported-arms experiment from a shared pair set: traffic (``input`` as a prompt, segment
     ``llmbar``), baseline = output_1, candidate = output_2, the judge's verdicts (imported judge file) and the human
     labels (annotation file), and the judge's verdicts on the whole set as the calibration file (its admission is
-    measured on every labelled pair of the set, not only the run's). ``judge`` ``humans`` imports the human labels themselves as the verdicts (both
-    orders): the decision the humans' own preferences give at the same margin. ``subset``: ``all`` or
-    ``human_majority`` (``human_majority``)."""
+    measured on every labelled pair of the set, not only the run's). ``judge`` ``humans`` imports the human labels
+    themselves as the verdicts (both orders): the decision the humans' own preferences give at the same margin.
+    ``subset``: ``all`` or ``human_majority`` (``human_majority``)."""
     from harness.traffic.schema import Request, write_traffic
 
     folder = data / ROOT / pair_set
