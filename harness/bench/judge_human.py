@@ -211,10 +211,8 @@ def build_experiment(data: Path, out: Path, judge: str, strategy: str = "Vanilla
                                      "finish_reason": "stop"}) + "\n")
     with (out / "judge.jsonl").open("w", encoding="utf-8") as fh:
         for i in keep:
-            if judge == "humans":
-                ab, ba = {"1": ("A", "B"), "2": ("B", "A")}[str(records[i]["label"])]
-            else:
-                ab, ba = verdicts(verdict_source[i])
+            human: tuple[str | None, str | None] = {"1": ("A", "B"), "2": ("B", "A")}[str(records[i]["label"])]
+            ab, ba = human if judge == "humans" else verdicts(verdict_source[i])
             fh.write(json.dumps({"request_id": request_id(i), "verdict_ab": ab, "verdict_ba": ba}) + "\n")
     write_labels(records, out / "labels.csv")
     return {"traffic": out / "traffic.parquet", "baseline": out / "baseline.jsonl",

@@ -130,6 +130,9 @@ def pairwise_admission(pairwise: pa.Table, lengths: dict[str, tuple[int, ...]], 
                  for rid, v in sorted(imported.pairwise.items()) if rid not in seen and rid in labels]
     out = admit_pairwise(pairs + extra, bar)
     out["calibration_pairs"] = len(extra)
+    out["disagreements"] = [{"request_id": p.request_id, "judge": p.preference, "human": p.human,
+                             "verdict_ab": p.verdict_ab, "verdict_ba": p.verdict_ba, "confidence": p.confidence}
+                            for p in pairs if p.human is not None and p.preference != p.human]
     if extra:  # the biases are the run's: its pairs only
         out["length_bias"], out["position_bias"] = length_bias(pairs, bar.level), position_bias(pairs, bar.level)
     if not labels:
