@@ -55,7 +55,8 @@ def test_imported_arms_experiment_admitted_judge_decides_unadmitted_does_not(tmp
     assert pref["status"] == "improved" and not pref["advisory"]
     assert (admitted["verdict"], admitted["direction"]) == ("HOLD_FOR_SIGNOFF", "IMPROVEMENT")
     html = (tmp_path / "reports" / "judge_pairs" / "GPT-4" / "judge.html").read_text()
-    assert "Admitted" in html and 'href="#pair-pair-0045"' in html and 'id="pair-pair-0045"' in html  # the one false regression
+    assert "Admitted" in html  # and its one false regression (judge: baseline, humans: candidate), linked to the pair
+    assert 'href="#pair-pair-0045"' in html and 'id="pair-pair-0045"' in html
 
     weak = _run(tmp_path, "LLaMA2")
     adm = weak["judge"]["pairwise_admission"]
