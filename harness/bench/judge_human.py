@@ -254,15 +254,72 @@ def run_experiments(data: Path, work: Path, judges: Sequence[str], subsets: Sequ
     return rows
 
 
+def negative_control(data: Path, work: Path, n: int) -> dict[str, Any]:
+    """The local real model as the judge (``configs/judge/smollm2.yaml``'s engine, the rubric of
+    ``configs/judge/imported.yaml``) on the first ``n`` LLMBar Natural pairs through the vLLM engine, both orders,
+    measured against the humans with the same bar; returns the admission and the pass's size and seconds."""
+    import time
+
+    from omegaconf import OmegaConf
+
+    from harness import CONFIG_DIR
+    from harness.config import JudgeConfig
+    from harness.signals.judge import judge_settings, run_judge
+    from harness.store import RunDir
+    from harness.traffic import load_traffic
+
+    files = build_experiment(data, work / "negative", "humans", subset="all")
+    records = json.loads((data / ROOT / "LLMBar/Natural/dataset.json").read_text())[:n]
+    requests = {r.request_id: r for r in load_traffic(files["traffic"], limit=n)}
+    import pyarrow as pa
+
+    from harness.store import GENERATION_SCHEMA
+
+    rows = [{"request_id": request_id(i), "segment": "llmbar", "batch": 0, "arm": arm, "output_text": r[key],
+             "prompt_tokens": None, "output_tokens": None, "finish_reason": "stop", "error": None}
+            for i, r in enumerate(records) for arm, key in (("baseline", "output_1"), ("candidate", "output_2"))]
+    outputs = pa.Table.from_pylist(rows, schema=GENERATION_SCHEMA.append(pa.field("arm", pa.string())))
+    rubric = OmegaConf.load(CONFIG_DIR / "judge" / "imported.yaml").rubric
+    cfg = OmegaConf.merge(OmegaConf.structured(JudgeConfig), OmegaConf.load(CONFIG_DIR / "judge" / "smollm2.yaml"),
+                          {"rubric": rubric, "annotations": str(files["labels"]), "agreement_min_n": 20})
+    settings = judge_settings(OmegaConf.to_object(cfg))  # type: ignore[arg-type]
+    t0 = time.perf_counter()
+    res = run_judge(RunDir(work, "negative", "smollm2"), requests, outputs, settings)
+    seconds = time.perf_counter() - t0
+    assert res.admission is not None
+    return {"pairs": n, "seconds": round(seconds, 1), "answers": res.info["answers"],
+            "unscored": res.info["unscored"], "admission": {k: v for k, v in res.admission.items()
+                                                             if k != "disagreements"},
+            "advisory_metrics": list(res.advisory_metrics)}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", nargs="?", choices=("agreement", "experiment"), default="agreement")
+    ap.add_argument("what", nargs="?", choices=("agreement", "experiment", "negative"), default="agreement")
+    ap.add_argument("--n", type=int, default=40, help="negative: the first N Natural pairs")
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--work", type=Path, default=None, help="where the imported/label files go (a temp dir)")
     args = ap.parse_args(argv)
     if args.what == "experiment":
         return _experiment_main(args, argv)
+    if args.what == "negative":
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            found = negative_control(args.data, args.work or Path(tmp), args.n)
+        out = args.out or Path("docs/bench/judge_negative.json")
+        out.write_text(json.dumps({**header("harness.bench.judge_human", argv), **found}, indent=1) + "\n")
+        adm = found["admission"]
+        ab, ba, both = adm["orders"]
+        print(f"real:smollm2 as judge on {found['pairs']} LLMBar Natural pairs: {found['seconds']} s, "
+              f"{found['unscored']} of {found['answers']} answers unscored; accuracy AB {_p(ab['accuracy'])} "
+              f"BA {_p(ba['accuracy'])} both {_p(both['accuracy'])}; kappa AB {_p(ab['kappa'])} "
+              f"[{_p(ab['kappa_low'])}, {_p(ab['kappa_high'])}] BA {_p(ba['kappa'])} [{_p(ba['kappa_low'])}, "
+              f"{_p(ba['kappa_high'])}]; flips {_p(adm['position_bias']['flip_rate'])}, first-shown "
+              f"{_p(adm['position_bias']['first_shown_rate'])}; admitted: {adm['admitted']} ({adm['reason']})")
+        print(f"written to {out}")
+        return 0
     if not (args.data / ROOT).is_dir():
         print(f"{args.data / ROOT} not found. Fix: --data pointing at the shared data folder.", file=sys.stderr)
         return 2
