@@ -174,6 +174,12 @@ COMMANDS: dict[str, tuple[str, int | str]] = {
     "python scripts/calibrate_judge_xstest.py": (PARSE, EXTERNAL),
     "python scripts/calibrate_judge_xstest.py --data ../shared/data --n 150": (PARSE, EXTERNAL),
     "python scripts/measure_refusal.py": (PARSE, EXTERNAL),
+    "python -m harness.bench.judge_human agreement --data ../shared/data": (PARSE, EXTERNAL),
+    "python -m harness.bench.judge_human experiment --data ../shared/data": (PARSE, EXTERNAL),
+    "python -m harness.bench.judge_human negative --data ../shared/data --n 40": (PARSE, EXTERNAL),
+    "python -m harness replay experiment=judge_pairs traffic.path=<traffic> baseline.imported=<output_1s> "
+    "candidate.imported=<output_2s> judge.imported=<verdicts> judge.annotations=<labels> "
+    "judge.calibration=<verdicts_on_all_pairs>": (PARSE, EXTERNAL),
     "python scripts/validate_real.py": (PARSE, EXTERNAL),
 }
 
