@@ -7,8 +7,10 @@ optional confidence. ``admit_pairwise`` measures and decides:
 
 - **Agreement, per order**: accuracy (the order's verdict, as an arm, equals the human's; an unscored order counts as
   a disagreement) with a Wilson interval, Cohen's kappa (categories baseline/candidate/tie, plus ``unscored``) with
-  a percentile bootstrap interval; **both orders**: accuracy of the combined preference (it counts only when both
-  orders name the same arm, ``judge_prompts.combine_orders``), and the kappa between the two orders.
+  a percentile bootstrap interval whose lower bound is also capped by the kappa the accuracy's Wilson lower bound
+  gives at the observed marginals (the bootstrap alone collapses to a point when every pair agrees); **both
+  orders**: accuracy of the combined preference (it counts only when both orders name the same arm,
+  ``judge_prompts.combine_orders``), and the kappa between the two orders.
 - **Admission**: the preference counts in the verdict only when, in BOTH orders, the kappa's lower bound is at least
   ``Bar.kappa`` and the accuracy's lower bound at least ``Bar.accuracy``, on at least ``Bar.min_n`` labelled pairs,
   and a confidence threshold reaches ``Bar.target`` (below). Otherwise it is advisory and ``reason`` says why.
@@ -90,6 +92,10 @@ def order_agreement(pairs: Sequence[PairJudgment], order: str, level: float) -> 
     lo, hi = wilson(hits, n, level)
     k = cohen_kappa(judged, human, CATEGORIES) if n else None
     klo, khi = kappa_interval(judged, human, CATEGORIES, level) if n else (None, None)
+    if klo is not None and lo is not None:  # the bootstrap collapses to a point at perfect agreement: also bound
+        pe = sum(judged.count(c) * human.count(c) for c in CATEGORIES) / n ** 2  # kappa by the accuracy's bound
+        if pe < 1:
+            klo = min(klo, (lo - pe) / (1 - pe))
     return {"order": order, "n": n, "accuracy": hits / n if n else None, "accuracy_low": lo, "accuracy_high": hi,
             "kappa": k, "kappa_low": klo, "kappa_high": khi}
 
