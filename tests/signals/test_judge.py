@@ -99,11 +99,15 @@ def test_every_judge_config_composes_with_hydra_and_binds(name: str) -> None:
     from harness.spec import register_schemas
 
     register_schemas()
+    extra = [f"judge.imported={ANNOTATIONS}"] if name == "imported" else []  # any existing file: it is not read here
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        cfg = OmegaConf.to_object(compose(config_name="config", overrides=[f"judge={name}"]))
+        cfg = OmegaConf.to_object(compose(config_name="config", overrides=[f"judge={name}", *extra]))
     assert isinstance(cfg, ExperimentConfig) and cfg.judge.enabled
     settings = judge_settings(cfg.judge)
-    assert settings.arm.engine.structured_output and settings.arm.engine.extra["enable_prefix_caching"]
+    if name == "imported":  # no model: verdicts from a file
+        assert settings.imported == str(ANNOTATIONS) and not settings.arm.checkpoint
+    else:
+        assert settings.arm.engine.structured_output and settings.arm.engine.extra["enable_prefix_caching"]
     assert len(settings.rubric.criteria) in range(3, 6)
 
 
