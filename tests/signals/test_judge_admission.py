@@ -164,3 +164,32 @@ def test_run_with_an_imported_judge_admitted_only_with_labels(tmp_path: Path) ->
     assert rows[(sorted(requests)[1], human[sorted(requests)[1]])] == 1.0
     assert set(json.loads((run.path / "judge_admission.json").read_text())) >= {"orders", "selective_trust",
                                                                                "disagreements"}
+
+
+def test_audit_page_escapes_untrusted_text_and_links_each_disagreement(tmp_path: Path) -> None:
+    import dataclasses
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from harness.report import judge_audit
+
+    requests, outputs = judged_outputs(30)
+    evil = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    texts = [t + evil for t in outputs.column("output_text").to_pylist()]
+    outputs = outputs.set_column(outputs.schema.get_field_index("output_text"), "output_text", pa.array(texts))
+    ids = sorted(requests)
+    human = {rid: "candidate" for rid in ids}
+    verdicts = [{"request_id": rid, "verdict_ab": "B", "verdict_ba": "A", "raw_ab": evil} for rid in ids]
+    verdicts[3] = {"request_id": ids[3], "verdict_ab": "A", "verdict_ba": "B", "raw_ab": evil}  # a false regression
+    base = endpoint_settings("http://unused", "none", f"imported={_write(tmp_path / 'j.jsonl', verdicts)}")
+    run = RunDir(tmp_path, "e", "r")
+    for arm in ("baseline", "candidate"):
+        part = outputs.filter(pc.equal(outputs.column("arm"), arm)).drop_columns(["arm"])
+        run.write_part("generations", arm, 0, part)
+    run_judge(run, requests, outputs, dataclasses.replace(base, annotations=str(_labels(tmp_path / "l.csv", human))))
+    page = judge_audit.render(run, requests)
+    assert "<script" not in page and "<img" not in page  # the outputs' and the judge's markup is inert text
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in page
+    anchor = judge_audit.anchor(ids[3])
+    assert f'href="#{anchor}"' in page and f'id="{anchor}"' in page and "false regression): 1" in page
