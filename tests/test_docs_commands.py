@@ -186,6 +186,12 @@ COMMANDS: dict[str, tuple[str, int | str]] = {
     "python -m harness annotate reports/default/latest --labels labels-ab12cd34ef56-ann1.csv "
     "--golden golden/annotated.parquet": (PARSE, ANNOTATE),
     "python -m harness golden check golden/annotated.parquet": (PARSE, ANNOTATE),
+    "python -m harness.bench.judge_human agreement --data ../shared/data": (PARSE, EXTERNAL),
+    "python -m harness.bench.judge_human experiment --data ../shared/data": (PARSE, EXTERNAL),
+    "python -m harness.bench.judge_human negative --data ../shared/data --n 40": (PARSE, EXTERNAL),
+    "python -m harness replay experiment=judge_pairs traffic.path=<traffic> baseline.imported=<output_1s> "
+    "candidate.imported=<output_2s> judge.imported=<verdicts> judge.annotations=<labels> "
+    "judge.calibration=<verdicts_on_all_pairs>": (PARSE, EXTERNAL),
     "python scripts/validate_real.py": (PARSE, EXTERNAL),
 }
 
