@@ -37,6 +37,7 @@ from harness.signals.judge_prompts import JudgeError, Rubric
 COLUMNS = ("request_id", "arm", "criterion", "label")
 ARMS = ("baseline", "candidate")
 PREFERENCE = "preference"
+GOLDEN = "golden"  # the labelling kit's promotion rows (harness.annotate.labels), not a label
 PREFERENCE_LABELS = ("baseline", "candidate", "tie")
 MAX_ERRORS = 20
 
@@ -192,8 +193,8 @@ def load_annotations(path: str | Path, rubric: Rubric) -> dict[tuple[str, str, s
     out: dict[tuple[str, str, str], int] = {}
     errors = []
     for i, row in enumerate(rows):
-        if row.get("criterion") == PREFERENCE:
-            continue  # pairwise labels: load_preferences
+        if row.get("criterion") in (PREFERENCE, GOLDEN):
+            continue  # pairwise labels: load_preferences; golden promotions: harness.annotate
         checked = _check_row(i, row, rubric)
         if isinstance(checked, str):
             errors.append(checked)

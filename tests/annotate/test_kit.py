@@ -147,7 +147,7 @@ def test_label_by_keys_download_reimport_agreement_and_promote(terse_run: tuple[
     from devtools import Browser
 
     from harness.golden.schema import load_golden
-    from harness.signals.agreement import load_annotations
+    from harness.signals.agreement import load_annotations, load_preferences
     from harness.signals.judge_prompts import Criterion as C
     from harness.signals.judge_prompts import Rubric as R
 
@@ -173,14 +173,11 @@ def test_label_by_keys_download_reimport_agreement_and_promote(terse_run: tuple[
         a_arm = data["items"][k]["left"]
         b_arm = data["items"][k]["right"]
         assert ann1.scores[(rid[k], a_arm, "accuracy")] == 4 and ann1.scores[(rid[k], b_arm, "accuracy")] == 2
-    # the score rows are what judge.annotations reads
-    scores_only = tmp_path / "scores.csv"
-    with first.open(newline="") as fh, scores_only.open("w", newline="") as out:
-        rows = list(csv.reader(fh))
-        csv.writer(out).writerows([rows[0], *(r for r in rows[1:] if r[2] not in ("preference", "golden"))])
+    # the downloaded file is what judge.annotations reads: its score rows and its pairwise choices
     rubric = R("support-v1", tuple(C(n, "d") for n in ("accuracy", "instruction_adherence", "tone", "verbosity",
                                                          "format")))
-    assert load_annotations(scores_only, rubric) == ann1.scores
+    assert load_annotations(first, rubric) == ann1.scores
+    assert load_preferences(first) == ann1.preferences
 
     checked = run_harness("annotate", str(run), "--judge", "zoo", "--labels", str(first), str(second))
     assert checked.returncode == 0, checked.stderr[-2000:]
