@@ -17,7 +17,7 @@ from harness.analysis.paired import tests_table
 from harness.store import RunDir, connect
 
 SQL_DIR = Path(__file__).parent
-TABLES = ("summary", "changed_pairs", "throughput", "latency", "requests")
+TABLES = ("summary", "changed_pairs", "throughput", "latency", "load", "requests")
 
 
 def create_pairs(con) -> None:  # type: ignore[no-untyped-def]
@@ -27,9 +27,18 @@ def create_pairs(con) -> None:  # type: ignore[no-untyped-def]
     con.execute("CREATE TEMP VIEW pairs AS SELECT * EXCLUDE (finite) FROM pairs_all WHERE finite")
 
 
+def empty_load() -> pa.Table:
+    """The ``load`` relation of a run without a timed replay: no rows, the columns of ``LOAD_SCHEMA`` and ``arm``."""
+    from harness.replay.timed import LOAD_SCHEMA
+
+    return LOAD_SCHEMA.append(pa.field("arm", pa.string())).empty_table()
+
+
 def analyze(run: RunDir) -> dict[str, pa.Table]:
     """Run every analysis query and write its table next to the run's other Parquet files."""
     con = connect(run)
+    if not con.sql("SELECT * FROM duckdb_views() WHERE view_name = 'load'").fetchall():  # a closed-loop run
+        con.register("load", empty_load())
     create_pairs(con)
     tests = tests_table(con.sql((SQL_DIR / "paired_counts.sql").read_text()).to_arrow_table())
     con.register("tests", tests)

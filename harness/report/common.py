@@ -112,7 +112,7 @@ def latency_rows(latency: Sequence[Mapping[str, Any]] | None) -> list[list[str]]
 
     return [[str(t["arm"]), count(t["measured"]), ms(t, "ttft_p50_s", "ttft_p90_s", "ttft_p99_s"),
              ms(t, "itl_p50_s", "itl_p90_s"), ms(t, "latency_p50_s", "latency_p90_s", "latency_p99_s")]
-            for t in (latency or [])]
+            for t in (latency or []) if t.get("segment") is None]
 
 
 JUDGE_HEADER = ["segment", "n", "candidate wins", "ties", "baseline wins", "inconsistent", "unscored",
