@@ -143,8 +143,8 @@ class Latency:
         if len(schedules) > 1:
             reasons.append("baseline and candidate saw different schedules: their latencies do not pair by request")
         self._trusted = not reasons
-        return {"arms": arms, "trusted": not reasons, "untrusted_because": reasons, "slo": self.slo,
-                "saturated": [a for a, d in arms.items() if d["saturation"]["flagged"]]}
+        return {FAMILY: {"arms": arms, "trusted": not reasons, "untrusted_because": reasons, "slo": self.slo,
+                         "saturated": [a for a, d in arms.items() if d["saturation"]["flagged"]]}}
 
     def checks(self, policy: Policy) -> list[Check]:
         return []
