@@ -26,7 +26,6 @@ OUT = Path("reports/bench_load")
 RECORD = Path("docs/bench/load.json")
 SWEEP_CONFIGS = {  # the candidate's serving config per sweep point (the baseline: configs/arm/real_smollm2.yaml)
     "fp32 (as baseline)": [],
-    "bf16": ["candidate.engine.dtype=bfloat16"],
     "max_num_seqs=4": ["candidate.engine.extra.max_num_seqs=4"],
     "max_tokens cap 16": ["candidate.sampling.max_tokens=16"],
 }
@@ -175,7 +174,7 @@ def piece_sweep(jobs: int) -> dict[str, Any]:
         with served_real(OUT / "server") as srv:
             for i, c, r in todo:
                 overrides = [*SWEEP_CONFIGS[c], f"replay.load.repeat={r}"]
-                run(["experiment=real_load", "name=bench_load_sweep", f"output_dir={OUT}", "traffic.limit=40",
+                run(["experiment=real_load", "name=bench_load_sweep", f"output_dir={OUT}", "traffic.limit=32",
                      "replay.load.rate=2.0", *_endpoint(("baseline",), srv.base_url), *overrides],
                     SweepJob(sweep_dir.name, str(sweep_dir.resolve()), i, tuple(overrides)))
     left = len(plan) - len(done) - len(todo)
