@@ -36,33 +36,42 @@ FAMILY = "latency"
 
 @dataclass(frozen=True)
 class Saturation:
-    """Whether latency rose through the run: the last quarter's median TTFT over the first quarter's (by send
-    time), and a one-sided Kendall tau test of TTFT against send order (H0: no upward trend)."""
+    """Whether latency rose through the run (``saturation``): block medians of TTFT after a warm-up, their last over
+    their first, and Kendall's tau of the block medians on block order (exact one-sided p, H0: no upward trend)."""
 
     n: int
     ratio: float | None
     tau: float | None
     p_value: float | None
     flagged: bool
+    blocks: int = 6
+
+
+WARMUP = 0.25  # the first quarter of requests (by send time) fill an empty server: left out
+BLOCKS = 6
 
 
 def saturation(sent_s: Sequence[float], ttft_s: Sequence[float], ratio: float = 1.5,
                alpha: float = 0.01) -> Saturation:
-    """The over-saturation flag: ratio of quarter medians above ``ratio`` and the trend test below ``alpha``.
-    Fewer than 8 requests: never flagged (ratio and test reported when computable)."""
-    pairs = sorted(zip(sent_s, ttft_s, strict=True))
-    n = len(pairs)
-    if n < 8:
-        return Saturation(n, None, None, None, False)
-    y = [t for _, t in pairs]
-    q = n // 4
-    first, last = statistics.median(y[:q]), statistics.median(y[-q:])
-    r = last / first if first > 0 else None
+    """The over-saturation flag. Requests ordered by send time; the first ``WARMUP`` share left out (a queue that
+    starts empty rises at first under any load); the rest cut into ``BLOCKS`` consecutive blocks. Flagged when the
+    last block's median TTFT exceeds ``ratio`` times the first block's and the block medians rise (Kendall's tau on
+    block order, exact one-sided p < ``alpha``; with 6 blocks at most one pair out of order at alpha 0.01). Block
+    medians rather than requests: consecutive latencies in a queue are correlated, and a test on single requests
+    takes that for a trend (docs/load.md has the simulation). Fewer than 24 requests: never flagged."""
+    y = [t for _, t in sorted(zip(sent_s, ttft_s, strict=True))]
+    n = len(y)
+    if n < 24:
+        return Saturation(n, None, None, None, False, BLOCKS)
+    rest = y[int(n * WARMUP):]
+    size = len(rest) / BLOCKS
+    med = [statistics.median(rest[round(i * size):round((i + 1) * size)]) for i in range(BLOCKS)]
+    r = med[-1] / med[0] if med[0] > 0 else None
     from scipy.stats import kendalltau
 
-    res = kendalltau(range(n), y, alternative="greater")
+    res = kendalltau(range(BLOCKS), med, alternative="greater", method="exact")
     tau, p = float(res.statistic), float(res.pvalue)
-    return Saturation(n, r, tau, p, r is not None and r > ratio and p < alpha)
+    return Saturation(n, r, tau, p, r is not None and r > ratio and p < alpha, BLOCKS)
 
 
 def _m(name: str, kind: str, desc: str, advisory: bool, absolute: float | None = None,
