@@ -102,7 +102,8 @@ def piece_replay() -> dict[str, Any]:
            "load": _table(d / "load.parquet"), "latency": [r for r in _table(d / "latency.parquet")
                                                            if r["segment"] is None],
            "latency_details": verdict.get("latency"), "verdict": verdict["verdict"],
-           "latency_checks": [c for c in verdict["checks"] if c["family"] == "latency"], **header(__name__)}
+           "latency_checks": [c for c in verdict["checks"] if c["family"] == "latency"],
+           **header("harness.bench.load", ["replay"])}
     _save("replay", out)
     return out
 
@@ -124,7 +125,7 @@ def piece_reference(n: int = 40, rate: float = 2.0) -> dict[str, Any]:
         ref = _vllm_bench(srv.base_url, str(build_real("smollm2")), data, n, rate)
     ours = {r["arm"]: r for r in _table(d / "latency.parquet") if r["segment"] is None}
     out = {"piece": "reference", "n": n, "rate": rate, "run": str(d), "ours": ours, "vllm_bench_serve": ref,
-           "load": _table(d / "load.parquet"), **header(__name__)}
+           "load": _table(d / "load.parquet"), **header("harness.bench.load", ["reference"])}
     _save("reference", out)
     return out
 
@@ -204,7 +205,7 @@ def record() -> Path:
     summary = OUT / "sweeps" / "real_serving_load" / "summary.parquet"
     if summary.exists():
         out["sweep"] = {"jobs": _table(summary), "configs": _table(summary.with_name("configs.parquet")), **header(
-            __name__, ["record"])}
+            "harness.bench.load", ["sweep"])}
         shutil.copy(summary.with_name("pareto.png"), RECORD.with_name("load_pareto.png"))
     RECORD.parent.mkdir(parents=True, exist_ok=True)
     RECORD.write_text(json.dumps(out, indent=1, default=str, sort_keys=True) + "\n")

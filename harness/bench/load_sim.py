@@ -44,13 +44,14 @@ def latency_status(n: int, effect: float, rng: random.Random) -> str:
     mb, mc = statistics.fmean(b), statistics.fmean(c)
     row = {"metric": "ttft", "family": "latency", "segment": None, "role": "degradation", "higher_is_better": False,
            "advisory": False, "margin_absolute": None, "margin_relative": MARGIN, "n": n, "baseline": mb,
-           "candidate": mc, "delta": mc - mb, "rel_delta": (mc - mb) / mb, "n_nonfinite": 0, **paired_test(diffs, seed=rng.randrange(2**31))}
+           "candidate": mc, "delta": mc - mb, "rel_delta": (mc - mb) / mb, "n_nonfinite": 0,
+           **paired_test(diffs, seed=rng.randrange(2**31))}
     return metric_checks([row], Policy())[0].status
 
 
 def queue_ttft(n: int, rho: float, rng: random.Random) -> tuple[list[float], list[float]]:
     """Send times and TTFTs of ``n`` requests to a FIFO single server at utilisation ``rho`` (service mean 1)."""
-    sent, ttft, t, wait = [], [], 0.0, 0.0
+    sent, ttft, t, wait, service = [], [], 0.0, 0.0, 0.0
     for i in range(n):
         if i:
             gap = rng.expovariate(rho)
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m harness.bench.load_sim", description=__doc__.split("\n")[0])
     p.add_argument("--reps", type=int, default=1000)
     a = p.parse_args(argv)
-    rec = {**header(__name__, argv), "margin_relative": MARGIN, "alpha": 0.05, "saturation_ratio": 1.5,
+    rec = {**header("harness.bench.load_sim", argv), "margin_relative": MARGIN, "alpha": 0.05, "saturation_ratio": 1.5,
            "saturation_alpha": 0.01, **run(a.reps)}
     RECORD.parent.mkdir(parents=True, exist_ok=True)
     RECORD.write_text(json.dumps(rec, indent=1) + "\n")
