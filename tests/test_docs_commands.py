@@ -79,6 +79,7 @@ COMMANDS: dict[str, tuple[str, int | str]] = {
     "make sweep SWEEP=real_serving_load": (PARSE, REAL),
     "python -m harness.bench.load reference": (PARSE, BENCH),
     "python -m harness.bench.load record": (PARSE, BENCH),
+    "python -m harness.bench.load_sim": (PARSE, BENCH),
     "make real": (PARSE, "builds the real model (34 s, cached outside git); tests/real builds it once"),
     "python -m harness real": (PARSE, "what `make real` runs"),
     "make sweep": (PARSE, "a sweep of the zoo's serving settings (tests/test_sweep.py runs a small one)"),
