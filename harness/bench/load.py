@@ -125,9 +125,27 @@ def piece_reference(n: int = 40, rate: float = 2.0) -> dict[str, Any]:
         ref = _vllm_bench(srv.base_url, str(build_real("smollm2")), data, n, rate)
     ours = {r["arm"]: r for r in _table(d / "latency.parquet") if r["segment"] is None}
     out = {"piece": "reference", "n": n, "rate": rate, "run": str(d), "ours": ours, "vllm_bench_serve": ref,
+           "compare": compare(ours, ref),
            "load": _table(d / "load.parquet"), **header("harness.bench.load", ["reference"])}
     _save("reference", out)
     return out
+
+
+def compare(ours: dict[str, dict[str, Any]], ref: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per metric and percentile: ours (each arm: two passes of our replay) and the reference's, in ms, and our
+    difference from it in percent."""
+    rows = []
+    for ours_key, ref_key in (("ttft", "ttft"), ("itl", "itl"), ("tpot", "tpot"), ("latency", "e2el")):
+        for q in (50, 90, 99):
+            theirs = ref.get(f"p{q}_{ref_key}_ms")
+            row: dict[str, Any] = {"metric": ref_key, "percentile": q, "vllm_bench_serve_ms": theirs}
+            for arm, t in sorted(ours.items()):
+                mine = t.get(f"{ours_key}_p{q}_s")
+                row[f"ours_{arm}_ms"] = mine * 1000 if mine is not None else None
+                row[f"diff_{arm}_pct"] = (100 * (mine * 1000 - theirs) / theirs if mine is not None and theirs
+                                          else None)
+            rows.append(row)
+    return rows
 
 
 def _custom_dataset(src: Path, dst: Path, n: int) -> None:
