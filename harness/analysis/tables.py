@@ -14,7 +14,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from harness.analysis.paired import tests_table
-from harness.store import RunDir, connect
+from harness.store import RunDir
+from harness.store import connect as connect_run
 
 SQL_DIR = Path(__file__).parent
 TABLES = ("summary", "changed_pairs", "throughput", "latency", "load", "requests")
@@ -34,11 +35,17 @@ def empty_load() -> pa.Table:
     return LOAD_SCHEMA.append(pa.field("arm", pa.string())).empty_table()
 
 
+def connect(run: RunDir):  # type: ignore[no-untyped-def]
+    """``harness.store.connect`` with a ``load`` relation always there (empty for a closed-loop run)."""
+    con = connect_run(run)
+    if not con.sql("SELECT * FROM duckdb_views() WHERE view_name = 'load'").fetchall():
+        con.register("load", empty_load())
+    return con
+
+
 def analyze(run: RunDir) -> dict[str, pa.Table]:
     """Run every analysis query and write its table next to the run's other Parquet files."""
     con = connect(run)
-    if not con.sql("SELECT * FROM duckdb_views() WHERE view_name = 'load'").fetchall():  # a closed-loop run
-        con.register("load", empty_load())
     create_pairs(con)
     tests = tests_table(con.sql((SQL_DIR / "paired_counts.sql").read_text()).to_arrow_table())
     con.register("tests", tests)

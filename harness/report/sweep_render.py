@@ -53,7 +53,7 @@ def render_summary(sweep_id: str, manifest: Manifest, rows: Sequence[dict[str, A
     c_header, c_body = config_rows(configs, config_front, speed)
     baseline = manifest.arms["baseline"]
     header = [title for _, title in COLUMNS] + [quality_label, "Pareto"]
-    body = [[r[k] for k, _ in COLUMNS] + [q, "yes" if i in front else ""]
+    body = [[r.get(k) for k, _ in COLUMNS] + [q, "yes" if i in front else ""]
             for i, (r, q) in enumerate(zip(rows, quality, strict=True))]
     return "\n".join([
         f"# Sweep {sweep_id}", "",
@@ -100,7 +100,7 @@ def render_summary_html(sweep_dir: Path, manifest: Manifest, rows: Sequence[dict
     a link to each job's report."""
     baseline = manifest.arms["baseline"]
     header = [title for _, title in COLUMNS] + [quality_label, "Pareto"]
-    body = [[r[k] for k, _ in COLUMNS] + [q, "yes" if i in front else ""]
+    body = [[r.get(k) for k, _ in COLUMNS] + [q, "yes" if i in front else ""]
             for i, (r, q) in enumerate(zip(rows, quality, strict=True))]
     sweep_id = sweep_dir.name
     intro = (f"Experiment {manifest.experiment}, {manifest.traffic.requests} requests of {manifest.traffic.path}; "
