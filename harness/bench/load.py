@@ -222,6 +222,24 @@ def _save(name: str, out: dict[str, Any]) -> None:
     print(json.dumps({k: v for k, v in out.items() if k not in ("load",)}, indent=1, default=str)[:4000])
 
 
+def burst_rates(run_dir: Path, burst: int = 8) -> dict[str, Any]:
+    """Per arm of the bursty replay, per burst (``burst`` consecutive scheduled requests): the scheduled and achieved
+    rate inside the burst ((n - 1) / span) and the median TTFT by position in the burst (queueing inside a burst)."""
+    import statistics
+
+    import pyarrow.parquet as pq
+
+    out = {}
+    for part in sorted((run_dir / "load").glob("arm=*")):
+        rows = sorted(pq.read_table(part).to_pylist(), key=lambda r: r["scheduled_s"])
+        bursts = [rows[i:i + burst] for i in range(0, len(rows) - burst + 1, burst)]
+        out[part.name.removeprefix("arm=")] = {
+            "scheduled_rps": [(burst - 1) / (b[-1]["scheduled_s"] - b[0]["scheduled_s"]) for b in bursts],
+            "achieved_rps": [(burst - 1) / (b[-1]["sent_s"] - b[0]["sent_s"]) for b in bursts],
+            "ttft_median_s_by_position": [statistics.median(b[i]["ttft_s"] for b in bursts) for i in range(burst)]}
+    return out
+
+
 def record() -> Path:
     """``docs/bench/load.json`` from the pieces' results (each keeps its own date, command and machine)."""
     import shutil
@@ -231,6 +249,9 @@ def record() -> Path:
         p = OUT / f"{name}.json"
         if p.exists():
             out[name] = {k: v for k, v in json.loads(p.read_text()).items() if k != "load"}
+            out[name]["load"] = json.loads(p.read_text())["load"]
+    if "replay" in out:
+        out["replay"]["bursts"] = burst_rates(Path(out["replay"]["run"]))
     summary = OUT / "sweeps" / "real_serving_load" / "summary.parquet"
     if summary.exists():
         out["sweep"] = {"jobs": _table(summary), "configs": _table(summary.with_name("configs.parquet")), **header(
