@@ -248,8 +248,7 @@ def record() -> Path:
     for name in ("replay", "reference"):
         p = OUT / f"{name}.json"
         if p.exists():
-            out[name] = {k: v for k, v in json.loads(p.read_text()).items() if k != "load"}
-            out[name]["load"] = json.loads(p.read_text())["load"]
+            out[name] = json.loads(p.read_text())
     if "replay" in out:
         out["replay"]["bursts"] = burst_rates(Path(out["replay"]["run"]))
     summary = OUT / "sweeps" / "real_serving_load" / "summary.parquet"
