@@ -196,7 +196,7 @@ def piece_sweep(jobs: int) -> dict[str, Any]:
 
     sweep_dir = OUT / "sweeps" / "real_serving_load"
     plan = [(c, r) for r in range(REPEATS) for c in SWEEP_CONFIGS]
-    done = {p.parent.name for p in (OUT / "bench_load_sweep").glob("*/verdict.json")}
+    done = {p.parent.name for p in (OUT / "bench_load_sweep").glob("real_serving_load-j*/verdict.json")}
     todo = [(i, c, r) for i, (c, r) in enumerate(plan) if f"real_serving_load-j{i}" not in done][:jobs]
     sweep_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / "multirun.yaml").write_text(json.dumps({"configs": SWEEP_CONFIGS, "repeats": REPEATS}) + "\n")
