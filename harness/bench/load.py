@@ -30,6 +30,8 @@ SWEEP_CONFIGS = {  # the candidate's serving config per sweep point (the baselin
     "max_tokens cap 16": ["candidate.sampling.max_tokens=16"],
 }
 REPEATS = 3
+SWEEP_RATE = 5.0  # req/s offered to each arm: above the fp32 baseline's capacity here, so the SLOs bind and goodput
+# tells the configs apart (at 2 req/s every config met them: goodput was the offered rate)
 
 
 def bursty_trace(src: Path, dst: Path, n: int, burst: int = 8, gap_s: float = 10.0, spread_s: float = 0.2) -> Path:
@@ -188,16 +190,22 @@ def _vllm_bench(base_url: str, tokenizer: str, data: Path, n: int, rate: float) 
     return {k: v for k, v in result.items() if isinstance(v, int | float | str) and not isinstance(v, bool)}
 
 
-def piece_sweep(jobs: int) -> dict[str, Any]:
+def sweep_name(rate: float) -> str:
+    """The sweep at ``rate`` requests/s (its runs: ``<name>-j<N>``; the first one, at 2 req/s, has no suffix)."""
+    return "real_serving_load" if rate == 2.0 else f"real_serving_load_r{rate:g}"
+
+
+def piece_sweep(jobs: int, rate: float = SWEEP_RATE) -> dict[str, Any]:
     """Up to ``jobs`` pending sweep jobs (config x repeat), each a normal run: the baseline (real_smollm2, fp32) on a
     server started here once, the candidate on its own local server with the config."""
     from harness.fixtures.real.client_logs import served_real
     from harness.spec import SweepJob
 
-    sweep_dir = OUT / "sweeps" / "real_serving_load"
+    name = sweep_name(rate)
+    sweep_dir = OUT / "sweeps" / name
     plan = [(c, r) for r in range(REPEATS) for c in SWEEP_CONFIGS]
-    done = {p.parent.name for p in (OUT / "bench_load_sweep").glob("real_serving_load-j*/verdict.json")}
-    todo = [(i, c, r) for i, (c, r) in enumerate(plan) if f"real_serving_load-j{i}" not in done][:jobs]
+    done = {p.parent.name for p in (OUT / "bench_load_sweep").glob(f"{name}-j*/verdict.json")}
+    todo = [(i, c, r) for i, (c, r) in enumerate(plan) if f"{name}-j{i}" not in done][:jobs]
     sweep_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / "multirun.yaml").write_text(json.dumps({"configs": SWEEP_CONFIGS, "repeats": REPEATS}) + "\n")
     if todo:
@@ -205,7 +213,7 @@ def piece_sweep(jobs: int) -> dict[str, Any]:
             for i, c, r in todo:
                 overrides = [*SWEEP_CONFIGS[c], f"replay.load.repeat={r}"]
                 run(["experiment=real_load", "name=bench_load_sweep", f"output_dir={OUT}", "traffic.limit=32",
-                     "replay.load.rate=2.0", *_endpoint(("baseline",), srv.base_url), *overrides],
+                     f"replay.load.rate={rate}", *_endpoint(("baseline",), srv.base_url), *overrides],
                     SweepJob(sweep_dir.name, str(sweep_dir.resolve()), i, tuple(overrides)))
     left = len(plan) - len(done) - len(todo)
     if left == 0:
@@ -251,11 +259,13 @@ def record() -> Path:
             out[name] = json.loads(p.read_text())
     if "replay" in out:
         out["replay"]["bursts"] = burst_rates(Path(out["replay"]["run"]))
-    summary = OUT / "sweeps" / "real_serving_load" / "summary.parquet"
-    if summary.exists():
-        out["sweep"] = {"jobs": _table(summary), "configs": _table(summary.with_name("configs.parquet")), **header(
-            "harness.bench.load", ["sweep"])}
-        shutil.copy(summary.with_name("pareto.png"), RECORD.with_name("load_pareto.png"))
+    for rate in (SWEEP_RATE, 2.0):
+        summary = OUT / "sweeps" / sweep_name(rate) / "summary.parquet"
+        if not summary.exists():
+            continue
+        out[f"sweep_r{rate:g}"] = {"jobs": _table(summary), "configs": _table(summary.with_name("configs.parquet")),
+                                   **header("harness.bench.load", ["sweep", "--rate", f"{rate:g}"])}
+        shutil.copy(summary.with_name("pareto.png"), RECORD.with_name(f"load_pareto_r{rate:g}.png"))
     RECORD.parent.mkdir(parents=True, exist_ok=True)
     RECORD.write_text(json.dumps(out, indent=1, default=str, sort_keys=True) + "\n")
     return RECORD
@@ -265,6 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m harness.bench.load", description=__doc__.split("\n")[0])
     p.add_argument("piece", choices=["replay", "reference", "sweep", "record"])
     p.add_argument("--jobs", type=int, default=5, help="sweep: jobs to run in this invocation")
+    p.add_argument("--rate", type=float, default=SWEEP_RATE, help="sweep: requests/s offered to each arm")
     a = p.parse_args(argv)
     from harness.console import configure
 
@@ -274,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
     elif a.piece == "reference":
         piece_reference()
     elif a.piece == "sweep":
-        piece_sweep(a.jobs)
+        piece_sweep(a.jobs, a.rate)
     else:
         print(f"record: {record()}")
 
