@@ -26,7 +26,8 @@ WITH thr AS (
     FROM deltas WHERE list_contains($metrics, metric) AND delta <> 0  -- unchanged metrics are left out
     GROUP BY job
 )
-SELECT j.job, j.run_id, j.settings, j.verdict, j.direction, j.families, j.breached,
+SELECT j.job, j.run_id, j.settings, j.config, j.repeat, j.verdict, j.direction, j.families, j.breached,
+       j.quality_breached,
        g.golden_score, s.cosine_to_baseline, coalesce(array_to_string(k.key_deltas, ', '), 'none') AS key_deltas,
        coalesce(t.generated, 0) AS generated, coalesce(t.cached, 0) AS cached,
        t.output_tokens / nullif(t.engine_seconds, 0) AS output_tokens_per_s,

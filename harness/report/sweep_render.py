@@ -135,6 +135,16 @@ def write_summary_html(sweep_dir: Path, manifest: Manifest, rows: Sequence[dict[
     return path
 
 
+def short_label(c: dict[str, Any]) -> str:
+    """A config's name in the figure: its non-default settings by their last key part (``max_num_seqs=4``)."""
+    config = c.get("config")
+    if config is None:
+        return f"j{c.get('job')}"
+    parts = [f"{k.rsplit('.', 1)[-1]}={v}" for k, _, v in (x.partition("=") for x in str(config).split())
+             if v != "(default)"]
+    return " ".join(parts) or "as configured (no override)"
+
+
 SPEED_LABELS = {"goodput_per_core": "candidate goodput, requests/s per core (SLOs met, open-loop replay)",
                 "output_tokens_per_s": "candidate output tokens/s (generated requests, engine time)"}
 
@@ -155,7 +165,7 @@ def pareto_plot(configs: Sequence[dict[str, Any]], quality: Sequence[float | Non
         xerr = [[x - lo], [hi - x]] if lo is not None and hi is not None else None
         colour = ARM_COLORS["candidate"] if on else "#B0B0B0"
         ax.errorbar(x, y, xerr=xerr, fmt="o", ms=8 if on else 6, color=colour, ecolor=colour, capsize=3, zorder=3)
-        note = str(c.get("config", c.get("job")))
+        note = short_label(c)
         if c.get("quality_failed", c.get("breached", 0)):
             failed = True
             ax.scatter([x], [y], marker="x", s=120, color="#C0392B", linewidths=2, zorder=4)
@@ -169,7 +179,7 @@ def pareto_plot(configs: Sequence[dict[str, Any]], quality: Sequence[float | Non
         ax.scatter([], [], marker="x", color="#C0392B", label="fails the gate on quality")
     ax.scatter([], [], color="#B0B0B0", label="dominated")
     ax.legend(fontsize=7, loc="best")
-    missing = [str(c.get("config", c.get("job"))) for i, c in enumerate(configs) if i not in shown]
+    missing = [short_label(c) for i, c in enumerate(configs) if i not in shown]
     ax.set_xlabel(SPEED_LABELS.get(speed, speed), fontsize=8)
     ax.set_ylabel(label, fontsize=8)
     ax.set_title("Sweep: quality vs speed" + (f" (not shown, no rate: {', '.join(missing)})" if missing else ""),
