@@ -170,7 +170,7 @@ def pareto_plot(configs: Sequence[dict[str, Any]], quality: Sequence[float | Non
             failed = True
             ax.scatter([x], [y], marker="x", s=120, color="#C0392B", linewidths=2, zorder=4)
             note += "  (fails gate)"
-        ax.annotate(note, (x, y), fontsize=7, xytext=(5, 4), textcoords="offset points",
+        ax.annotate(note, (x, y), fontsize=7, xytext=(5, 4 - 10 * (i % 3)), textcoords="offset points",
                     color="#333333" if on else "#8C8C8C")
     line = sorted((configs[i][speed], quality[i]) for i in front if i in shown)
     if line:
