@@ -24,7 +24,7 @@ from harness.spec import read_manifest
 from harness.store import RunDir, write_parquet_atomic
 
 KEY_METRICS = ("output_tokens", "chars", "json_valid", "schema_valid", "structure_ok", "truncated", "refusal",
-               "hedge", "empty", "error")
+               "hedge", "empty", "error", "ttft", "tpot", "e2e_latency", "slo_met")
 """Metrics whose overall delta (candidate - baseline) the summary shows, with every golden metric."""
 IGNORED_OVERRIDES = ("sweep", "hydra.", "run_id")
 REPEAT_KEY = "replay.load.repeat"
