@@ -12,5 +12,6 @@ SELECT config, count(*) AS repeats, list(job ORDER BY job) AS jobs, list(verdict
        avg(ttft_p99_s) AS ttft_p99_s, avg(tpot_p50_s) AS tpot_p50_s, max(lateness_p99_s) AS lateness_p99_s_max,
        min(job) AS first_job
 FROM jobs
+WHERE verdict <> 'NO VERDICT'  -- an unfinished job is no repeat
 GROUP BY config
 ORDER BY first_job;

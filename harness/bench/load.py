@@ -7,7 +7,7 @@ resumable (finished jobs are kept, ``--jobs N`` per invocation). Results go to `
 
     flock /tmp/engine.lock python -m harness.bench.load replay      # bursty trace, open loop: fidelity, rates
     flock /tmp/engine.lock python -m harness.bench.load reference   # ours vs vllm bench serve, same server and trace
-    flock /tmp/engine.lock python -m harness.bench.load sweep --jobs 5   # repeat until it says the sweep is done
+    flock /tmp/engine.lock python -m harness.bench.load sweep --jobs 3   # repeat until it says 0 left
     python -m harness.bench.load record
 """
 
