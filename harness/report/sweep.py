@@ -124,10 +124,11 @@ def summary_table(runs: list[dict[str, Any]], metrics: tuple[str, ...] = KEY_MET
     con.execute("CREATE VIEW drift AS " + _union([(r["job"], str(r["dir"] / "drift.parquet")) for r in done
                                                   if (r["dir"] / "drift.parquet").exists()]))
     latency = [(r["job"], str(r["dir"] / "latency.parquet")) for r in done if (r["dir"] / "latency.parquet").exists()]
-    con.execute("CREATE VIEW latency AS " + (_union(latency) if latency else
-                "SELECT NULL::INTEGER AS job, NULL::VARCHAR AS arm, NULL::VARCHAR AS segment, "
-                "NULL::DOUBLE AS ttft_p50_s, NULL::DOUBLE AS latency_p90_s, NULL::DOUBLE AS ttft_p99_s, "
-                "NULL::DOUBLE AS tpot_p50_s WHERE false"))
+    empty = ("SELECT NULL::INTEGER AS job, NULL::VARCHAR AS arm, NULL::VARCHAR AS segment, NULL::DOUBLE AS ttft_p50_s, "
+             "NULL::DOUBLE AS latency_p90_s, NULL::DOUBLE AS ttft_p99_s, NULL::DOUBLE AS tpot_p50_s WHERE false")
+    # runs analysed before latency.parquet had segments and TPOT read as overall rows without TPOT
+    con.execute("CREATE VIEW latency AS SELECT * FROM (" + empty + ")" + (
+        " UNION ALL BY NAME " + _union(latency) if latency else ""))
     golden = [m for r in done for m in _golden_metrics(r)]
     table = con.sql((SQL_DIR / "sweep_summary.sql").read_text(),
                     params={"metrics": sorted({*metrics, *golden}), "cores": os.cpu_count() or 1}).to_arrow_table()
