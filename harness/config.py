@@ -207,6 +207,37 @@ class JudgeConfig:
 
 
 @dataclass
+class LoadConfig:
+    """Open-loop timed replay (``replay.load``, harness/replay/timed.py, docs/load.md): each arm's traffic is sent at
+    a schedule, never waiting for earlier responses (server backend only), and latency under that load is scored by
+    the ``latency`` signal family."""
+
+    # off: the closed-loop replay (``engine.server.concurrency`` in flight); timestamps: at the captured timestamps
+    # divided by ``speedup``; constant: ``rate`` requests/s evenly; poisson: ``rate`` requests/s, exponential gaps
+    mode: str = "off"
+    speedup: float = 1.0  # timestamps: 10 = ten times faster than captured
+    rate: Optional[float] = None  # noqa: UP045  constant / poisson: requests per second
+    seed: int = 0  # poisson: the gaps' seed (both arms get the same schedule)
+    max_requests: Optional[int] = None  # noqa: UP045  send at most this many (the rest: error rows `not_sent`)
+    max_duration_s: Optional[float] = None  # noqa: UP045  send nothing scheduled later than this (not_sent)
+    max_in_flight: int = 1024  # a safety cap on open requests; reaching it delays sends (seen as lateness)
+    max_lateness_p99_s: float = 0.05  # schedule fidelity bound: p99 of (sent - scheduled) above it: latency untrusted
+    slo_ttft_s: Optional[float] = None  # noqa: UP045  goodput: requests meeting every SLO set here, per second
+    slo_tpot_s: Optional[float] = None  # noqa: UP045
+    slo_e2e_s: Optional[float] = None  # noqa: UP045
+    saturation_ratio: float = 1.5  # over-saturation: last quarter's median TTFT / first quarter's above this ...
+    saturation_alpha: float = 0.01  # ... and a rising trend (Kendall's tau on send order) at this level
+    repeat: int = 0  # a label for repeated runs of one config in a sweep (summarised with intervals); no effect
+
+
+@dataclass
+class ReplayConfig:
+    """How the traffic is sent: ``load`` (off: closed loop, as fast as the engine takes it)."""
+
+    load: LoadConfig = field(default_factory=LoadConfig)
+
+
+@dataclass
 class CacheConfig:
     """The generation cache (``harness.replay.cache``): served generations keyed by checkpoint fingerprint,
     output-affecting engine options and the prepared request; a re-run or a sweep generates only the misses
@@ -245,7 +276,8 @@ class ExperimentConfig:
     name: str = MISSING
     traffic: TrafficConfig = field(default_factory=TrafficConfig)
     # the signal families scored (harness.signals.base.SIGNALS); each skips itself where it does not apply
-    signals: List[str] = field(default_factory=lambda: ["stats", "golden", "judge", "drift"])  # noqa: UP006
+    signals: List[str] = field(  # noqa: UP006
+        default_factory=lambda: ["stats", "golden", "judge", "drift", "latency"])
     baseline: ArmConfig = field(default_factory=ArmConfig)
     candidate: ArmConfig = field(default_factory=ArmConfig)
     gate: GateConfig = field(default_factory=GateConfig)
@@ -253,6 +285,7 @@ class ExperimentConfig:
     cache: CacheConfig = field(default_factory=CacheConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     ci: CIConfig = field(default_factory=CIConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
     output_dir: str = "reports"
     run_id: Optional[str] = None  # noqa: UP045  default: a timestamp
 

@@ -82,7 +82,7 @@ def run_experiment(spec: RunSpec, resolved_config: dict[str, Any],
         manifest.resumed_at = [*previous.resumed_at, dt.datetime.now(dt.UTC).isoformat()]
     write_manifest(run, manifest)
     with run_logs(run.path), _session(spec):
-        verdict = _replay_and_evaluate(spec, run, manifest, traffic, replayer or make_replayer(spec.ray))
+        verdict = _replay_and_evaluate(spec, run, manifest, traffic, replayer or make_replayer(spec.ray, spec.load))
     run.point_latest()
     write_index(Path(spec.output_dir))  # reports/index.html: every run, with this one
     return run, verdict

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-from harness.config import ArmConfig, GateConfig, RayConfig, ReportConfig
+from harness.config import ArmConfig, GateConfig, LoadConfig, RayConfig, ReportConfig
 from harness.errors import BadInput
 from harness.gate import FAILING, Policy, Threshold, check_fail_on, policy_from_json, policy_to_json
 from harness.signals.registry import family, settings_schemas
@@ -64,6 +64,7 @@ class RunSpec:
     ray: RayConfig = field(default_factory=RayConfig)  # enabled: replay and embed on Ray (harness.replay.ray)
     fail_on: tuple[str, ...] = FAILING  # the exit policy (ci.fail_on): verdicts that fail a CI job
     max_too_long_share: float = 0.01  # traffic.max_too_long_share: over-long prompts above this share: bad input
+    load: LoadConfig = field(default_factory=LoadConfig)  # replay.load: open-loop timed replay (mode off: none)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "traffic_path": self.traffic_path, "limit": self.limit,
@@ -72,7 +73,8 @@ class RunSpec:
                 "settings": {k: asdict(v) for k, v in self.settings.items()}, "report": asdict(self.report),
                 "cache_dir": self.cache_dir, "output_dir": self.output_dir, "run_id": self.run_id,
                 "sweep": asdict(self.sweep) if self.sweep else None, "ray": asdict(self.ray),
-                "fail_on": list(self.fail_on), "max_too_long_share": self.max_too_long_share}
+                "fail_on": list(self.fail_on), "max_too_long_share": self.max_too_long_share,
+                "load": asdict(self.load)}
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> RunSpec:
@@ -86,7 +88,8 @@ class RunSpec:
                    output_dir=obj["output_dir"], run_id=obj["run_id"],
                    sweep=SweepJob(**{**sweep, "overrides": tuple(sweep["overrides"])}) if sweep else None,
                    ray=_typed(RayConfig, obj.get("ray") or {}), fail_on=tuple(obj.get("fail_on", FAILING)),
-                   max_too_long_share=obj.get("max_too_long_share", 0.01))
+                   max_too_long_share=obj.get("max_too_long_share", 0.01),
+                   load=_typed(LoadConfig, obj.get("load") or {}))
 
 
 @dataclass(frozen=True)
@@ -244,6 +247,35 @@ def check_known_keys(dcfg: Any) -> None:
     OmegaConf.merge(OmegaConf.structured(OmegaConf.get_type(dcfg)), OmegaConf.to_container(dcfg))
 
 
+LOAD_MODES = ("off", "timestamps", "constant", "poisson")
+
+
+def check_load(load: LoadConfig, arms: Mapping[str, ArmConfig], ray: bool = False) -> LoadConfig:
+    """``replay.load`` checked against the arms: a known mode, a rate where the mode needs one, and every generated
+    arm on the server backend (only it streams; docs/load.md).
+
+    Raises:
+        BadInput: naming the key and the fix.
+    """
+    if load.mode not in LOAD_MODES:
+        raise BadInput(f"replay.load.mode={load.mode!r} is not one of {list(LOAD_MODES)}. Fix: set one of them.")
+    if load.mode == "off":
+        return load
+    if load.mode in ("constant", "poisson") and not (load.rate and load.rate > 0):
+        raise BadInput(f"replay.load.mode={load.mode} needs replay.load.rate (requests per second, > 0); it is "
+                       f"{load.rate}. Fix: add replay.load.rate=R.")
+    if load.speedup <= 0:
+        raise BadInput(f"replay.load.speedup={load.speedup}: must be > 0. Fix: 1 replays at the captured pace.")
+    if ray:
+        raise BadInput("replay.load (timed replay) runs in this process, not on Ray. Fix: ray.enabled=false.")
+    for name, arm in arms.items():
+        if not arm.imported and arm.engine.backend != "server":
+            raise BadInput(f"replay.load.mode={load.mode}: arm {name} is served by engine.backend="
+                           f"{arm.engine.backend}, and only the server backend streams timed requests. Fix: "
+                           f"{name}.engine.backend=server (or replay.load.mode=off).")
+    return load
+
+
 def run_spec(dcfg: Any, sweep: SweepJob | None = None) -> RunSpec:
     """The typed ``RunSpec`` from the composed Hydra config: the one place config becomes plain values.
 
@@ -272,4 +304,5 @@ def run_spec(dcfg: Any, sweep: SweepJob | None = None) -> RunSpec:
         policy=policy(cfg.gate), settings=settings, report=cfg.report,
         cache_dir=str(Path(cfg.cache.dir).resolve()) if cfg.cache.enabled else None, output_dir=cfg.output_dir,
         run_id=cfg.run_id or (f"{sweep.id}-j{sweep.job}" if sweep else None), sweep=sweep, ray=cfg.ray,
-        fail_on=check_fail_on(cfg.ci.fail_on), max_too_long_share=cfg.traffic.max_too_long_share)
+        fail_on=check_fail_on(cfg.ci.fail_on), max_too_long_share=cfg.traffic.max_too_long_share,
+        load=check_load(cfg.replay.load, arms, cfg.ray.enabled))

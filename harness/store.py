@@ -183,6 +183,9 @@ def connect(run: RunDir):  # type: ignore[no-untyped-def]
     for table in ("generations", "batches"):
         con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({sql_quote(run.glob(table))}, "
                     "hive_partitioning = true, union_by_name = true)")  # parts written before a column existed
+    if any((run.path / "load").glob("*/*.parquet")):  # a timed replay (harness.replay.timed)
+        con.execute(f"CREATE VIEW load AS SELECT * FROM read_parquet({sql_quote(run.glob('load'))}, "
+                    "hive_partitioning = true, union_by_name = true)")
     for table in ("signals", "metrics"):
         if run.table_path(table).exists():
             con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({sql_quote(str(run.table_path(table)))})")

@@ -84,6 +84,6 @@ def test_sweep_configs_compose_and_sweep_arm_settings(name: str) -> None:
         params = dict(compose(config_name="config", overrides=[f"sweep={name}"],
                               return_hydra_config=True).hydra.sweeper.params)
         exp = OmegaConf.to_object(compose(config_name="config", overrides=[f"sweep={name}"]))
-    assert params and all(k.startswith("candidate.") for k in params)
+    assert params and all(k.startswith("candidate.") or k == "replay.load.repeat" for k in params)  # repeats label
     assert isinstance(exp, ExperimentConfig) and exp.name == f"sweep_{name}" and exp.traffic.limit
     assert exp.golden.path is None

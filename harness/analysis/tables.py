@@ -14,10 +14,11 @@ from pathlib import Path
 import pyarrow as pa
 
 from harness.analysis.paired import tests_table
-from harness.store import RunDir, connect
+from harness.store import RunDir
+from harness.store import connect as connect_run
 
 SQL_DIR = Path(__file__).parent
-TABLES = ("summary", "changed_pairs", "throughput", "latency", "requests")
+TABLES = ("summary", "changed_pairs", "throughput", "latency", "load", "requests")
 
 
 def create_pairs(con) -> None:  # type: ignore[no-untyped-def]
@@ -25,6 +26,21 @@ def create_pairs(con) -> None:  # type: ignore[no-untyped-def]
     read it; it never goes to Python). Non-finite pairs are only counted (``summary.sql``)."""
     con.execute("CREATE TEMP TABLE pairs_all AS " + (SQL_DIR / "pairs.sql").read_text())
     con.execute("CREATE TEMP VIEW pairs AS SELECT * EXCLUDE (finite) FROM pairs_all WHERE finite")
+
+
+def empty_load() -> pa.Table:
+    """The ``load`` relation of a run without a timed replay: no rows, the columns of ``LOAD_SCHEMA`` and ``arm``."""
+    from harness.replay.timed import LOAD_SCHEMA
+
+    return LOAD_SCHEMA.append(pa.field("arm", pa.string())).empty_table()
+
+
+def connect(run: RunDir):  # type: ignore[no-untyped-def]
+    """``harness.store.connect`` with a ``load`` relation always there (empty for a closed-loop run)."""
+    con = connect_run(run)
+    if not con.sql("SELECT * FROM duckdb_views() WHERE view_name = 'load'").fetchall():
+        con.register("load", empty_load())
+    return con
 
 
 def analyze(run: RunDir) -> dict[str, pa.Table]:

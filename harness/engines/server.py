@@ -330,7 +330,7 @@ class ServerEngine:
                 return Generation(r.request_id, "", prompt_len, 0, None,
                                   f"prompt_too_long: {prompt_len} tokens, max_model_len {self.max_len}")
             max_tokens = min(max_tokens, room)
-        path, body = _request_body(r, ep.model, max_tokens, self.opts.structured_output)
+        path, body = request_body(r, ep.model, max_tokens, self.opts.structured_output)
         attempts = self.settings.retries + 1
         async with gate:
             for attempt in range(attempts):
@@ -412,7 +412,7 @@ def _tokenizer(checkpoint: str) -> Any:
         return None
 
 
-def _request_body(r: PreparedRequest, model: str, max_tokens: int, structured: bool) -> tuple[str, dict[str, Any]]:
+def request_body(r: PreparedRequest, model: str, max_tokens: int, structured: bool) -> tuple[str, dict[str, Any]]:
     body: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "temperature": r.temperature,
                             "top_p": r.top_p, "seed": r.seed, "stream": True,
                             "stream_options": {"include_usage": True}}

@@ -38,7 +38,7 @@ from harness.replay.checks import ResumeError, check_prompt_lengths, check_resum
 from harness.replay.ledger import prepare
 
 if TYPE_CHECKING:
-    from harness.config import ArmConfig, RayConfig
+    from harness.config import ArmConfig, LoadConfig, RayConfig
     from harness.replay.cache import GenerationCache
     from harness.store import RunDir
     from harness.traffic import Traffic
@@ -81,12 +81,18 @@ class Replayer(Protocol):
 REPLAYERS: dict[str, str] = {
     "local": "harness.replay.local:LocalReplayer",
     "ray": "harness.replay.ray:RayReplayer",
+    "timed": "harness.replay.timed:TimedReplayer",
 }
-"""Replayer name -> "module:class" (imported when used): ``ray`` when ``ray.enabled``, else ``local``."""
+"""Replayer name -> "module:class" (imported when used): ``timed`` when ``replay.load`` is on, ``ray`` when
+``ray.enabled``, else ``local``."""
 
 
-def make_replayer(ray: RayConfig) -> Replayer:
-    """The replayer of a run: ``RayReplayer`` (engine actors) when ``ray.enabled``, else ``LocalReplayer``."""
-    module, cls = REPLAYERS["ray" if ray.enabled else "local"].split(":")
+def make_replayer(ray: RayConfig, load: LoadConfig | None = None) -> Replayer:
+    """The replayer of a run: ``TimedReplayer`` (open loop) when ``replay.load.mode`` is not off, ``RayReplayer``
+    (engine actors) when ``ray.enabled``, else ``LocalReplayer``."""
+    timed = load is not None and load.mode != "off"
+    module, cls = REPLAYERS["timed" if timed else "ray" if ray.enabled else "local"].split(":")
     factory = getattr(importlib.import_module(module), cls)
+    if timed:
+        return factory(load)  # type: ignore[no-any-return]
     return factory(ray) if ray.enabled else factory()  # type: ignore[no-any-return]

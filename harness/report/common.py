@@ -112,7 +112,34 @@ def latency_rows(latency: Sequence[Mapping[str, Any]] | None) -> list[list[str]]
 
     return [[str(t["arm"]), count(t["measured"]), ms(t, "ttft_p50_s", "ttft_p90_s", "ttft_p99_s"),
              ms(t, "itl_p50_s", "itl_p90_s"), ms(t, "latency_p50_s", "latency_p90_s", "latency_p99_s")]
-            for t in (latency or [])]
+            for t in (latency or []) if t.get("segment") is None]
+
+
+LOAD_HEADER = ["arm", "sent / not sent / errors", "send lateness p50 / p99", "scheduled / achieved req/s",
+               "goodput req/s", "saturated", "latency trusted"]
+LOAD_NOTE = ("Open-loop timed replay (replay.load): each request sent at its scheduled time, never waiting for earlier "
+             "answers. Lateness = actual - scheduled send; goodput = requests meeting every SLO per second of "
+             "makespan; saturated = TTFT rising through the run. Untrusted latency (fidelity bound broken, or the arms "
+             "saw different schedules) is reported, never gated.")
+
+
+def load_rows(load: Sequence[Mapping[str, Any]] | None, section: Mapping[str, Any] | None) -> list[list[str]]:
+    """The timed replay's fidelity and load per arm (``load.parquet``, the latency family's section); [] when the run
+    was closed loop."""
+    def ms(x: float | None) -> str:
+        return "" if x is None else f"{1000 * x:.1f} ms"
+
+    def rate(x: float | None) -> str:
+        return "" if x is None else f"{x:.3g}"
+
+    sec = section or {}
+    arms = sec.get("arms", {})
+    trusted = "yes" if sec.get("trusted", True) else "no: " + "; ".join(sec.get("untrusted_because", []))
+    return [[str(t["arm"]), f"{t['sent']} / {t['not_sent']} / {t['errors']}",
+             f"{ms(t['lateness_p50_s'])} / {ms(t['lateness_p99_s'])}",
+             f"{rate(t['scheduled_rps'])} / {rate(t['achieved_rps'])}", rate(t["goodput_rps"]),
+             "yes" if arms.get(t["arm"], {}).get("saturation", {}).get("flagged") else "no", trusted]
+            for t in (load or [])]
 
 
 JUDGE_HEADER = ["segment", "n", "candidate wins", "ties", "baseline wins", "inconsistent", "unscored",

@@ -26,6 +26,8 @@ from harness.report.common import (
     JUDGE_NOTE,
     LATENCY_HEADER,
     LATENCY_NOTE,
+    LOAD_HEADER,
+    LOAD_NOTE,
     OVERALL_HEADER,
     STATUS_CLASS,
     THROUGHPUT_HEADER,
@@ -34,6 +36,7 @@ from harness.report.common import (
     grid_cell,
     judge_rows,
     latency_rows,
+    load_rows,
     redacted,
     throughput_note,
     throughput_rows,
@@ -169,8 +172,10 @@ def _throughput(data: ReportInput, throughput: Sequence[Mapping[str, Any]]) -> s
     rows = throughput_rows(throughput, imported)
     note = throughput_note(imported)
     latency = latency_rows(data.tables["latency"].to_pylist() if "latency" in data.tables else None)
+    load = load_rows(data.tables["load"].to_pylist() if "load" in data.tables else None, data.sections.get("latency"))
     return ((f"<p>{esc(note)}</p>" if note else "") + (table(THROUGHPUT_HEADER, rows) if rows else "")
-            + (f"<h3>Latency</h3><p>{esc(LATENCY_NOTE)}</p>" + table(LATENCY_HEADER, latency) if latency else ""))
+            + (f"<h3>Latency</h3><p>{esc(LATENCY_NOTE)}</p>" + table(LATENCY_HEADER, latency) if latency else "")
+            + (f"<h3>Load</h3><p>{esc(LOAD_NOTE)}</p>" + table(LOAD_HEADER, load) if load else ""))
 
 
 def _figure(path: Path) -> str:

@@ -19,6 +19,8 @@ from harness.report.common import (
     JUDGE_NOTE,
     LATENCY_HEADER,
     LATENCY_NOTE,
+    LOAD_HEADER,
+    LOAD_NOTE,
     OVERALL_HEADER,
     THROUGHPUT_HEADER,
     check_row,
@@ -28,6 +30,7 @@ from harness.report.common import (
     grid_cell,
     judge_rows,
     latency_rows,
+    load_rows,
     redacted,
     throughput_note,
     throughput_rows,
@@ -158,6 +161,8 @@ def render(data: ReportInput, figures: Sequence[str],
     out += [md_table(THROUGHPUT_HEADER, rows), ""] if rows else []
     latency = latency_rows(data.tables["latency"].to_pylist() if "latency" in data.tables else None)
     out += ["### Latency", "", LATENCY_NOTE, "", md_table(LATENCY_HEADER, latency), ""] if latency else []
+    load = load_rows(data.tables["load"].to_pylist() if "load" in data.tables else None, data.sections.get("latency"))
+    out += ["### Load", "", LOAD_NOTE, "", md_table(LOAD_HEADER, load), ""] if load else []
     out += ["## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]
     out += ["## Most changed pairs", "", *_pairs(data, block)]
     if verdict.reasons:

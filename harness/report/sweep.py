@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -22,9 +24,13 @@ from harness.spec import read_manifest
 from harness.store import RunDir, write_parquet_atomic
 
 KEY_METRICS = ("output_tokens", "chars", "json_valid", "schema_valid", "structure_ok", "truncated", "refusal",
-               "hedge", "empty", "error")
+               "hedge", "empty", "error", "ttft", "tpot", "e2e_latency", "slo_met")
 """Metrics whose overall delta (candidate - baseline) the summary shows, with every golden metric."""
 IGNORED_OVERRIDES = ("sweep", "hydra.", "run_id")
+REPEAT_KEY = "replay.load.repeat"
+"""A swept key that labels repeated runs of one config: left out of the config, its jobs summarised together."""
+QUALITY_EXEMPT = ("latency",)
+"""Families whose breach is about speed, not quality: a config fails the gate *on quality* by any other."""
 
 
 def new_sweep_id() -> str:
@@ -78,8 +84,12 @@ def _jobs_table(runs: list[dict[str, Any]]) -> pa.Table:
     for r, s in zip(runs, settings, strict=True):
         v = r["verdict"] or {}
         families = v.get("families") or {}
+        config = " ".join(f"{k}={val}" for k, val in s.items() if k != REPEAT_KEY)
         rows.append({"job": r["job"], "run_id": r["manifest"].run_id, "run_dir": str(r["dir"]),
                      "settings": " ".join(f"{k}={val}" for k, val in s.items()),
+                     "config": config or "(default)", "repeat": s.get(REPEAT_KEY, "0"),
+                     "quality_breached": sum(st == "breached" for f, st in families.items()
+                                             if f not in QUALITY_EXEMPT),
                      "verdict": v.get("verdict", "NO VERDICT"), "direction": v.get("direction"),
                      "families": ", ".join(f"{f}={st}" for f, st in sorted(families.items())),
                      "breached": sum(st == "breached" for st in families.values())})
@@ -106,17 +116,44 @@ def summary_table(runs: list[dict[str, Any]], metrics: tuple[str, ...] = KEY_MET
                                                     for r in done]))
     con.execute("CREATE VIEW deltas AS SELECT * FROM (" + _union(
         [(r["job"], str(r["dir"] / "summary.parquet")) for r in done]) + ") WHERE segment IS NULL")
+    load = [(r["job"], str(r["dir"] / "load.parquet")) for r in done if (r["dir"] / "load.parquet").exists()]
+    con.execute("CREATE VIEW load AS " + (_union(load) if load else
+                "SELECT NULL::INTEGER AS job, NULL::VARCHAR AS arm, NULL::DOUBLE AS goodput_rps, "
+                "NULL::DOUBLE AS completed_rps, NULL::DOUBLE AS lateness_p99_s, NULL::DOUBLE AS achieved_rps, "
+                "NULL::DOUBLE AS scheduled_rps WHERE false"))
     con.execute("CREATE VIEW drift AS " + _union([(r["job"], str(r["dir"] / "drift.parquet")) for r in done
                                                   if (r["dir"] / "drift.parquet").exists()]))
     latency = [(r["job"], str(r["dir"] / "latency.parquet")) for r in done if (r["dir"] / "latency.parquet").exists()]
-    con.execute("CREATE VIEW latency AS " + (_union(latency) if latency else
-                "SELECT NULL::INTEGER AS job, NULL::VARCHAR AS arm, NULL::DOUBLE AS ttft_p50_s, "
-                "NULL::DOUBLE AS latency_p90_s WHERE false"))
+    empty = ("SELECT NULL::INTEGER AS job, NULL::VARCHAR AS arm, NULL::VARCHAR AS segment, NULL::DOUBLE AS ttft_p50_s, "
+             "NULL::DOUBLE AS latency_p90_s, NULL::DOUBLE AS ttft_p99_s, NULL::DOUBLE AS tpot_p50_s WHERE false")
+    # runs analysed before latency.parquet had segments and TPOT read as overall rows without TPOT
+    con.execute("CREATE VIEW latency AS SELECT * FROM (" + empty + ")" + (
+        " UNION ALL BY NAME " + _union(latency) if latency else ""))
     golden = [m for r in done for m in _golden_metrics(r)]
     table = con.sql((SQL_DIR / "sweep_summary.sql").read_text(),
-                    params={"metrics": sorted({*metrics, *golden})}).to_arrow_table()
+                    params={"metrics": sorted({*metrics, *golden}), "cores": os.cpu_count() or 1}).to_arrow_table()
     con.close()
     return table
+
+
+def configs_table(summary: pa.Table) -> pa.Table:
+    """``sweep_configs.sql`` over the per-job summary: one row per config, its repeats' means, with 95% intervals
+    (mean +/- t(0.975, n-1) * sd / sqrt(n); none for a single repeat) of throughput, goodput per core and quality."""
+    import duckdb
+    from scipy.stats import t
+
+    con = duckdb.connect()
+    con.register("jobs", summary)
+    rows = con.sql((SQL_DIR / "sweep_configs.sql").read_text()).to_arrow_table().to_pylist()
+    con.close()
+    for r in rows:
+        n = r["repeats"]
+        for col in ("output_tokens_per_s", "goodput_per_core", "golden_score", "cosine_to_baseline"):
+            sd = r.pop(f"{col}_sd")
+            half = float(t.ppf(0.975, n - 1)) * sd / math.sqrt(n) if n > 1 and sd is not None else None
+            r[f"{col}_lo"] = r[col] - half if half is not None and r[col] is not None else None
+            r[f"{col}_hi"] = r[col] + half if half is not None and r[col] is not None else None
+    return pa.Table.from_pylist(rows)
 
 
 def _golden_metrics(run: dict[str, Any]) -> list[str]:
@@ -151,14 +188,27 @@ def summarize(sweep_dir: Path, metrics: tuple[str, ...] = KEY_METRICS) -> Path:
     table = summary_table(runs, metrics)
     write_parquet_atomic(sweep_dir / "summary.parquet", table)
     rows = table.to_pylist()
+    configs = configs_table(table)
+    write_parquet_atomic(sweep_dir / "configs.parquet", configs)
+    points = configs.to_pylist()
     label, quality = quality_axis(rows)
-    plotted = [i for i, r in enumerate(rows) if r["output_tokens_per_s"] is not None and quality[i] is not None]
-    points = [(float(rows[i]["output_tokens_per_s"]), float(quality[i])) for i in plotted]  # type: ignore[arg-type]
-    front = [plotted[i] for i in pareto_front(points)]
-    figure = pareto_plot(rows, quality, label, front, sweep_dir / "pareto.png")
+    c_label, c_quality = quality_axis([{**c, "breached": c["quality_failed"]} for c in points])
+    speed = speed_axis(points)
+    plotted = [i for i, c in enumerate(points) if c[speed] is not None and c_quality[i] is not None]
+    front = [plotted[i] for i in pareto_front([(float(points[i][speed]), float(c_quality[i]))  # type: ignore[arg-type]
+                                               for i in plotted])]
+    figure = pareto_plot(points, c_quality, c_label, front, sweep_dir / "pareto.png", speed)
+    job_front = [i for i, r in enumerate(rows) if any(r["job"] in points[c]["jobs"] for c in front)]
     manifest = runs[0]["manifest"]
-    text = render_summary(sweep_dir.name, manifest, rows, label, quality, front, figure.name)
+    text = render_summary(sweep_dir.name, manifest, rows, label, quality, job_front, figure.name, points, front,
+                          speed)
     path = sweep_dir / "summary.md"
     path.write_text(text)
-    write_summary_html(sweep_dir, manifest, rows, label, quality, front, figure)
+    write_summary_html(sweep_dir, manifest, rows, label, quality, job_front, figure, points, front, speed)
     return path
+
+
+def speed_axis(configs: list[dict[str, Any]]) -> str:
+    """The speed the front uses: goodput per core when the sweep replayed open loop with SLOs, else output
+    tokens/s over generated requests."""
+    return "goodput_per_core" if any(c.get("goodput_per_core") is not None for c in configs) else "output_tokens_per_s"

@@ -52,6 +52,7 @@ SIGNALS: dict[str, str | Family | SignalFactory] = {
     "golden": "harness.signals.golden:PLUGIN",
     "judge": "harness.signals.judge:PLUGIN",
     "drift": "harness.signals.drift:PLUGIN",
+    "latency": "harness.signals.latency:PLUGIN",
 }
 """Family name -> ``Family`` (or a bare factory), or ``"module:attribute"`` imported when used. ``signals: [...]`` in
 an experiment names the families a run scores, in this order by default."""

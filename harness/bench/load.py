@@ -1,0 +1,294 @@
+"""Latency under load on the real model (docs/load.md): timed replay of a bursty trace, our percentiles next to
+``vllm bench serve``'s on the same server and trace, and a sweep of serving configs giving the quality-and-speed front.
+
+Each piece holds the engine lock by itself (``flock /tmp/engine.lock``) and stays under ~12 minutes; the sweep is
+resumable (finished jobs are kept, ``--jobs N`` per invocation). Results go to ``reports/bench_load/`` and the record
+(machine, date) to ``docs/bench/load.json`` by ``record``::
+
+    flock /tmp/engine.lock python -m harness.bench.load replay      # bursty trace, open loop: fidelity, rates
+    flock /tmp/engine.lock python -m harness.bench.load reference   # ours vs vllm bench serve, same server and trace
+    flock /tmp/engine.lock python -m harness.bench.load sweep --jobs 3   # repeat until it says 0 left
+    python -m harness.bench.load record
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.bench.record import header
+
+OUT = Path("reports/bench_load")
+RECORD = Path("docs/bench/load.json")
+SWEEP_CONFIGS = {  # the candidate's serving config per sweep point (the baseline: configs/arm/real_smollm2.yaml)
+    "fp32 (as baseline)": [],
+    "max_num_seqs=4": ["candidate.engine.extra.max_num_seqs=4"],
+    "max_tokens cap 16": ["candidate.sampling.max_tokens=16"],
+}
+REPEATS = 3
+SWEEP_RATE = 5.0  # req/s offered to each arm: above the fp32 baseline's capacity here, so the SLOs bind and goodput
+# tells the configs apart (at 2 req/s every config met them: goodput was the offered rate)
+
+
+def bursty_trace(src: Path, dst: Path, n: int, burst: int = 8, gap_s: float = 10.0, spread_s: float = 0.2) -> Path:
+    """The first ``n`` requests of ``src`` with their timestamps rewritten as bursts: ``burst`` requests within
+    ``spread_s`` seconds, then ``gap_s`` seconds of quiet."""
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(src).slice(0, n)
+    t0 = t.column("timestamp")[0].as_py()
+    ts = [t0 + dt.timedelta(seconds=(i // burst) * gap_s + (i % burst) * spread_s / burst) for i in range(t.num_rows)]
+    import pyarrow as pa
+
+    t = t.set_column(t.schema.get_field_index("timestamp"), "timestamp", pa.array(ts, t.schema.field("timestamp").type))
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(t, dst)
+    return dst
+
+
+def compose(overrides: list[str]) -> Any:
+    """The experiment config ``overrides`` compose (``configs/config.yaml``), checked."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from harness import CONFIG_DIR
+    from harness.spec import check_known_keys, register_schemas
+
+    register_schemas()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        cfg = hydra_compose(config_name="config", overrides=overrides)
+        check_known_keys(cfg)
+        return cfg
+
+
+def run(overrides: list[str], sweep: Any = None) -> Path:
+    """One normal run of ``overrides``; returns its directory."""
+    from omegaconf import OmegaConf
+
+    from harness.run import run_experiment
+    from harness.spec import run_spec
+
+    cfg = compose(overrides)
+    run_dir, _ = run_experiment(run_spec(cfg, sweep), OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+    return run_dir.path
+
+
+def _endpoint(arms: tuple[str, ...], url: str) -> list[str]:
+    return [o for a in arms for o in (f"{a}.engine.server.base_url={url}", f"{a}.engine.server.model=smollm2")]
+
+
+def _table(path: Path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pylist() if path.exists() else []
+
+
+def piece_replay() -> dict[str, Any]:
+    """The bursty trace (bursts of 8 within 0.2 s every 10 s, 48 requests) replayed open loop at its timestamps
+    through one local server (both arms: an A/A of speed)."""
+    from harness.fixtures.real.client_logs import served_real
+    from harness.fixtures.real.traffic import DEFAULT_REAL_SAMPLE as TRAFFIC_PATH
+
+    trace = bursty_trace(TRAFFIC_PATH, OUT / "bursty.parquet", 48)
+    with served_real(OUT / "server") as srv:
+        d = run(["experiment=real_load", f"traffic.path={trace}", "traffic.limit=null", "replay.load.mode=timestamps",
+                 "replay.load.speedup=1.0", "replay.load.max_duration_s=null", "name=bench_load_bursty",
+                 f"output_dir={OUT}", *_endpoint(("baseline", "candidate"), srv.base_url)])
+    verdict = json.loads((d / "verdict.json").read_text())
+    out = {"piece": "replay", "trace": "48 requests of replays/real_sample.parquet in bursts of 8 within 0.2 s, "
+           "every 10 s, replayed at the captured timestamps (speed-up 1)", "run": str(d),
+           "load": _table(d / "load.parquet"), "latency": [r for r in _table(d / "latency.parquet")
+                                                           if r["segment"] is None],
+           "latency_details": verdict.get("latency"), "verdict": verdict["verdict"],
+           "latency_checks": [c for c in verdict["checks"] if c["family"] == "latency"],
+           **header("harness.bench.load", ["replay"])}
+    _save("replay", out)
+    return out
+
+
+def _warm(base_url: str) -> None:
+    """One request before anything is timed (``vllm bench serve`` sends its own "initial single prompt test run")."""
+    import httpx
+
+    httpx.post(f"{base_url}/v1/chat/completions", timeout=120, json={
+        "model": "smollm2", "max_tokens": 8, "messages": [{"role": "user", "content": "Hello"}]}).raise_for_status()
+
+
+def piece_reference(n: int = 40, rate: float = 2.0) -> dict[str, Any]:
+    """Ours and ``vllm bench serve`` on one server and one trace: the first ``n`` real requests at ``rate`` req/s
+    (constant gaps), greedy, their captured max_tokens; after a warm-up request, ours (two passes: the run's
+    baseline and candidate arms), then the reference twice: each tool's run-to-run spread is in the record too."""
+    from harness.fixtures.real.checkpoint import build_real
+    from harness.fixtures.real.client_logs import served_real
+    from harness.fixtures.real.traffic import DEFAULT_REAL_SAMPLE as TRAFFIC_PATH
+
+    data = OUT / "reference_trace.jsonl"
+    _custom_dataset(TRAFFIC_PATH, data, n)
+    with served_real(OUT / "server") as srv:
+        _warm(srv.base_url)
+        d = run(["experiment=real_load", f"traffic.limit={n}", "replay.load.mode=constant",
+                 f"replay.load.rate={rate}", "replay.load.max_duration_s=null", "signals=[latency]",
+                 "baseline.sampling.max_tokens=null", "candidate.sampling.max_tokens=null",
+                 "name=bench_load_reference", f"output_dir={OUT}", *_endpoint(("baseline", "candidate"), srv.base_url)])
+        ref = _vllm_bench(srv.base_url, str(build_real("smollm2")), data, n, rate)
+        ref2 = _vllm_bench(srv.base_url, str(build_real("smollm2")), data, n, rate)
+    ours = {r["arm"]: r for r in _table(d / "latency.parquet") if r["segment"] is None}
+    out = {"piece": "reference", "n": n, "rate": rate, "run": str(d), "ours": ours, "vllm_bench_serve": ref,
+           "vllm_bench_serve_2": ref2, "compare": compare(ours, ref), "compare_2": compare(ours, ref2),
+           "load": _table(d / "load.parquet"), **header("harness.bench.load", ["reference"])}
+    _save("reference", out)
+    return out
+
+
+def compare(ours: dict[str, dict[str, Any]], ref: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per metric and percentile: ours (each arm: two passes of our replay) and the reference's, in ms, and our
+    difference from it in percent."""
+    rows = []
+    for ours_key, ref_key in (("ttft", "ttft"), ("itl", "itl"), ("tpot", "tpot"), ("latency", "e2el")):
+        for q in (50, 90, 99):
+            theirs = ref.get(f"p{q}_{ref_key}_ms")
+            row: dict[str, Any] = {"metric": ref_key, "percentile": q, "vllm_bench_serve_ms": theirs}
+            for arm, t in sorted(ours.items()):
+                mine = t.get(f"{ours_key}_p{q}_s")
+                row[f"ours_{arm}_ms"] = mine * 1000 if mine is not None else None
+                row[f"diff_{arm}_pct"] = (100 * (mine * 1000 - theirs) / theirs if mine is not None and theirs
+                                          else None)
+            rows.append(row)
+    return rows
+
+
+def _custom_dataset(src: Path, dst: Path, n: int) -> None:
+    """The trace as ``vllm bench serve``'s ``custom`` dataset: the user message and the captured max_tokens."""
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(src).slice(0, n).to_pylist()
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with dst.open("w") as f:
+        for r in rows:
+            f.write(json.dumps({"prompt": r["messages"][-1]["content"], "output_tokens": r["max_tokens"]}) + "\n")
+
+
+def _vllm_bench(base_url: str, tokenizer: str, data: Path, n: int, rate: float) -> dict[str, Any]:
+    """``vllm bench serve`` driven from Python (its console script fails with the CPU build): the custom dataset
+    (chat template applied, sent to /v1/completions), constant gaps (burstiness inf), greedy."""
+    from vllm.benchmarks.serve import add_cli_args, main_async
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    parser = FlexibleArgumentParser()
+    add_cli_args(parser)
+    args = parser.parse_args([
+        "--backend", "openai", "--base-url", base_url, "--endpoint", "/v1/completions", "--model", "smollm2",
+        "--tokenizer", tokenizer, "--dataset-name", "custom", "--dataset-path", str(data), "--num-prompts", str(n),
+        "--custom-output-len", "-1", "--request-rate", str(rate), "--burstiness", "inf", "--temperature", "0",
+        "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,90,99", "--disable-tqdm",
+        "--ready-check-timeout-sec", "0"])
+    result = asyncio.run(main_async(args))
+    return {k: v for k, v in result.items() if isinstance(v, int | float | str) and not isinstance(v, bool)}
+
+
+def sweep_name(rate: float) -> str:
+    """The sweep at ``rate`` requests/s (its runs: ``<name>-j<N>``; the first one, at 2 req/s, has no suffix)."""
+    return "real_serving_load" if rate == 2.0 else f"real_serving_load_r{rate:g}"
+
+
+def piece_sweep(jobs: int, rate: float = SWEEP_RATE) -> dict[str, Any]:
+    """Up to ``jobs`` pending sweep jobs (config x repeat), each a normal run: the baseline (real_smollm2, fp32) on a
+    server started here once, the candidate on its own local server with the config."""
+    from harness.fixtures.real.client_logs import served_real
+    from harness.spec import SweepJob
+
+    name = sweep_name(rate)
+    sweep_dir = OUT / "sweeps" / name
+    plan = [(c, r) for r in range(REPEATS) for c in SWEEP_CONFIGS]
+    done = {p.parent.name for p in (OUT / "bench_load_sweep").glob(f"{name}-j*/verdict.json")}
+    todo = [(i, c, r) for i, (c, r) in enumerate(plan) if f"{name}-j{i}" not in done][:jobs]
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    (sweep_dir / "multirun.yaml").write_text(json.dumps({"configs": SWEEP_CONFIGS, "repeats": REPEATS}) + "\n")
+    if todo:
+        with served_real(OUT / "server") as srv:
+            for i, c, r in todo:
+                overrides = [*SWEEP_CONFIGS[c], f"replay.load.repeat={r}"]
+                run(["experiment=real_load", "name=bench_load_sweep", f"output_dir={OUT}", "traffic.limit=32",
+                     f"replay.load.rate={rate}", *_endpoint(("baseline",), srv.base_url), *overrides],
+                    SweepJob(sweep_dir.name, str(sweep_dir.resolve()), i, tuple(overrides)))
+    left = len(plan) - len(done) - len(todo)
+    if left == 0:
+        from harness.report.sweep import summarize
+
+        print(f"sweep summary: {summarize(sweep_dir)}")
+    print(f"sweep: {len(todo)} jobs run now, {left} left")
+    return {"ran": len(todo), "left": left}
+
+
+def _save(name: str, out: dict[str, Any]) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{name}.json").write_text(json.dumps(out, indent=1, default=str) + "\n")
+    print(json.dumps({k: v for k, v in out.items() if k not in ("load",)}, indent=1, default=str)[:4000])
+
+
+def burst_rates(run_dir: Path, burst: int = 8) -> dict[str, Any]:
+    """Per arm of the bursty replay, per burst (``burst`` consecutive scheduled requests): the scheduled and achieved
+    rate inside the burst ((n - 1) / span) and the median TTFT by position in the burst (queueing inside a burst)."""
+    import statistics
+
+    import pyarrow.parquet as pq
+
+    out = {}
+    for part in sorted((run_dir / "load").glob("arm=*")):
+        rows = sorted(pq.read_table(part).to_pylist(), key=lambda r: r["scheduled_s"])
+        bursts = [rows[i:i + burst] for i in range(0, len(rows) - burst + 1, burst)]
+        out[part.name.removeprefix("arm=")] = {
+            "scheduled_rps": [(burst - 1) / (b[-1]["scheduled_s"] - b[0]["scheduled_s"]) for b in bursts],
+            "achieved_rps": [(burst - 1) / (b[-1]["sent_s"] - b[0]["sent_s"]) for b in bursts],
+            "ttft_median_s_by_position": [statistics.median(b[i]["ttft_s"] for b in bursts) for i in range(burst)]}
+    return out
+
+
+def record() -> Path:
+    """``docs/bench/load.json`` from the pieces' results (each keeps its own date, command and machine)."""
+    import shutil
+
+    out: dict[str, Any] = {}
+    for name in ("replay", "reference"):
+        p = OUT / f"{name}.json"
+        if p.exists():
+            out[name] = json.loads(p.read_text())
+    if "replay" in out:
+        out["replay"]["bursts"] = burst_rates(Path(out["replay"]["run"]))
+    for rate in (SWEEP_RATE, 2.0):
+        summary = OUT / "sweeps" / sweep_name(rate) / "summary.parquet"
+        if not summary.exists():
+            continue
+        out[f"sweep_r{rate:g}"] = {"jobs": _table(summary), "configs": _table(summary.with_name("configs.parquet")),
+                                   **header("harness.bench.load", ["sweep", "--rate", f"{rate:g}"])}
+        shutil.copy(summary.with_name("pareto.png"), RECORD.with_name(f"load_pareto_r{rate:g}.png"))
+    RECORD.parent.mkdir(parents=True, exist_ok=True)
+    RECORD.write_text(json.dumps(out, indent=1, default=str, sort_keys=True) + "\n")
+    return RECORD
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m harness.bench.load", description=__doc__.split("\n")[0])
+    p.add_argument("piece", choices=["replay", "reference", "sweep", "record"])
+    p.add_argument("--jobs", type=int, default=5, help="sweep: jobs to run in this invocation")
+    p.add_argument("--rate", type=float, default=SWEEP_RATE, help="sweep: requests/s offered to each arm")
+    a = p.parse_args(argv)
+    from harness.console import configure
+
+    configure(verbose=False)
+    if a.piece == "replay":
+        piece_replay()
+    elif a.piece == "reference":
+        piece_reference()
+    elif a.piece == "sweep":
+        piece_sweep(a.jobs, a.rate)
+    else:
+        print(f"record: {record()}")
+
+
+if __name__ == "__main__":
+    main()
