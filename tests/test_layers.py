@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("harness.report",),
     ("harness.run",),
     # 9: beside the pipeline: live canaries and the fixture models
-    ("harness.canary", "harness.fixtures"),
+    ("harness.canary", "harness.fixtures", "harness.watch"),
     # 10: entry points and benchmarks
     ("harness.cli", "harness.__main__", "harness.bench", "harness.starter"),
 ]

@@ -119,9 +119,10 @@ def _golden(probes: Sequence[Probe], ref: dict[tuple[str, str], list[dict[str, A
     for p in probes:
         if not p.checks:
             continue
-        xs = [_score(r["output_text"], p.checks) for k in (SAMPLE, GREEDY) for r in ref[(p.probe_id, k)]]
-        ys = [_score(r["output_text"], p.checks) for k in (SAMPLE, GREEDY) for r in new[(p.probe_id, k)]]
-        xs, ys = [x for x in xs if x is not None], [y for y in ys if y is not None]
+        xs = [x for k in (SAMPLE, GREEDY) for r in ref[(p.probe_id, k)]
+              if (x := _score(r["output_text"], p.checks)) is not None]
+        ys = [y for k in (SAMPLE, GREEDY) for r in new[(p.probe_id, k)]
+              if (y := _score(r["output_text"], p.checks)) is not None]
         if xs and ys:
             values.append(np.array(xs + ys))
             n_x.append(len(xs))

@@ -71,7 +71,6 @@ KERNELS: dict[str, Kernel] = {"hamming": hamming_gram, "ngram": ngram_gram, "exa
 
 def label_draws(n_x: int, n_y: int, n_perm: int, rng: np.random.Generator) -> np.ndarray:
     """(n_perm + 1) x (n_x + n_y) indicators of the X side: row 0 the observed labels, then random permutations."""
-    n = n_x + n_y
     base = np.r_[np.ones(n_x), np.zeros(n_y)]
     perms = rng.permuted(np.tile(base, (n_perm, 1)), axis=1)
     return np.vstack([base, perms])
@@ -175,5 +174,7 @@ def decide(p_values: dict[str, float], alpha_check: float, not_comparable: Seque
         why = tuple(f"{k}: p = {p_values[k]:.2g} <= {alpha_test:.2g} (alpha {alpha_check:.2g} / {m} tests)"
                     for k in rejected)
         return Decision("CHANGED", alpha_check, alpha_test, rejected, why)
-    return Decision("SAME", alpha_check, alpha_test, (), (f"no test below {alpha_test:.2g} (alpha {alpha_check:.2g} "
-                                                          f"/ {m} tests); smallest p = {min(p_values.values(), default=1):.2g}",))
+    smallest = min(p_values.values(), default=1.0)
+    return Decision("SAME", alpha_check, alpha_test, (),
+                    (f"no test below {alpha_test:.2g} (alpha {alpha_check:.2g} / {m} tests); smallest p = "
+                     f"{smallest:.2g}",))
