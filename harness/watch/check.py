@@ -19,7 +19,7 @@ PREVIEW = 160
 
 
 @dataclass(frozen=True)
-class TestSettings:
+class CheckSettings:
     """Typed ``watch.test`` (harness.config.WatchTestConfig)."""
 
     alpha: float = 0.01
@@ -60,7 +60,7 @@ def _preview(text: str) -> str:
 
 
 def compare(probes: Sequence[Probe], ref_rows: Sequence[dict[str, Any]], new_rows: Sequence[dict[str, Any]],
-            t: TestSettings) -> dict[str, Any]:
+            t: CheckSettings) -> dict[str, Any]:
     """Test one probe run against the reference; returns the check's record (``check.json`` minus run metadata)."""
     ref, new = _outputs(ref_rows), _outputs(new_rows)
     kernel = stats.KERNELS[t.kernel]

@@ -45,7 +45,7 @@ def compose(overrides: list[str]) -> Any:
 
 def spec_from_config(cfg: Any) -> Any:
     """Plain, checked values for ``run_watch``."""
-    from harness.watch.check import TestSettings
+    from harness.watch.check import CheckSettings
     from harness.watch.run import WatchSpec
     from harness.watch.sample import Settings
     from harness.watch.stats import KERNELS
@@ -66,7 +66,7 @@ def spec_from_config(cfg: Any) -> Any:
         raise BadInput("watch config: " + "; ".join(problems) + ". Fix: set them as described (docs/watch.md).")
     return WatchSpec(cfg.name, cfg.arm, cfg.probe.traffic, cfg.probe.golden, cfg.probe.per_segment, cfg.probe.seed,
                      Settings(s.k, s.greedy, s.temperature, s.top_p, s.max_tokens),
-                     TestSettings(t.alpha, t.schedule_checks, t.kernel, t.n_perm, t.max_error_share, t.min_prompts,
+                     CheckSettings(t.alpha, t.schedule_checks, t.kernel, t.n_perm, t.max_error_share, t.min_prompts,
                                   t.seed), Path(cfg.output_dir), cfg.run_id)
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import BadInput
 from harness.store import RunDir
 from harness.watch import probe as probe_set
-from harness.watch.check import TestSettings, compare
+from harness.watch.check import CheckSettings, compare
 from harness.watch.sample import Settings, read_run, run_probes, write_run
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ class WatchSpec:
     per_segment: int
     probe_seed: int
     sampling: Settings
-    test: TestSettings
+    test: CheckSettings
     output_dir: Path
     run_id: str | None
 

@@ -1,0 +1,96 @@
+"""The watch's A/A false-CHANGED rate and power per change and samples per prompt, from the probe-run pools that
+``python -m harness.bench.watch collect`` stored (no server). Each simulated check draws, per prompt, ``k`` of the
+reference session's samples and ``k`` of the other session's (without replacement) and 2 of each session's 4 greedy
+passes, and runs the watch's frozen decision rule (``harness.watch.check.compare`` with its defaults: alpha 0.01 per
+check, Bonferroni over the tests, hamming kernel, 2,000 within-prompt permutations) on them, with fresh seeds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.bench.record import header
+
+KS = (2, 4, 8, 12)
+AA_PAIRS = (("ref", "aa1"), ("ref", "aa2"), ("aa1", "aa2"))
+CHANGES = ("bf16", "top_p", "system_prompt", "int8")
+GREEDY_DRAW = 2
+
+
+def _pool(root: Path, session: str) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], dict[str, Any]] | None:
+    from harness.store import RunDir
+    from harness.watch.sample import read_run
+
+    run = RunDir(root, "sessions", session)
+    if not (run.path / "samples.parquet").is_file():
+        return None
+    pool: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in read_run(run):
+        pool[(r["probe_id"], r["pass"])].append(r)
+    return pool, run.read_json("run.json")
+
+
+def _draw(pool: dict[tuple[str, str], list[dict[str, Any]]], k: int, rng: np.random.Generator
+          ) -> list[dict[str, Any]]:
+    rows = []
+    for (pid, kind), items in pool.items():
+        n = k if kind == "sample" else GREEDY_DRAW
+        for j, i in enumerate(rng.choice(len(items), size=min(n, len(items)), replace=False)):
+            rows.append({**items[i], "index": j})
+    return rows
+
+
+def simulate(ref: Any, new: Any, k: int, checks: int, seed: int, probes: Any) -> dict[str, Any]:
+    """``checks`` simulated checks of ``new`` against ``ref`` at ``k`` samples per prompt."""
+    from harness.watch.check import CheckSettings, compare
+
+    rng = np.random.default_rng(seed)
+    decisions, rejected = defaultdict(int), defaultdict(int)
+    for c in range(checks):
+        rec = compare(probes, _draw(ref, k, rng), _draw(new, k, rng), CheckSettings(seed=int(rng.integers(2**31))))
+        decisions[rec["decision"]] += 1
+        for name, t in rec["tests"].items():
+            rejected[name] += int(t["rejected"])
+    return {"k": k, "checks": checks, "changed": decisions["CHANGED"] / checks,
+            "decisions": dict(decisions), "rejected_by": {n: v / checks for n, v in rejected.items()}}
+
+
+def analyze(root: Path, checks: int, seed: int, out: Path) -> dict[str, Any]:
+    """Every table the stored sessions allow; appended to ``out`` (one JSON record; ``smallest_k_90`` per change)."""
+    from harness.bench.watch import PER_SEGMENT, TRAFFIC
+    from harness.watch import probe as probe_set
+
+    probes = probe_set.draw(TRAFFIC, None, PER_SEGMENT, 0)
+    pools = {s: p for s in ("ref", "aa1", "aa2", *CHANGES) if (p := _pool(root, s)) is not None}
+    t0 = time.perf_counter()
+    ss = np.random.SeedSequence(seed)
+    aa: list[dict[str, Any]] = []
+    pairs = [p for p in AA_PAIRS if p[0] in pools and p[1] in pools]
+    for k in KS:
+        per_pair = [simulate(pools[a][0], pools[b][0], k, max(checks // len(pairs), 1), int(ss.spawn(1)[0]
+                    .generate_state(1)[0]), probes) | {"pair": f"{a} vs {b}"} for a, b in pairs]
+        n = sum(r["checks"] for r in per_pair)
+        aa.append({"k": k, "checks": n, "changed": sum(r["changed"] * r["checks"] for r in per_pair) / n,
+                   "per_pair": per_pair})
+    power: dict[str, list[dict[str, Any]]] = {}
+    for change in CHANGES:
+        if change in pools and "ref" in pools:
+            power[change] = [simulate(pools["ref"][0], pools[change][0], k, max(checks // 2, 1),
+                                      int(ss.spawn(1)[0].generate_state(1)[0]), probes) for k in KS]
+    smallest = {c: next((r["k"] for r in rows if r["changed"] >= 0.9), None) for c, rows in power.items()}
+    sessions = {s: {k: v for k, v in meta.items() if k in ("date", "dtype", "extra", "server_start_s", "generate_s",
+                                                          "requests", "output_tokens", "errors", "checkpoint")}
+                for s, (_, meta) in pools.items()}
+    record = {**header("harness.bench.watch", ["analyze", "--checks", str(checks), "--seed", str(seed)]),
+              "prompts": len(probes), "ks": list(KS), "aa": aa, "power": power, "smallest_k_90": smallest,
+              "sessions": sessions, "analysis_s": round(time.perf_counter() - t0, 1)}
+    import json
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    return record
