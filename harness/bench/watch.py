@@ -2,8 +2,9 @@
 (docs/watch.md). Resumable in pieces: each server session is one piece (at most a few minutes of engine time, run
 under the shared engine lock), stored once and skipped when it exists; ``analyze`` needs no server.
 
-    python -m harness.bench.watch collect SESSION [--dir DIR]   one server session: a probe run pool of POOL_K
-                                                               samples + POOL_G greedy passes per prompt
+    python -m harness.bench.watch collect SESSION... [--budget-s S] [--dir DIR]   server sessions in order (each
+        a probe-run pool of POOL_K samples + POOL_G greedy passes per prompt), stopping before one would end past
+        S seconds (then run the same command again: collected sessions are skipped)
     python -m harness.bench.watch analyze [--dir DIR] [--checks N] [--out docs/bench/watch.json]
 
 Sessions (each its own server start, the same served model name ``smollm2``): ``ref``, ``aa1``, ``aa2`` (the same
@@ -29,7 +30,7 @@ from harness.bench.record import header
 log = logging.getLogger(__name__)
 DEFAULT_DIR = Path("reports/.bench-watch")
 TRAFFIC = "replays/real_sample.parquet"
-PER_SEGMENT, POOL_K, POOL_G, TEMPERATURE, MAX_TOKENS = 6, 24, 4, 0.7, 48
+PER_SEGMENT, POOL_K, POOL_G, TEMPERATURE, MAX_TOKENS = 6, 16, 4, 0.7, 48
 SESSIONS = ("ref", "aa1", "aa2", "bf16", "top_p", "system_prompt", "int8")
 NEW_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face. Keep answers short and factual."
 
@@ -129,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m harness.bench.watch", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="what", required=True)
     c = sub.add_parser("collect", help="one server session's probe-run pool")
-    c.add_argument("session", choices=SESSIONS)
+    c.add_argument("session", choices=SESSIONS, nargs="+")
+    c.add_argument("--budget-s", type=float, default=540.0)
     c.add_argument("--dir", type=Path, default=DEFAULT_DIR)
     a = sub.add_parser("analyze", help="A/A false-alarm rate and power tables from the stored pools")
     a.add_argument("--dir", type=Path, default=DEFAULT_DIR)
@@ -139,11 +141,20 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.what == "collect":
-        collect(args.session, args.dir)
+        t0, longest = time.perf_counter(), 0.0
+        for session in args.session:
+            if time.perf_counter() - t0 + longest > args.budget_s:
+                print(f"{session}: left for the next hold (budget {args.budget_s:.0f} s)")
+                return 3
+            t1 = time.perf_counter()
+            collect(session, args.dir)
+            longest = max(longest, time.perf_counter() - t1)
         return 0
-    from harness.bench.watch_analyze import analyze
+    from harness.bench.watch_analyze import analyze, tables
 
-    print(json.dumps(analyze(args.dir, args.checks, args.seed, args.out), indent=1)[:4000])
+    record = analyze(args.dir, args.checks, args.seed, args.out)
+    print(tables(record))
+    print(json.dumps({k: record[k] for k in ("smallest_k_90", "sessions", "analysis_s")}, indent=1))
     return 0
 
 

@@ -38,7 +38,7 @@ def _pool(root: Path, session: str) -> tuple[dict[tuple[str, str], list[dict[str
 def _draw(pool: dict[tuple[str, str], list[dict[str, Any]]], k: int, rng: np.random.Generator
           ) -> list[dict[str, Any]]:
     rows = []
-    for (pid, kind), items in pool.items():
+    for (_pid, kind), items in pool.items():
         n = k if kind == "sample" else GREEDY_DRAW
         for j, i in enumerate(rng.choice(len(items), size=min(n, len(items)), replace=False)):
             rows.append({**items[i], "index": j})
@@ -51,7 +51,7 @@ def simulate(ref: Any, new: Any, k: int, checks: int, seed: int, probes: Any) ->
 
     rng = np.random.default_rng(seed)
     decisions, rejected = defaultdict(int), defaultdict(int)
-    for c in range(checks):
+    for _ in range(checks):
         rec = compare(probes, _draw(ref, k, rng), _draw(new, k, rng), CheckSettings(seed=int(rng.integers(2**31))))
         decisions[rec["decision"]] += 1
         for name, t in rec["tests"].items():
@@ -94,3 +94,29 @@ def analyze(root: Path, checks: int, seed: int, out: Path) -> dict[str, Any]:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     return record
+
+
+def tables(record: dict[str, Any]) -> str:
+    """The Markdown tables of docs/watch.md from one ``analyze`` record."""
+    ks = record["ks"]
+    lines = ["| samples per prompt k | " + " | ".join(str(k) for k in ks) + " |", "|---|" + "---|" * len(ks)]
+    lines.append("| A/A (restarted server): false CHANGED | " + " | ".join(
+        f"{r['changed']:.1%} ({r['checks']})" for r in record["aa"]) + " |")
+    for change, rows in record["power"].items():
+        lines.append(f"| {change}: power | " + " | ".join(f"{r['changed']:.0%} ({r['checks']})" for r in rows) + " |")
+    lines += ["", "| change | test | " + " | ".join(f"k={k}" for k in ks) + " |", "|---|---|" + "---|" * len(ks)]
+    for change, rows in [("A/A", record["aa"]), *record["power"].items()]:
+        tests = sorted({t for r in rows for t in (r.get("rejected_by") or _pooled(r))})
+        for t in tests:
+            vals = [(r.get("rejected_by") or _pooled(r)).get(t, 0.0) for r in rows]
+            lines.append(f"| {change} | {t} | " + " | ".join(f"{v:.0%}" for v in vals) + " |")
+    return "\n".join(lines)
+
+
+def _pooled(row: dict[str, Any]) -> dict[str, float]:
+    """An A/A row's per-test rejection shares pooled over its pairs."""
+    out: dict[str, float] = defaultdict(float)
+    for p in row.get("per_pair", []):
+        for t, v in p["rejected_by"].items():
+            out[t] += v * p["checks"] / row["checks"]
+    return dict(out)
