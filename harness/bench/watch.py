@@ -152,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from harness.bench.watch_analyze import analyze, tables
 
-    record = analyze(args.dir, args.checks, args.seed, args.out)
+    from harness.watch import probe as probe_set
+
+    record = analyze(args.dir, args.checks, args.seed, args.out, probe_set.draw(TRAFFIC, None, PER_SEGMENT, 0))
     print(tables(record))
     print(json.dumps({k: record[k] for k in ("smallest_k_90", "sessions", "analysis_s")}, indent=1))
     return 0

@@ -60,12 +60,9 @@ def simulate(ref: Any, new: Any, k: int, checks: int, seed: int, probes: Any) ->
             "decisions": dict(decisions), "rejected_by": {n: v / checks for n, v in rejected.items()}}
 
 
-def analyze(root: Path, checks: int, seed: int, out: Path) -> dict[str, Any]:
-    """Every table the stored sessions allow; appended to ``out`` (one JSON record; ``smallest_k_90`` per change)."""
-    from harness.bench.watch import PER_SEGMENT, TRAFFIC
-    from harness.watch import probe as probe_set
-
-    probes = probe_set.draw(TRAFFIC, None, PER_SEGMENT, 0)
+def analyze(root: Path, checks: int, seed: int, out: Path, probes: list[Any]) -> dict[str, Any]:
+    """Every table the stored sessions allow, written to ``out`` (one JSON record; ``smallest_k_90`` per change).
+    ``probes``: the probe set the sessions were collected with."""
     pools = {s: p for s in ("ref", "aa1", "aa2", *CHANGES) if (p := _pool(root, s)) is not None}
     t0 = time.perf_counter()
     ss = np.random.SeedSequence(seed)
