@@ -151,7 +151,6 @@ def main(argv: list[str] | None = None) -> int:
             longest = max(longest, time.perf_counter() - t1)
         return 0
     from harness.bench.watch_analyze import analyze, tables
-
     from harness.watch import probe as probe_set
 
     record = analyze(args.dir, args.checks, args.seed, args.out, probe_set.draw(TRAFFIC, None, PER_SEGMENT, 0))

@@ -50,7 +50,8 @@ def simulate(ref: Any, new: Any, k: int, checks: int, seed: int, probes: Any) ->
     from harness.watch.check import CheckSettings, compare
 
     rng = np.random.default_rng(seed)
-    decisions, rejected = defaultdict(int), defaultdict(int)
+    decisions: dict[str, int] = defaultdict(int)
+    rejected: dict[str, int] = defaultdict(int)
     for _ in range(checks):
         rec = compare(probes, _draw(ref, k, rng), _draw(new, k, rng), CheckSettings(seed=int(rng.integers(2**31))))
         decisions[rec["decision"]] += 1
