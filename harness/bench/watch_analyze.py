@@ -16,7 +16,7 @@ import numpy as np
 
 from harness.bench.record import header
 
-KS = (2, 4, 8, 12)
+KS = (2, 4, 6, 8, 10, 12)
 AA_PAIRS = (("ref", "aa1"), ("ref", "aa2"), ("aa1", "aa2"))
 CHANGES = ("bf16", "top_p", "system_prompt", "int8")
 GREEDY_DRAW = 2
@@ -52,13 +52,24 @@ def simulate(ref: Any, new: Any, k: int, checks: int, seed: int, probes: Any) ->
     rng = np.random.default_rng(seed)
     decisions: dict[str, int] = defaultdict(int)
     rejected: dict[str, int] = defaultdict(int)
+    p_mmd = []
     for _ in range(checks):
         rec = compare(probes, _draw(ref, k, rng), _draw(new, k, rng), CheckSettings(seed=int(rng.integers(2**31))))
         decisions[rec["decision"]] += 1
         for name, t in rec["tests"].items():
             rejected[name] += int(t["rejected"])
+        p_mmd.append(rec["tests"]["sampled_mmd"]["p_value"])
+    p = np.array(p_mmd)
     return {"k": k, "checks": checks, "changed": decisions["CHANGED"] / checks,
-            "decisions": dict(decisions), "rejected_by": {n: v / checks for n, v in rejected.items()}}
+            "decisions": dict(decisions), "rejected_by": {n: v / checks for n, v in rejected.items()},
+            "sampled_mmd_p_at_most": {str(a): float(np.mean(p <= a)) for a in (0.01, 0.05, 0.1, 0.5)}}
+
+
+def _upper(x: int, n: int, level: float = 0.95) -> float:
+    """One-sided Clopper-Pearson upper bound of a rate seen x times in n."""
+    from scipy.stats import beta
+
+    return 1.0 if x >= n else float(beta.ppf(level, x + 1, n - x))
 
 
 def analyze(root: Path, checks: int, seed: int, out: Path, probes: list[Any]) -> dict[str, Any]:
@@ -73,7 +84,10 @@ def analyze(root: Path, checks: int, seed: int, out: Path, probes: list[Any]) ->
         per_pair = [simulate(pools[a][0], pools[b][0], k, max(checks // len(pairs), 1), int(ss.spawn(1)[0]
                     .generate_state(1)[0]), probes) | {"pair": f"{a} vs {b}"} for a, b in pairs]
         n = sum(r["checks"] for r in per_pair)
-        aa.append({"k": k, "checks": n, "changed": sum(r["changed"] * r["checks"] for r in per_pair) / n,
+        changed = round(sum(r["changed"] * r["checks"] for r in per_pair))
+        aa.append({"k": k, "checks": n, "changed": changed / n, "changed_upper_95": _upper(changed, n),
+                   "sampled_mmd_p_at_most": {a: float(np.mean([r["sampled_mmd_p_at_most"][a] for r in per_pair]))
+                                             for a in per_pair[0]["sampled_mmd_p_at_most"]},
                    "per_pair": per_pair})
     power: dict[str, list[dict[str, Any]]] = {}
     for change in CHANGES:
@@ -99,7 +113,10 @@ def tables(record: dict[str, Any]) -> str:
     ks = record["ks"]
     lines = ["| samples per prompt k | " + " | ".join(str(k) for k in ks) + " |", "|---|" + "---|" * len(ks)]
     lines.append("| A/A (restarted server): false CHANGED | " + " | ".join(
-        f"{r['changed']:.1%} ({r['checks']})" for r in record["aa"]) + " |")
+        f"{r['changed']:.1%} of {r['checks']} (<= {r['changed_upper_95']:.1%})" for r in record["aa"]) + " |")
+    lines.append("| A/A: sampled_mmd p <= 0.05 / <= 0.5 | " + " | ".join(
+        f"{r['sampled_mmd_p_at_most']['0.05']:.0%} / {r['sampled_mmd_p_at_most']['0.5']:.0%}" for r in record["aa"])
+        + " |")
     for change, rows in record["power"].items():
         lines.append(f"| {change}: power | " + " | ".join(f"{r['changed']:.0%} ({r['checks']})" for r in rows) + " |")
     lines += ["", "| change | test | " + " | ".join(f"k={k}" for k in ks) + " |", "|---|---|" + "---|" * len(ks)]
