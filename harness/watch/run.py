@@ -30,6 +30,7 @@ from harness.watch.sample import Settings, read_run, run_probes, write_run
 
 if TYPE_CHECKING:
     from harness.config import ArmConfig
+    from harness.engines.base import Engine
 
 log = logging.getLogger(__name__)
 REFERENCE = "REFERENCE"
@@ -88,8 +89,9 @@ def write_meta(path: Path, meta: dict[str, Any]) -> None:
     RunDir(path.parent.parent, path.parent.name, "").write_json(path.name, meta)
 
 
-def run_watch(spec: WatchSpec) -> tuple[str, RunDir, dict[str, Any]]:
-    """Send one probe run and test it against the reference; returns (decision, run dir, check record)."""
+def run_watch(spec: WatchSpec, engine: Engine | None = None) -> tuple[str, RunDir, dict[str, Any]]:
+    """Send one probe run (through ``engine`` when given: one already started for the arm) and test it against the
+    reference; returns (decision, run dir, check record)."""
     meta, probes = _state(spec)
     root = watch_dir(spec.output_dir, spec.name)
     run_id = spec.run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{random.getrandbits(16):04x}"
@@ -98,7 +100,7 @@ def run_watch(spec: WatchSpec) -> tuple[str, RunDir, dict[str, Any]]:
         log.info("watch %s: run %s already sent; testing it again", spec.name, run_id)
         info = run.read_json("run.json")
     else:
-        rows, seconds = run_probes(spec.arm, probes, spec.sampling, random.SystemRandom().randrange(2**31))
+        rows, seconds = run_probes(spec.arm, probes, spec.sampling, random.SystemRandom().randrange(2**31), engine)
         info = {"run_id": run_id, "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "target": target(spec.arm), "sampling": asdict(spec.sampling), "engine_s": round(seconds, 2),
                 "requests": len(rows), "prompt_tokens": sum(r["prompt_tokens"] or 0 for r in rows),

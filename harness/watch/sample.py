@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.engines.base import Generation, PreparedRequest
+from harness.engines.base import Engine, Generation, PreparedRequest
 from harness.store import RunDir
 from harness.watch.probe import Probe
 
@@ -55,13 +55,15 @@ def requests(probes: Sequence[Probe], s: Settings, seed: int) -> list[tuple[Prob
     return out
 
 
-def run_probes(arm: ArmConfig, probes: Sequence[Probe], s: Settings, seed: int) -> tuple[list[dict[str, Any]],
-                                                                                         float]:
-    """Send the probe run through the arm's engine; returns one row per request and the engine seconds."""
+def run_probes(arm: ArmConfig, probes: Sequence[Probe], s: Settings, seed: int, engine: Engine | None = None
+               ) -> tuple[list[dict[str, Any]], float]:
+    """Send the probe run through the arm's engine (``engine``: one already started, left open); returns one row
+    per request and the engine seconds."""
     from harness.engines.base import make_engine
 
     todo = requests(probes, s, seed)
-    engine = make_engine(arm)
+    own = engine is None
+    engine = make_engine(arm) if engine is None else engine
     gens: list[Generation] = []
     try:
         t0 = time.perf_counter()
@@ -70,7 +72,8 @@ def run_probes(arm: ArmConfig, probes: Sequence[Probe], s: Settings, seed: int) 
             log.info("watch: %d/%d requests answered", len(gens), len(todo))
         seconds = time.perf_counter() - t0
     finally:
-        engine.close()
+        if own:
+            engine.close()
     rows = [{"probe_id": p.probe_id, "segment": p.segment, "pass": kind, "index": i, "output_text": g.output_text,
              "prompt_tokens": g.prompt_tokens, "output_tokens": g.output_tokens, "finish_reason": g.finish_reason,
              "error": g.error, "latency_s": g.latency_s} for (p, kind, i, _), g in zip(todo, gens, strict=True)]
