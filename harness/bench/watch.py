@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--checks", type=int, default=200)
     a.add_argument("--seed", type=int, default=2026)
     a.add_argument("--out", type=Path, default=Path("docs/bench/watch.json"))
+    a.add_argument("--kernel", default="hamming", help="the MMD's string kernel (the product's default: hamming)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.what == "collect":
@@ -153,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     from harness.bench.watch_analyze import analyze, tables
     from harness.watch import probe as probe_set
 
-    record = analyze(args.dir, args.checks, args.seed, args.out, probe_set.draw(TRAFFIC, None, PER_SEGMENT, 0))
+    record = analyze(args.dir, args.checks, args.seed, args.out, probe_set.draw(TRAFFIC, None, PER_SEGMENT, 0),
+                     args.kernel)
     print(tables(record))
     print(json.dumps({k: record[k] for k in ("smallest_k_90", "sessions", "analysis_s")}, indent=1))
     return 0

@@ -45,7 +45,8 @@ def _draw(pool: dict[tuple[str, str], list[dict[str, Any]]], k: int, rng: np.ran
     return rows
 
 
-def simulate(ref: Any, new: Any, k: int, checks: int, seed: int, probes: Any) -> dict[str, Any]:
+def simulate(ref: Any, new: Any, k: int, checks: int, seed: int, probes: Any, kernel: str = "hamming"
+             ) -> dict[str, Any]:
     """``checks`` simulated checks of ``new`` against ``ref`` at ``k`` samples per prompt."""
     from harness.watch.check import CheckSettings, compare
 
@@ -54,7 +55,7 @@ def simulate(ref: Any, new: Any, k: int, checks: int, seed: int, probes: Any) ->
     rejected: dict[str, int] = defaultdict(int)
     p_mmd = []
     for _ in range(checks):
-        rec = compare(probes, _draw(ref, k, rng), _draw(new, k, rng), CheckSettings(seed=int(rng.integers(2**31))))
+        rec = compare(probes, _draw(ref, k, rng), _draw(new, k, rng), CheckSettings(kernel=kernel, seed=int(rng.integers(2**31))))
         decisions[rec["decision"]] += 1
         for name, t in rec["tests"].items():
             rejected[name] += int(t["rejected"])
@@ -72,7 +73,8 @@ def _upper(x: int, n: int, level: float = 0.95) -> float:
     return 1.0 if x >= n else float(beta.ppf(level, x + 1, n - x))
 
 
-def analyze(root: Path, checks: int, seed: int, out: Path, probes: list[Any]) -> dict[str, Any]:
+def analyze(root: Path, checks: int, seed: int, out: Path, probes: list[Any], kernel: str = "hamming"
+            ) -> dict[str, Any]:
     """Every table the stored sessions allow, written to ``out`` (one JSON record; ``smallest_k_90`` per change).
     ``probes``: the probe set the sessions were collected with."""
     pools = {s: p for s in ("ref", "aa1", "aa2", *CHANGES) if (p := _pool(root, s)) is not None}
@@ -82,7 +84,7 @@ def analyze(root: Path, checks: int, seed: int, out: Path, probes: list[Any]) ->
     pairs = [p for p in AA_PAIRS if p[0] in pools and p[1] in pools]
     for k in KS:
         per_pair = [simulate(pools[a][0], pools[b][0], k, max(checks // len(pairs), 1), int(ss.spawn(1)[0]
-                    .generate_state(1)[0]), probes) | {"pair": f"{a} vs {b}"} for a, b in pairs]
+                    .generate_state(1)[0]), probes, kernel) | {"pair": f"{a} vs {b}"} for a, b in pairs]
         n = sum(r["checks"] for r in per_pair)
         changed = round(sum(r["changed"] * r["checks"] for r in per_pair))
         aa.append({"k": k, "checks": n, "changed": changed / n, "changed_upper_95": _upper(changed, n),
@@ -93,13 +95,14 @@ def analyze(root: Path, checks: int, seed: int, out: Path, probes: list[Any]) ->
     for change in CHANGES:
         if change in pools and "ref" in pools:
             power[change] = [simulate(pools["ref"][0], pools[change][0], k, max(checks // 2, 1),
-                                      int(ss.spawn(1)[0].generate_state(1)[0]), probes) for k in KS]
+                                      int(ss.spawn(1)[0].generate_state(1)[0]), probes, kernel) for k in KS]
     smallest = {c: next((r["k"] for r in rows if r["changed"] >= 0.9), None) for c, rows in power.items()}
     sessions = {s: {k: v for k, v in meta.items() if k in ("date", "dtype", "extra", "server_start_s", "generate_s",
                                                           "requests", "output_tokens", "errors", "checkpoint")}
                 for s, (_, meta) in pools.items()}
-    record = {**header("harness.bench.watch", ["analyze", "--checks", str(checks), "--seed", str(seed)]),
-              "prompts": len(probes), "ks": list(KS), "aa": aa, "power": power, "smallest_k_90": smallest,
+    record = {**header("harness.bench.watch", ["analyze", "--checks", str(checks), "--seed", str(seed),
+                                          "--kernel", kernel, "--out", str(out)]),
+              "prompts": len(probes), "kernel": kernel, "ks": list(KS), "aa": aa, "power": power, "smallest_k_90": smallest,
               "sessions": sessions, "analysis_s": round(time.perf_counter() - t0, 1)}
     import json
 
