@@ -55,7 +55,8 @@ def simulate(ref: Any, new: Any, k: int, checks: int, seed: int, probes: Any, ke
     rejected: dict[str, int] = defaultdict(int)
     p_mmd = []
     for _ in range(checks):
-        rec = compare(probes, _draw(ref, k, rng), _draw(new, k, rng), CheckSettings(kernel=kernel, seed=int(rng.integers(2**31))))
+        settings = CheckSettings(kernel=kernel, seed=int(rng.integers(2**31)))
+        rec = compare(probes, _draw(ref, k, rng), _draw(new, k, rng), settings)
         decisions[rec["decision"]] += 1
         for name, t in rec["tests"].items():
             rejected[name] += int(t["rejected"])
@@ -102,7 +103,8 @@ def analyze(root: Path, checks: int, seed: int, out: Path, probes: list[Any], ke
                 for s, (_, meta) in pools.items()}
     record = {**header("harness.bench.watch", ["analyze", "--checks", str(checks), "--seed", str(seed),
                                           "--kernel", kernel, "--out", str(out)]),
-              "prompts": len(probes), "kernel": kernel, "ks": list(KS), "aa": aa, "power": power, "smallest_k_90": smallest,
+              "prompts": len(probes), "kernel": kernel, "ks": list(KS), "aa": aa, "power": power,
+              "smallest_k_90": smallest,
               "sessions": sessions, "analysis_s": round(time.perf_counter() - t0, 1)}
     import json
 
