@@ -18,17 +18,16 @@ from harness.watch.sample import Settings
 pytestmark = pytest.mark.vllm
 
 
-def _spec(tmp_path: Path, run_id: str, **engine: Any) -> WatchSpec:
+def _spec(tmp_path: Path, run_id: str, alpha: float = 0.01, **engine: Any) -> WatchSpec:
     return WatchSpec("zoo", zoo_arm("zoo:baseline", **engine), str(data_dir("replays") / "support_sample.parquet"),
-                     None, 3, 0, Settings(6, 2, 0.7, None, 32), CheckSettings(alpha=0.001, min_prompts=6),
-                     tmp_path, run_id)
+                     None, 6, 0, Settings(6, 2, 0.7, None, 32), CheckSettings(alpha=alpha), tmp_path, run_id)
 
 
 def test_local_checkpoint_same_then_changed_dtype(zoo_vllm: Any, tmp_path: Path) -> None:
     assert run_watch(_spec(tmp_path, "ref"), zoo_vllm)[0] == REFERENCE
-    decision, _, record = run_watch(_spec(tmp_path, "aa"), zoo_vllm)
+    decision, _, record = run_watch(_spec(tmp_path, "aa", alpha=0.001), zoo_vllm)
     assert decision == "SAME", record["reasons"]  # alpha 0.001: a false CHANGED here is 1 in 1,000
     decision, run, record = run_watch(_spec(tmp_path, "bf16", dtype="bfloat16"))
-    assert decision == "CHANGED", record["tests"]
+    assert decision == "CHANGED", record["tests"]  # at the default alpha, 0.01
     assert record["run"]["target"].endswith("(vllm, dtype bfloat16)") and record["warnings"]
     assert (run.path / "samples.parquet").is_file()
