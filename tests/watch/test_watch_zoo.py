@@ -25,7 +25,7 @@ def _spec(tmp_path: Path, run_id: str, alpha: float = 0.01, checkpoint: str = "z
                      None, 6, 0, Settings(6, 2, 0.7, None, 32), CheckSettings(alpha=alpha), tmp_path, run_id)
 
 
-def test_local_checkpoint_same_then_changed_dtype(zoo_vllm: Any, tmp_path: Path) -> None:
+def test_local_checkpoint_same_then_a_drifted_fine_tune_is_changed(zoo_vllm: Any, tmp_path: Path) -> None:
     assert run_watch(_spec(tmp_path, "ref"), zoo_vllm)[0] == REFERENCE
     decision, _, record = run_watch(_spec(tmp_path, "aa", alpha=0.001), zoo_vllm)
     assert decision == "SAME", record["reasons"]  # alpha 0.001: a false CHANGED here is 1 in 1,000
