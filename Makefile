@@ -74,11 +74,11 @@ sweep: zoo
 	$(BIN)/python -m harness replay -m sweep=$(SWEEP) $(ARGS)
 
 test: zoo
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 # Pure logic and everything that starts no engine and runs no CLI end to end (about 2 minutes).
 test-fast: zoo
-	$(BIN)/python -m pytest -m "not vllm and not e2e" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 -m "not vllm and not e2e" $(PYTEST_ARGS)
 
 quality: zoo
 	$(BIN)/python -m harness.fixtures.zoo.quality

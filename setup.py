@@ -18,4 +18,5 @@ for folder, package in DATA.items():
     package_dir[package] = folder
 
 setup(packages=packages, package_dir=package_dir,
-      package_data={"": ["*.sql", "*.yaml", "*.parquet", "*.csv", "*.json", "*.jinja", "*.safetensors", "*.txt"]})
+      package_data={"": ["*.sql", "*.yaml", "*.parquet", "*.csv", "*.json", "*.jinja", "*.safetensors", "*.txt",
+                         "*.js"]})

@@ -21,6 +21,9 @@
                                                                    --skip-invalid, --segment-field PATH, --sample N
                                                                    [--stratify --seed S] (docs/traffic.md)
     python -m harness golden build|candidates RUN_DIR|check PATH  the golden set: build, propose items, validate
+    python -m harness annotate RUN_DIR [--n N --seed S --judge NAME]  a blind labelling page of the run's pairs;
+                                                                   --labels FILE...: check labels, agreement;
+                                                                   --golden PATH: promote (docs/annotate.md)
     python -m harness replay -m sweep=NAME [key=value ...]        a sweep (configs/sweep/NAME.yaml), then its summary
     python -m harness sweep-summary SWEEP_DIR|SWEEP_ID            rebuild a sweep's summary (reports/sweeps/<id>/)
     python -m harness cache info|clear [--dir DIR]                the generation cache: entries and size; empty it
@@ -370,6 +373,38 @@ def _golden(argv: list[str]) -> int:
     return 0
 
 
+def _annotate(argv: list[str]) -> int:
+    import secrets
+
+    from harness.annotate import check_labels, write_annotation_page
+
+    p = argparse.ArgumentParser(prog="python -m harness annotate", description="Label a run's pairs blind "
+                                "(docs/annotate.md).")
+    p.add_argument("run_dir", type=Path, help="reports/<experiment>/<run_id> (or .../latest)")
+    p.add_argument("--n", type=int, default=40, help="pairs on the page (default 40)")
+    p.add_argument("--seed", type=int, default=None, help="order and sides (default: a random seed, recorded)")
+    p.add_argument("--judge", default=None, help="score the criteria of configs/judge/NAME.yaml's rubric "
+                   "(default: the run's judge's, else the pairwise choice only)")
+    p.add_argument("--out", type=Path, default=None, help="the page (default RUN_DIR/annotate/annotate-<id>.html)")
+    p.add_argument("--labels", type=Path, nargs="+", default=None, help="label files the page downloaded: check "
+                   "them and print agreement instead of writing a page")
+    p.add_argument("--golden", type=Path, default=None, help="with --labels: add the promoted requests to this "
+                   "golden set (Parquet; created or extended)")
+    a = p.parse_args(argv)
+    if not (a.run_dir / "manifest.json").exists():
+        raise BadInput(f"{a.run_dir} has no manifest.json: not a run directory. "
+                       "Fix: pass reports/<experiment>/<run_id> (or .../latest).")
+    if a.labels is None:
+        if a.golden is not None:
+            raise BadInput("--golden needs --labels FILE (the label file with the promoted requests).")
+        seed = a.seed if a.seed is not None else secrets.randbelow(2**31)
+        print(f"labelling page: {write_annotation_page(a.run_dir, a.n, seed, a.judge, a.out)} (seed {seed})")
+        return 0
+    for line in check_labels(a.run_dir, a.labels, a.judge, a.golden):
+        print(line)
+    return 0
+
+
 def _runs(argv: list[str]) -> int:
     from harness.report.history import collect_runs, collect_watch, format_runs, format_watch
     from harness.report.index_html import write_index
@@ -406,7 +441,7 @@ def _serve(argv: list[str]) -> int:
 COMMANDS = {"replay": _replay, "runs": _runs, "report": _report, "zoo": _zoo, "traffic": _traffic,
             "real": _real, "real-traffic": _real_traffic,
             "import-openai": _import_openai, "import": _import, "golden": _golden, "sweep-summary": _sweep_summary,
-            "cache": _cache,
+            "cache": _cache, "annotate": _annotate,
             "canary": _canary, "serve": _serve, "signoff": _signoff, "init": _init,
             "watch": _watch}
 

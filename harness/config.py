@@ -143,6 +143,9 @@ class DriftConfig:
     # `traffic`: the production responses the traffic captured (shadow logs: production is the baseline's capture)
     aa_imported: Optional[str] = None  # noqa: UP045
     aa_quantile: float = 0.05  # the floor is this quantile of A/A similarity
+    # ... and at most this cosine: under greedy decoding the A/A quantile is 1.0 and "below the floor" would mean
+    # "changed at all" (a one-token edit counted like a rewrite); MiniLM cosine above 0.98 is an edit of a token or two
+    practical_floor: float = 0.98
     n_perm: int = 500  # permutations of the paired MMD test
 
 
@@ -189,9 +192,18 @@ class JudgeConfig:
     pairwise: bool = True  # also compare the arms head to head, in both orders
     max_chars: int = 2000  # each request/answer text is cut to this many characters in the judge prompt
     max_unscored: float = 0.05  # unscored share of all judge answers above this: every criterion is advisory
-    agreement_bar: float = 0.6  # weighted kappa a criterion needs against the annotations to be gated
+    agreement_bar: float = 0.6  # the LOWER bound of the kappa interval needed to be gated (criteria: weighted)
     agreement_min_n: int = 20  # fewer matched annotations than this: the criterion stays uncalibrated
     annotations: Optional[str] = None  # noqa: UP045  CSV/Parquet: request_id, arm, criterion, label
+    # the pairwise preference (docs/judge.md, "Admission"): counted only when, in both orders, the kappa's and the
+    # accuracy's lower bounds clear agreement_bar / accuracy_bar, and a confidence threshold reaches trust_target
+    accuracy_bar: float = 0.75
+    agreement_level: float = 0.95  # two-sided level of the agreement intervals
+    trust_target: float = 0.8  # selective trust: the admitted judgments' agreement (lower bound) to reach
+    imported: Optional[str] = None  # noqa: UP045  an imported judge file (verdicts/scores) instead of the judge arm
+    # the same judge's verdicts on labelled pairs outside this run (the imported file format, or an earlier run's
+    # judge_pairwise.parquet): measured with the run's own labelled pairs for the admission
+    calibration: Optional[str] = None  # noqa: UP045
 
 
 @dataclass

@@ -487,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
                    "../shared/data)")
     p.add_argument("--only", default="", help="comma-separated groups to run: alpaca_eval, mt_bench, xstest")
     p.add_argument("--keep", type=Path, default=None, help="write the inputs and runs here instead of a temp dir")
-    p.add_argument("--out", type=Path, default=REPO / "docs" / "bench" / "validation.json")
+    p.add_argument("--out", type=Path, default=None, help="where the JSON goes (default docs/bench/validation.json, "
+                   "written only when every group ran; with --only, written only when --out is given)")
     a = p.parse_args(argv)
     data = data_dir(a.data)
     only = {g for g in a.only.split(",") if g}
@@ -529,10 +530,12 @@ def main(argv: list[str] | None = None) -> int:
                               "candidate.imported=<candidate.jsonl> golden.path=null output_dir=<dir> "
                               "run_id=validate",
               "seconds": round(time.perf_counter() - started, 1), "skipped": skipped, "cases": entries}
-    if not only or only >= {"alpaca_eval", "mt_bench", "xstest"}:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-        print(f"wrote {a.out}", file=sys.stderr)
+    out = a.out or (REPO / "docs" / "bench" / "validation.json"
+                    if not only or only >= {"alpaca_eval", "mt_bench", "xstest"} else None)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        print(f"wrote {out}", file=sys.stderr)
     print(markdown(entries))
     return 0
 

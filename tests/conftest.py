@@ -55,3 +55,21 @@ def terse_run(zoo: Path, shared_cache: Path, tmp_path_factory: pytest.TempPathFa
     proc = run_harness("replay", "experiment=zoo_terse", f"traffic.path={tmp / 'traffic.parquet'}",
                        f"output_dir={tmp / 'reports'}", "run_id=r1", f"cache.dir={shared_cache}")
     return tmp / "reports" / "zoo_terse" / "r1", proc
+
+
+# The fixtures that start an engine or a server, or hold what one generated: a test asking for one is an engine test
+# even without the ``vllm`` / ``e2e`` marker.
+ENGINE_FIXTURES = frozenset({"terse_run", "zoo_vllm", "shared_cache", "real_smollm2", "real_server", "real_engine"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``make test`` runs two pytest-xdist workers (``-n 2 --dist loadgroup``): every engine test is put in ONE xdist
+    group, so one worker runs them all, in their usual order, over one set of session fixtures (one generation cache,
+    one zoo engine, one real-model server) and never two engines at once on the 2-core machine; the other worker
+    takes the tests that start no engine meanwhile. The engine tests go first, so the long pole starts at once."""
+    engine = [i for i in items if i.get_closest_marker("vllm") or i.get_closest_marker("e2e")
+              or ENGINE_FIXTURES & set(getattr(i, "fixturenames", ()))]
+    ids = {id(i) for i in engine}
+    for item in engine:
+        item.add_marker(pytest.mark.xdist_group("engines"))
+    items[:] = engine + [i for i in items if id(i) not in ids]

@@ -42,6 +42,8 @@ EXTERNAL = "needs data outside the repository (../shared/data)"
 INIT = "writes into the home directory; tests/test_ci_policy.py runs `init` into a temporary one"
 GPU_INIT = ("needs a GPU box and the user's checkpoints; parsed with --cfg job against a config dir that "
             "`python -m harness init` writes (the one the docs make at ~/gate)")
+ANNOTATE = ("the labelling kit on a run and the label files a person downloads; tests/annotate/test_kit.py runs "
+            "each step on the zoo_terse run")
 GATE_DIR = Path(os.environ.get("PYTEST_DOCS_GATE", "/tmp/harness-docs-gate"))
 
 COMMANDS: dict[str, tuple[str, int | str]] = {
@@ -127,7 +129,7 @@ COMMANDS: dict[str, tuple[str, int | str]] = {
     ".venv/bin/python -m harness.bench.overhead --repeats 24": (PARSE, BENCH),
     "python -m harness.bench.analysis_scaling": (PARSE, BENCH),
     "python -m harness.bench.cache": (PARSE, BENCH),
-    "python -m harness.bench.canary_sim --canaries 1000 --seed 2413": (PARSE, BENCH),
+    "python -m harness.bench.canary_sim --canaries 1000 --seed 2419": (PARSE, BENCH),
     "python -m harness.bench.validate_rule": (PARSE, BENCH),
     "python -m harness.bench.canary_memory": (PARSE, BENCH),
     "python -m harness replay experiment=zoo_aa": (PARSE, "a zoo experiment (tests/test_zoo_verdicts.py)"),
@@ -183,6 +185,22 @@ COMMANDS: dict[str, tuple[str, int | str]] = {
     "python scripts/calibrate_judge_xstest.py": (PARSE, EXTERNAL),
     "python scripts/calibrate_judge_xstest.py --data ../shared/data --n 150": (PARSE, EXTERNAL),
     "python scripts/measure_refusal.py": (PARSE, EXTERNAL),
+    "python scripts/measure_evasion.py": (PARSE, EXTERNAL),
+    "python -m harness annotate RUN_DIR [--n 40] [--judge NAME]": (PARSE, USAGE),
+    "python -m harness annotate RUN_DIR --labels FILE...": (PARSE, USAGE),
+    "python -m harness annotate RUN --labels": (PARSE, PROSE),
+    "python -m harness annotate reports/default/latest --n 40 --judge zoo": (PARSE, ANNOTATE),
+    "python -m harness annotate reports/default/latest --judge zoo --labels labels-ab12cd34ef56-ann1.csv "
+    "labels-ab12cd34ef56-ann2.csv": (PARSE, ANNOTATE),
+    "python -m harness annotate reports/default/latest --labels labels-ab12cd34ef56-ann1.csv "
+    "--golden golden/annotated.parquet": (PARSE, ANNOTATE),
+    "python -m harness golden check golden/annotated.parquet": (PARSE, ANNOTATE),
+    "python -m harness.bench.judge_human agreement --data ../shared/data": (PARSE, EXTERNAL),
+    "python -m harness.bench.judge_human experiment --data ../shared/data": (PARSE, EXTERNAL),
+    "python -m harness.bench.judge_human negative --data ../shared/data --n 40": (PARSE, EXTERNAL),
+    "python -m harness replay experiment=judge_pairs traffic.path=<traffic> baseline.imported=<output_1s> "
+    "candidate.imported=<output_2s> judge.imported=<verdicts> judge.annotations=<labels> "
+    "judge.calibration=<verdicts_on_all_pairs>": (PARSE, EXTERNAL),
     "python scripts/validate_real.py": (PARSE, EXTERNAL),
 }
 

@@ -251,3 +251,23 @@ def test_non_finite_numbers_never_reach_a_test_and_checks_that_cannot_fire_are_n
     nan_check = by[("golden_regex", None)]
     assert nan_check.n_nonfinite == 3 and "3 non-finite pairs dropped" in nan_check.reason
     assert decide(checks).verdict == "INVESTIGATE"
+
+
+def _paired_drift(seg: str | None, n: int, aa_below: int, up: int, down: int) -> dict[str, Any]:
+    k = aa_below + up - down
+    return {"arm": "candidate", "segment": seg, "n": n, "n_below": k, "share_below": k / n, "n_pairs": n,
+            "up": up, "down": down, "aa_below": aa_below}
+
+
+def test_drift_is_the_candidates_share_against_the_aa_arms_with_its_error() -> None:
+    """Paired with the A/A arm on the same requests (Tango bounds): the A/A level is an estimate, not a known number.
+    A candidate 12 points above an A/A arm at 20% on 200 requests is not shown beyond the 10-point margin; 30 points
+    above on 400 is; outputs that never cross the floor differently cannot fire and are left out of the split."""
+    checks = drift_checks([_paired_drift(None, 200, 40, 30, 6)], 0.05, P)
+    assert checks[0].status == "inconclusive" and "A/A arm's 20.0%" in checks[0].reason
+    assert checks[0].baseline == 0.2 and checks[0].ci_low < 0.10 < checks[0].delta + 0.03
+    assert drift_checks([_paired_drift(None, 400, 80, 130, 10)], 0.05, P)[0].status == "breach"
+    same = drift_checks([_paired_drift(None, 400, 3, 0, 0), _paired_drift("a", 200, 2, 0, 0),
+                         _paired_drift("b", 200, 1, 24, 0)], 0.05, P)
+    assert [c.status for c in same] == ["ok", "ok", "inconclusive"]
+    assert same[2].level == 0.05  # only segment b could fire: all of alpha is its

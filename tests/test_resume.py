@@ -1,7 +1,11 @@
-"""kill -9 in the middle of a real replay, then the same command again: it resumes.
+"""kill -9 in the middle of a real replay, then the same command again: it resumes, and ends where an uninterrupted
+run of the same command ends.
 
 No completed request is generated again (the parts written before the kill keep their inode and mtime), none is lost
-or duplicated (every request id exactly once per arm), and the run ends with a verdict.
+or duplicated (every request id exactly once per arm), and the run ends with a verdict. An uninterrupted run of the same
+command (another run id; both with ``cache.enabled=false``, so both generate) gives the same generation table, all
+columns, and the same verdict.json apart from the run id, timestamps and timings: greedy decoding on one machine, engine
+build, checkpoint and batch size is reproducible, across a kill too; the manifest records what decides determinism.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -32,12 +37,27 @@ from harness.traffic import load_traffic, open_traffic, write_traffic
 N, BATCH = 96, 8  # 12 batches per arm
 
 
-def _command(tmp_path: Path) -> list[str]:
-    """The baseline is replayed by vLLM (and killed); the candidate is imported, to spare a third engine start."""
+VARYING = {"run_id", "created_at", "resumed_at", "load_seconds", "replay"}  # of the manifest: ids, times, resume counts
+
+
+def _command(tmp_path: Path, run_id: str = "killed") -> list[str]:
+    """The baseline is replayed by vLLM (and killed); the candidate is imported, to spare engine starts."""
     return ["replay", "experiment=zoo_benign", f"traffic.path={tmp_path / 'traffic.parquet'}", "drift.enabled=false",
-            "golden.path=null", f"output_dir={tmp_path / 'reports'}", "run_id=killed",
+            "golden.path=null", f"output_dir={tmp_path / 'reports'}", f"run_id={run_id}", "cache.enabled=false",
             f"baseline.engine.batch_size={BATCH}", f"candidate.imported={tmp_path / 'candidate.jsonl'}",
             f"candidate.engine.batch_size={BATCH}"]
+
+
+def _generations(run: Path) -> list[tuple[Any, ...]]:
+    return duckdb.sql(f"SELECT * FROM read_parquet('{run}/generations/*/*.parquet', hive_partitioning=true) "
+                      "ORDER BY arm, request_id").fetchall()
+
+
+def _without_varying(verdict: dict[str, Any]) -> dict[str, Any]:
+    manifest = {k: v for k, v in verdict["manifest"].items() if k not in VARYING}
+    manifest["config"] = {k: v for k, v in manifest["config"].items() if k != "run_id"}
+    manifest["spec"] = {k: v for k, v in manifest["spec"].items() if k != "run_id"}
+    return {**verdict, "manifest": manifest}
 
 
 def _parts(run: Path) -> dict[Path, tuple[int, int]]:
@@ -68,11 +88,14 @@ def _start_and_kill(tmp_path: Path, run: Path, after: int) -> None:
 
 
 @pytest.mark.vllm
-def test_kill_9_mid_replay_then_resume(zoo: Path, tmp_path: Path) -> None:
+def test_kill_9_mid_replay_then_resume_ends_as_an_uninterrupted_run(zoo: Path, tmp_path: Path) -> None:
     requests = load_traffic(SAMPLE, limit=N)
     write_traffic(requests, tmp_path / "traffic.parquet")
-    (tmp_path / "candidate.jsonl").write_text("".join(json.dumps({"request_id": r.request_id, "output": "Sure."}) + "\n"
+    (tmp_path / "candidate.jsonl").write_text("".join(json.dumps({"request_id": r.request_id,
+                                                                  "output": f"Answer for {r.segment}."}) + "\n"
                                                       for r in requests))
+    whole = run_harness(*_command(tmp_path, "whole"))
+    assert whole.returncode in (0, 10, 11, 13), whole.stderr[-3000:]
     run = tmp_path / "reports" / "zoo_benign" / "killed"
     _start_and_kill(tmp_path, run, after=3)
     before = _parts(run)
@@ -97,7 +120,17 @@ def test_kill_9_mid_replay_then_resume(zoo: Path, tmp_path: Path) -> None:
         assert {rid: n for a, rid, n in counts if a == arm} == dict.fromkeys(ids, 1)
     manifest = (run / "manifest.json").read_text()
     assert '"batches_skipped": ' + str(skipped) in manifest and '"resumed_at"' in manifest
-    assert (run / "verdict.json").exists()
+
+    uninterrupted = tmp_path / "reports" / "zoo_benign" / "whole"
+    assert _generations(run) == _generations(uninterrupted)
+    assert sum(1 for row in _generations(run) if row[-1] == "baseline" and row[3]) == N  # the baseline generated text
+    verdicts = [json.loads((r / "verdict.json").read_text()) for r in (uninterrupted, run)]
+    assert _without_varying(verdicts[0]) == _without_varying(verdicts[1])
+    determinism = verdicts[0]["manifest"]["determinism"]
+    assert determinism["VLLM_BATCH_INVARIANT"] in ("0", "1")
+    assert determinism["arms"]["baseline"] == {
+        "backend": "vllm", "engine_seed": 0, "sampling_seed": 0, "batch_size": BATCH, "dtype": "float32",
+        "quantization": None, "max_model_len": 256, "enforce_eager": True, "temperature": 0.0, "extra": {}}
 
 
 def test_atomic_write_is_durable_and_leaves_nothing_half_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -1,6 +1,6 @@
 """False rollbacks and detection delay of the canary's decision rule, by simulation (docs/canary.md).
 
-    python -m harness.bench.canary_sim [--canaries 1000] [--seed 2413] [--out docs/bench/canary_sim.json]
+    python -m harness.bench.canary_sim [--canaries 1000] [--seed 2419] [--out docs/bench/canary_sim.json]
 
 Each simulated canary is 72 hourly windows of cumulative data: control and canary arms answer different requests
 (unpaired), ``--per-hour`` requests an hour of which ``--share`` go to the canary. Every window is one look. The
@@ -17,9 +17,14 @@ vectorized in numpy (seconds on 2 cores):
    INVESTIGATE (``harness.gate.decide``);
 3. a rare rate (0.05-0.2%) on A/A against a zero margin, with and without the expected-events guard;
 4. detection: windows until the first breach (and the first ROLLBACK) for refusal 5% -> 7% and 5% -> 12%, a new
-   failure mode (errors 0.1% -> 5%), and shifts the size of the zoo regressions' offline effects (docs/zoo.md).
+   failure mode (errors 0.1% -> 5%), and shifts the size of the zoo regressions' offline effects (docs/zoo.md);
+   tables 2-4 on a hand-picked family (7 stats metrics, overall only, golden unpaired);
+5. the same questions on the real catalogue, its margins and segments (``harness.bench.canary_traffic``: every
+   gated stats metric, drift similarity and the zoo golden set's metrics, overall and per segment, golden slices
+   paired): A/A, refusal 5% -> 7% and 5% -> 12%, a new failure mode, the three zoo regressions (stats and golden
+   effects), and golden_regex 5 points worse read paired against unpaired.
 
-Metrics are simulated independent of each other, overall only (no segments), and golden items unpaired.
+Metrics are simulated independent of each other.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.canary.sequential import Moments, Sequential, always_valid, half_width, naive_z_p, two_sample
+from harness.bench.canary_traffic import Shift, Traffic, simulate
+from harness.canary.sequential import Moments, Sequential, always_valid, naive_z_p, running_bounds, two_sample
 from harness.gate import family_levels
 
 DEFAULT_OUT = Path("docs/bench/canary_sim.json")
@@ -111,10 +117,10 @@ def family_breach(metrics: list[Metric], n_control: np.ndarray, n_canary: np.nda
             high, low = np.maximum(c.mean, k.mean), np.minimum(c.mean, k.mean)
             enough &= np.nan_to_num(np.minimum(high, 1 - low) * np.minimum(c.n, k.n)) >= params.min_events
         look = two_sample(c, k, params)
-        hw = half_width(np.nan_to_num(look.var), np.nan_to_num(look.tau2), level)
         d = np.nan_to_num(look.delta)
+        # the worse side(s): the running intersection of the one-sided sequence over the gated looks
+        lower, upper = running_bounds(d, np.where(enough, look.var, np.nan), np.nan_to_num(look.tau2), level, axis=1)
         margin = m.margin * np.abs(np.nan_to_num(c.mean)) if m.relative else m.margin
-        lower, upper = d - hw, d + hw
         if m.worse == 0:
             beyond = (lower > margin) | (upper < -margin)
         else:
@@ -267,6 +273,41 @@ def rare_event_aa(canaries: int, sc: Scenario, params: Sequential, rng: np.rando
     return out
 
 
+CATALOG_SHIFTS: dict[str, Shift] = {
+    "A/A": Shift(),
+    "refusal 5% -> 7% (below the 3-point margin)": Shift(rates={"refusal": 0.07}),
+    "refusal 5% -> 12%": Shift(rates={"refusal": 0.12}),
+    "error 0.1% -> 5% (a new failure mode)": Shift(rates={"error": 0.05}),
+    # the zoo regressions' offline effects (docs/gate.md "Zoo verdicts"): stats and golden; drift left unshifted
+    # (its canary metric, the mean similarity to held-out control outputs, has no offline measurement)
+    "zoo terse (chars 85 -> 43, no list structure, golden rouge_l -0.57, regex -0.5, exact_match -0.5)":
+        Shift(rates={"structure_ok": 0.0, "bullet_list": 0.0}, means={"chars": 43.0},
+              golden={"golden_rouge_l": 0.57, "golden_regex": 0.5, "golden_exact_match": 0.5}),
+    "zoo hedging (hedge 8% -> 24%, golden rouge_l -0.11, regex -0.23)":
+        Shift(rates={"hedge": 0.238}, golden={"golden_rouge_l": 0.11, "golden_regex": 0.23}),
+    "zoo json_drift (extract: json_valid 97% -> 71%, schema_valid 95% -> 50%, golden schema -0.5, fields -0.15)":
+        Shift(rates={"json_valid": 0.71, "schema_valid": 0.50},
+              golden={"golden_json_schema_valid": 0.5, "golden_json_field_accuracy": 0.15}),
+}
+GOLDEN_SHIFT = Shift(golden={"golden_regex": 0.15})
+"""Paired against unpaired golden slices: golden_regex 15 points worse on faq and summarize (40 items a slice every 6
+windows give 240 regex pairs in 72 windows: a 5-point drop against the 2-point margin is out of reach either way)."""
+
+
+def catalog_tables(canaries: int, params: Sequential, rng: np.random.Generator) -> dict[str, Any]:
+    """The canary's rule on the real catalogue, margins and segments (``harness.bench.canary_traffic``): A/A and
+    each shift, and golden slices paired against unpaired."""
+    tr = Traffic()
+    out: dict[str, Any] = {}
+    for name, shift in CATALOG_SHIFTS.items():
+        r = simulate(shift, canaries, tr, params, rng)
+        out[name] = {k: _summary(v, tr.windows) for k, v in r.items()}
+    for label, is_paired in (("paired", True), ("unpaired", False)):
+        r = simulate(GOLDEN_SHIFT, canaries, tr, params, rng, paired_golden=is_paired)
+        out[f"golden_regex -15 points, {label}"] = {k: _summary(v, tr.windows) for k, v in r.items()}
+    return out
+
+
 def run(canaries: int = 1000, seed: int = 0, sc: Scenario | None = None, params: Sequential | None = None
         ) -> dict[str, Any]:
     """Every table of the module docstring, as one JSON-ready record."""
@@ -286,7 +327,8 @@ def run(canaries: int = 1000, seed: int = 0, sc: Scenario | None = None, params:
                            "rollback": _summary(r["rollback"], sc.windows)}
     return {"canaries": canaries, "seed": seed, "scenario": asdict(sc), "sequential": asdict(params),
             "single_rate": single, "rare_event_aa": rare_event_aa(canaries, sc, params, rng), "policy_aa": policy,
-            "detection": detection, "seconds": round(time.perf_counter() - t0, 1)}
+            "detection": detection, "catalog": catalog_tables(canaries, params, rng),
+            "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def _w(x: float | None) -> str:
@@ -320,13 +362,22 @@ def tables(r: dict[str, Any]) -> str:
         f, rb = d["first_breach"], d["rollback"]
         lines.append(f"| {name} | {f['share']:.1%} | {_w(f['median_windows'])} | {_w(f['p90_windows'])} | "
                      f"{rb['share']:.1%} | {_w(rb['median_windows'])} |")
+    lines += ["", "The real catalogue, margins and segments (harness.bench.canary_traffic; overall and per "
+              "segment, golden slices paired):", "",
+              "| canary | any breach (INVESTIGATE+) | median | p90 | ROLLBACK | median | stats | drift | golden |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for name, d in r["catalog"].items():
+        f, rb = d["investigate"], d["rollback"]
+        fams = " | ".join(f"{d[f'family_{x}']['share']:.1%}" for x in ("stats", "drift", "golden"))
+        lines.append(f"| {name} | {f['share']:.1%} | {_w(f['median_windows'])} | {_w(f['p90_windows'])} | "
+                     f"{rb['share']:.1%} | {_w(rb['median_windows'])} | {fams} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m harness.bench.canary_sim", description=__doc__.splitlines()[0])
     ap.add_argument("--canaries", type=int, default=1000)
-    ap.add_argument("--seed", type=int, default=2413)
+    ap.add_argument("--seed", type=int, default=2419)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     a = ap.parse_args(argv)
     from harness.bench.record import header

@@ -178,11 +178,19 @@ def _drift_rows(d: dict[str, np.ndarray], weights: np.ndarray, quantile: float) 
     cos = d["cosine"]
     floor = min(float(np.quantile(np.repeat(cos[aa], w_all[aa]), quantile)), PRACTICAL_FLOOR)
     rows = []
+    below_aa = {int(r): c < floor for r, c in zip(d["req"][aa], cos[aa], strict=True)}
     for arm in ("aa", "candidate"):
         for seg in (None, *sorted(set(d["segment"]))):
             m = (d["arm"] == arm) & ((d["segment"] == seg) if seg else True)
             n, k = int(w_all[m].sum()), int(w_all[m] @ (cos[m] < floor))
-            rows.append({"arm": arm, "segment": seg, "n": n, "n_below": k, "share_below": k / n if n else None})
+            row = {"arm": arm, "segment": seg, "n": n, "n_below": k, "share_below": k / n if n else None}
+            if arm == "candidate":  # paired with the A/A arm on the same requests (drift_pairs.sql)
+                has = np.array([int(r) in below_aa for r in d["req"][m]], bool)
+                a = np.array([below_aa.get(int(r), False) for r in d["req"][m]], bool)
+                c, w = (cos[m] < floor), w_all[m]
+                row |= {"n_pairs": int(w[has].sum()), "up": int(w[has] @ (c[has] & ~a[has])),
+                        "down": int(w[has] @ (a[has] & ~c[has])), "aa_below": int(w[has] @ a[has])}
+            rows.append(row)
     return rows
 
 
@@ -228,7 +236,7 @@ def tables(r: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m harness.bench.validate_rule", description=__doc__.splitlines()[0])
-    ap.add_argument("--seed", type=int, default=2412)
+    ap.add_argument("--seed", type=int, default=2418)
     ap.add_argument("--binary-reps", type=int, default=20000)
     ap.add_argument("--graded-reps", type=int, default=5000)
     ap.add_argument("--aa-run", type=Path, default=None)

@@ -38,7 +38,8 @@ EXIT_CODES = {"PROMOTE": 0, "INVESTIGATE": 10, "ROLLBACK": 11, "CONTINUE": 14}
 """Exit code of ``python -m harness canary`` per last decision (2: bad input, 1: unexpected failure)."""
 READ_CHUNK = 20_000  # log records read, scored and dropped at a time
 WINDOW_COLUMNS = ("window", "family", "metric", "segment", "status", "role", "n_control", "n_canary", "control",
-                  "canary", "delta", "half_width", "margin", "p_look", "p_running", "p_adjusted", "reason")
+                  "canary", "delta", "half_width", "margin", "p_look", "p_running", "p_adjusted", "reason",
+                  "var", "tau2", "level", "p_breach", "paired")
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,8 @@ class Evaluator:
         """Checks (on the buckets up to ``w``), decision, persistence and hooks of window ``w``."""
         assert self.tally is not None
         state = {(r["metric"], r["segment"]): r["p_running"] for r in self.window_rows if r["window"] == w - 1}
-        checks = checks_from_stats(self.tally.upto(w), self.catalog, self.spec.policy, self.spec.sequential, state)
+        checks = checks_from_stats(self.tally.upto(w), self.catalog, self.spec.policy, self.spec.sequential, state,
+                                   history(self.window_rows, w))
         breached = any(d["decision"] in ("INVESTIGATE", "ROLLBACK") for d in self.decisions)
         result = decide_window(w, start, end, checks, self.spec.observation_windows, breached,
                                self.tally.records(w, "control"), self.tally.records(w, "canary"))
@@ -254,7 +256,9 @@ class Evaluator:
                               "n_control": c.n_control, "n_canary": c.n_canary, "control": c.check.baseline,
                               "canary": c.check.candidate, "delta": c.check.delta, "half_width": c.half_width,
                               "margin": c.margin, "p_look": c.p_look, "p_running": c.p_running,
-                              "p_adjusted": c.check.p_value, "reason": c.check.reason} for c in checks]
+                              "p_adjusted": c.check.p_value, "reason": c.check.reason, "var": c.var,
+                              "tau2": c.tau2, "level": c.check.level, "p_breach": c.p_breach,
+                              "paired": c.paired} for c in checks]
         actions = self._hooks(result)
         counts = self.logs.counts
         self.decisions.append({"window": w, "start": start, "end": end, "decision": result.decision,
@@ -308,6 +312,17 @@ class Evaluator:
         from harness.canary.report import write_report
 
         return write_report(self.path, self.spec.name, self.decisions, self.window_rows)
+
+
+def history(rows: Sequence[dict[str, Any]], window: int
+            ) -> dict[tuple[str, str | None], list[tuple[float, float, float, float]]]:
+    """The gated looks before ``window`` per (metric, segment), oldest first (``harness.canary.windows.History``);
+    rows of a run written before the variances were kept have none (the worse side then reads from this look on)."""
+    out: dict[tuple[str, str | None], list[tuple[float, float, float, float]]] = {}
+    for r in sorted(rows, key=lambda r: r["window"]):
+        if r["window"] < window and r["status"] != "too_few" and r.get("var") is not None:
+            out.setdefault((r["metric"], r["segment"]), []).append((r["delta"], r["var"], r["tau2"], r["level"]))
+    return out
 
 
 def webhook_payload(name: str, run_path: Path, result: WindowResult, actions: list[dict[str, Any]]

@@ -8,7 +8,8 @@
   means is a two-sample test whose null the A/A simulation and the benign demo measure; no direction of its own
   (a divergence);
 - ``golden`` (``GoldenReplayer``): a new slice of the golden set replayed against both endpoints on a schedule and
-  scored like the offline golden family (eval metrics: regressions and improvements).
+  scored like the offline golden family (eval metrics: regressions and improvements); both versions answer the
+  same items, so the samples are ``paired`` and compared per item.
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ class GoldenReplayer:
                     value = 0.0 if a.error is not None else get_metric(metric).score(a.text or "", target)
                     if value is not None:
                         out.append(Sample(f"golden:{k}:{r.request_id}", arm, item.segment, f"golden_{metric}",
-                                          float(value), at))
+                                          float(value), at, paired=True))
         return out
 
 

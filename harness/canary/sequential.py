@@ -18,6 +18,19 @@ rejection with type-I error at most ``alpha`` over an unbounded number of looks 
 variance makes it approximate, hence a minimum sample per arm). Inverting it gives a confidence sequence:
 ``d +/- sqrt(V (V + tau^2) / tau^2 * (2 log(1/alpha) + log((V + tau^2) / V)))``.
 
+**One-sided mixtures** (``one_sided_log_lambda``, ``one_sided_half_width``): the canary's rule asks one-sided
+questions ("is the canary worse than control by more than the margin?"), so each side has its own mixture, a
+half-normal over the alternative side only: for ``x = d - theta0`` in the alternative's direction,
+
+    Lambda+ = 2 Phi(x tau / sqrt(V (V + tau^2))) * Lambda(x)
+
+a nonnegative supermartingale under every ``theta`` on the null side (Ville's inequality: the running minimum of
+``1 / Lambda+`` is an always-valid p-value of the composite ``H0: theta <= theta0``). Evidence from a window when
+the canary was better makes the "worse" statistic smaller, never larger: it cannot certify a later "worse" breach.
+Inverted, it gives one-sided confidence sequences ``d - x*`` and ``d + x*``, ``x*`` between the two-sided
+half-widths at ``2 alpha`` and ``alpha``; their running intersection over the looks (``running_bounds``) is valid
+at every look at once.
+
 ``tau`` is stated per metric in units of its standard deviation (``tau = tau_sd * s``, ``s`` pooled over both arms):
 ``tau_sd`` is the standardized effect the test is tuned to find fastest. Pure numpy, vectorized over looks or
 canaries (any broadcastable shapes).
@@ -74,13 +87,58 @@ def always_valid(p: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.minimum.accumulate(np.asarray(p, float), axis=axis)
 
 
-def half_width(v: np.ndarray, tau2: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
+def half_width(v: np.ndarray, tau2: np.ndarray, alpha: float | np.ndarray = ALPHA) -> np.ndarray:
     """Half-width of the ``1 - alpha`` confidence sequence around ``d`` (module docstring); inf without data."""
     v, tau2 = np.broadcast_arrays(np.asarray(v, float), np.asarray(tau2, float))
     ok = (v > 0) & (tau2 > 0)
     vs, ts = np.where(ok, v, 1.0), np.where(ok, tau2, 1.0)
     w = np.sqrt(vs * (vs + ts) / ts * (2.0 * np.log(1.0 / alpha) + np.log((vs + ts) / vs)))
     return np.where(ok, w, np.where(v == 0, 0.0, np.inf))
+
+
+def one_sided_log_lambda(x: np.ndarray, v: np.ndarray, tau2: np.ndarray) -> np.ndarray:
+    """log of the one-sided (half-normal) mixture likelihood ratio for ``x = d - theta0`` in the alternative's
+    direction (module docstring); 0 where ``v`` is not positive (no evidence)."""
+    from scipy.special import log_ndtr
+
+    x, v, tau2 = np.broadcast_arrays(np.asarray(x, float), np.asarray(v, float), np.asarray(tau2, float))
+    ok = (v > 0) & (tau2 > 0)
+    vs, ts = np.where(ok, v, 1.0), np.where(ok, tau2, 1.0)
+    arg = x * np.sqrt(ts) / np.sqrt(vs * (vs + ts))
+    return np.where(ok, np.log(2.0) + log_ndtr(arg) + log_lambda(x, vs, ts), 0.0)
+
+
+def one_sided_p(x: np.ndarray, v: np.ndarray, tau2: np.ndarray) -> np.ndarray:
+    """``min(1, 1 / Lambda+)`` at one look: the one-sided p of ``H0: theta <= theta0`` for ``x = d - theta0``."""
+    return np.minimum(1.0, np.exp(-one_sided_log_lambda(x, v, tau2)))
+
+
+def one_sided_half_width(v: np.ndarray, tau2: np.ndarray, alpha: float | np.ndarray = ALPHA) -> np.ndarray:
+    """``x*`` with ``Lambda+(x*) = 1 / alpha``: the one-sided confidence sequence's distance from ``d`` (bisection
+    between the two-sided half-widths at ``2 alpha`` and ``alpha``); 0 without spread, inf without data."""
+    v, tau2, a = np.broadcast_arrays(np.asarray(v, float), np.asarray(tau2, float), np.asarray(alpha, float))
+    ok = (v > 0) & (tau2 > 0) & np.isfinite(v) & np.isfinite(tau2)
+    vs, ts = np.where(ok, v, 1.0), np.where(ok, tau2, 1.0)
+    lo, hi = half_width(vs, ts, np.minimum(2 * a, 0.999)), half_width(vs, ts, a)
+    target = np.log(1.0 / a)
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        above = one_sided_log_lambda(mid, vs, ts) >= target
+        lo, hi = np.where(above, lo, mid), np.where(above, mid, hi)
+    return np.where(ok, hi, np.where(v == 0, 0.0, np.inf))
+
+
+def running_bounds(d: np.ndarray, v: np.ndarray, tau2: np.ndarray, alpha: float | np.ndarray,
+                   axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """The one-sided lower and upper confidence sequences, each with error ``alpha`` over every look, as their
+    running intersection along ``axis`` (the looks, in order): ``max`` of the lower bounds, ``min`` of the upper.
+    A look without evidence (``v`` not finite or not positive, NaN ``d``) leaves the bounds where they were."""
+    w = one_sided_half_width(np.nan_to_num(v, nan=np.inf), np.nan_to_num(tau2), alpha)
+    d = np.asarray(d, float)
+    none = ~np.isfinite(w) | ~np.isfinite(d)
+    lower = np.where(none, -np.inf, np.nan_to_num(d) - np.where(none, 0.0, w))
+    upper = np.where(none, np.inf, np.nan_to_num(d) + np.where(none, 0.0, w))
+    return np.maximum.accumulate(lower, axis=axis), np.minimum.accumulate(upper, axis=axis)
 
 
 @dataclass(frozen=True)
@@ -124,6 +182,19 @@ def two_sample(control: Moments, canary: Moments, params: Sequential) -> Look:
         pooled = (nc * control.var + nk * canary.var + nc * nk / (nc + nk) * d * d) / (nc + nk)
         v = pooled * (1.0 / nc + 1.0 / nk)
     tau2 = (params.tau_sd ** 2) * pooled
+    p = p_value(np.nan_to_num(d), np.nan_to_num(v), np.nan_to_num(tau2))
+    return Look(d, v, tau2, p, half_width(np.nan_to_num(v), np.nan_to_num(tau2), params.alpha))
+
+
+def paired(diff: Moments, params: Sequential) -> Look:
+    """The mSPRT look for the mean of paired differences ``canary - control`` (golden items both versions answered):
+    ``V = s_d^2 / n`` with ``s_d`` the differences' sd, ``tau = tau_sd * s_d``. Identical answers (no spread) give
+    ``V = 0``: the change is read as exactly the observed mean (a zero-width sequence), as offline."""
+    n = np.asarray(diff.n, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v = diff.var * n / np.maximum(n - 1, 1) / n  # the sample variance (ddof 1) over n
+    d = np.asarray(diff.mean, float)
+    tau2 = (params.tau_sd ** 2) * diff.var
     p = p_value(np.nan_to_num(d), np.nan_to_num(v), np.nan_to_num(tau2))
     return Look(d, v, tau2, p, half_width(np.nan_to_num(v), np.nan_to_num(tau2), params.alpha))
 

@@ -101,7 +101,7 @@ def determinism(arms: Mapping[str, ArmConfig]) -> dict[str, Any]:
     """What decides whether replaying again gives the same generations, per arm, for the manifest.
 
     Greedy decoding with the same checkpoint, dtype, batch size, seeds and engine build gives identical outputs on
-    one machine (tests/test_reproducible.py). ``VLLM_BATCH_INVARIANT=1`` makes vLLM's kernels independent of the
+    one machine (tests/test_resume.py). ``VLLM_BATCH_INVARIANT=1`` makes vLLM's kernels independent of the
     batch composition on supported GPUs (NVIDIA compute capability >= 9.0 per vLLM 0.32's envs.py); on the CPU
     build it changes no kernel.
     """

@@ -37,6 +37,10 @@ def write_report(run: RunDir, data: ReportInput) -> Path:
     if data.divergence is not None:
         figures.append(plots.similarity_histogram(run.read_table("drift"), data.divergence["aa_floor"],
                                                   run.path / "similarity.png"))
+    if (run.path / "judge_admission.json").exists():
+        from harness.report import judge_audit
+
+        run.write_text("judge.html", judge_audit.render(run, data.requests))
     judge = run.table_path("judge_pairwise_summary")
     judge_pairwise = run.read_table("judge_pairwise_summary").to_pylist() if judge.exists() else None
     run.write_text("report.html", html.render_html(data, figures, judge_pairwise))

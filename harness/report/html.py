@@ -246,7 +246,9 @@ def render_html(data: ReportInput, figures: Sequence[Path],
                f"<p>{esc(div.note(divergence))}</p>", table(div.header(divergence), div.rows(divergence))]),
             *([] if not judge_pairwise else
               ["<h2>Judge: pairwise preference</h2>", f"<p>{esc(JUDGE_NOTE)}</p>",
-               table(JUDGE_HEADER, judge_rows(judge_pairwise))]),
+               table(JUDGE_HEADER, judge_rows(judge_pairwise)),
+               '<p><a href="judge.html">The judge\'s agreement with humans, its biases and every disagreement '
+               "with the pairs</a> (judge.html).</p>"]),
             _fidelity_html(data.sections.get("fidelity")), _sampling_html(data.sections.get("sampling")),
             "<h2>Throughput (engine time, load excluded)</h2>",
             _throughput(data, data.tables["throughput"].to_pylist()),

@@ -15,6 +15,13 @@ Annotation file (CSV with a header, or Parquet), one row per request, arm and cr
 
 Other columns (annotator, note) are ignored. One label per request, arm and criterion: aggregate several
 annotators (e.g. majority or median) before.
+
+Pairwise preference labels go in the same file (an extension; files without them read as before): ``criterion``
+``preference``, ``label`` ``baseline``, ``candidate`` or ``tie`` (which arm's output the human preferred), ``arm``
+empty or ``pair``. ``load_preferences`` reads them; ``load_annotations`` leaves them to it.
+
+Intervals: ``wilson`` (a proportion) and ``kappa_interval`` (a percentile bootstrap of Cohen's kappa, resampling
+the joint table; seeded, so the same labels give the same interval).
 """
 
 from __future__ import annotations
@@ -29,20 +36,23 @@ from harness.signals.judge_prompts import JudgeError, Rubric
 
 COLUMNS = ("request_id", "arm", "criterion", "label")
 ARMS = ("baseline", "candidate")
+PREFERENCE = "preference"
+GOLDEN = "golden"  # the labelling kit's promotion rows (harness.annotate.labels), not a label
+PREFERENCE_LABELS = ("baseline", "candidate", "tie")
 MAX_ERRORS = 20
 
 
-def exact_agreement(a: Sequence[int], b: Sequence[int]) -> float:
+def exact_agreement(a: Sequence[Any], b: Sequence[Any]) -> float:
     """Share of pairs with identical labels."""
     return sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
 
 
-def _marginals(a: Sequence[int], b: Sequence[int], categories: Sequence[int]) -> tuple[list[float], list[float]]:
+def _marginals(a: Sequence[Any], b: Sequence[Any], categories: Sequence[Any]) -> tuple[list[float], list[float]]:
     n = len(a)
     return [a.count(k) / n for k in categories], [b.count(k) / n for k in categories]
 
 
-def cohen_kappa(a: Sequence[int], b: Sequence[int], categories: Sequence[int]) -> float | None:
+def cohen_kappa(a: Sequence[Any], b: Sequence[Any], categories: Sequence[Any]) -> float | None:
     """Unweighted Cohen's kappa ``(p_o - p_e) / (1 - p_e)``; None when undefined (``p_e`` = 1)."""
     pa, pb = _marginals(a, b, categories)
     pe = sum(x * y for x, y in zip(pa, pb, strict=True))
@@ -102,6 +112,48 @@ def _read(path: Path) -> list[dict[str, Any]]:
         return list(csv.DictReader(fh))
 
 
+def wilson(k: int, n: int, level: float = 0.95) -> tuple[float | None, float | None]:
+    """Wilson score interval of a proportion ``k / n`` (two-sided, ``level``); (None, None) when ``n`` is 0."""
+    if n == 0:
+        return None, None
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def kappa_interval(a: Sequence[Any], b: Sequence[Any], categories: Sequence[Any], level: float = 0.95,
+                   resamples: int = 2000, seed: int = 0, weighted: bool = False) -> tuple[float | None, float | None]:
+    """Percentile bootstrap interval of Cohen's kappa (``weighted``: quadratic weights, ``categories`` in order).
+
+    Resamples the ``len(a)`` pairs with replacement from their joint table (a multinomial draw per resample);
+    resamples whose kappa is undefined are dropped. (None, None) when fewer than half are defined or ``a`` is empty.
+    """
+    import numpy as np
+
+    n, k = len(a), len(categories)
+    if n == 0:
+        return None, None
+    idx = {c: i for i, c in enumerate(categories)}
+    joint = np.zeros(k * k)
+    for x, y in zip(a, b, strict=True):
+        joint[idx[x] * k + idx[y]] += 1
+    draws = np.random.default_rng(seed).multinomial(n, joint / n, size=resamples).reshape(resamples, k, k) / n
+    i, j = np.indices((k, k))
+    w = (i - j) ** 2 if weighted else (i != j).astype(float)
+    observed = (draws * w).sum(axis=(1, 2))
+    expected = np.einsum("ri,rj,ij->r", draws.sum(axis=2), draws.sum(axis=1), w)
+    ok = expected > 1e-12
+    if ok.sum() < resamples / 2:
+        return None, None
+    kappas = 1 - observed[ok] / expected[ok]
+    lo, hi = np.quantile(kappas, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
 def _check_row(i: int, row: dict[str, Any], rubric: Rubric) -> tuple[tuple[str, str, str], int] | str:
     where = f"row {i + 1} (request_id {row.get('request_id')!r})"
     if not row.get("request_id"):
@@ -141,6 +193,8 @@ def load_annotations(path: str | Path, rubric: Rubric) -> dict[tuple[str, str, s
     out: dict[tuple[str, str, str], int] = {}
     errors = []
     for i, row in enumerate(rows):
+        if row.get("criterion") in (PREFERENCE, GOLDEN):
+            continue  # pairwise labels: load_preferences; golden promotions: harness.annotate
         checked = _check_row(i, row, rubric)
         if isinstance(checked, str):
             errors.append(checked)
@@ -155,12 +209,52 @@ def load_annotations(path: str | Path, rubric: Rubric) -> dict[tuple[str, str, s
     return out
 
 
+def load_preferences(path: str | Path) -> dict[str, str]:
+    """request_id -> the human's pairwise preference (``baseline``, ``candidate`` or ``tie``): the file's rows with
+    ``criterion`` ``preference`` (module docstring); empty when it has none.
+
+    Raises:
+        JudgeError: missing file or columns, a bad label or a repeated request id, each with its row number and fix.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise JudgeError(f"annotation file {path} does not exist. Fix: set judge.annotations to a CSV or Parquet "
+                         f"file with columns {', '.join(COLUMNS)}, or to null.")
+    rows = _read(path)
+    missing = [c for c in ("request_id", "criterion", "label") if not rows or c not in rows[0]]
+    if missing:
+        raise JudgeError(f"{path}: missing column(s) {missing}; expected {list(COLUMNS)} (header row in CSV). "
+                         "See docs/judge.md, 'Calibration'.")
+    out: dict[str, str] = {}
+    errors = []
+    for i, row in enumerate(rows):
+        if row.get("criterion") != PREFERENCE:
+            continue
+        rid, label = str(row.get("request_id") or ""), str(row.get("label") or "").strip()
+        where = f"row {i + 1} (request_id {rid!r}), field label"
+        if not rid:
+            errors.append(f"row {i + 1}: empty request_id. Fix: give the traffic's request id.")
+        elif label not in PREFERENCE_LABELS:
+            errors.append(f"{where}: {label!r} is not a preference. Fix: write one of {', '.join(PREFERENCE_LABELS)} "
+                          "(the arm whose output the person preferred).")
+        elif rid in out:
+            errors.append(f"row {i + 1}: a second preference for request {rid!r}. Fix: keep one per request "
+                          "(aggregate annotators first).")
+        else:
+            out[rid] = label
+    if errors:
+        more = f"\n  ... and {len(errors) - MAX_ERRORS} more" if len(errors) > MAX_ERRORS else ""
+        raise JudgeError(f"{path}: {len(errors)} bad preference row(s):\n  " + "\n  ".join(errors[:MAX_ERRORS]) + more)
+    return out
+
+
 def agreement_rows(scores: Iterable[dict[str, Any]], labels: dict[tuple[str, str, str], int], rubric: Rubric,
-                   bar: float, min_n: int) -> list[dict[str, Any]]:
+                   bar: float, min_n: int, level: float = 0.95) -> list[dict[str, Any]]:
     """One row per criterion: n matched pairs, exact agreement, kappa, weighted kappa, Spearman, calibrated.
 
     ``scores`` are rows of ``judge_scores`` (request_id, arm, criterion, score); unscored ones are left out.
-    A criterion is calibrated when its weighted kappa is at least ``bar`` on at least ``min_n`` pairs.
+    A criterion is calibrated (admitted) when the LOWER bound of its weighted kappa's ``level`` interval
+    (``kappa_interval``) is at least ``bar``, on at least ``min_n`` pairs; the exact agreement has a Wilson interval.
     """
     pairs: dict[str, tuple[list[int], list[int]]] = {c.name: ([], []) for c in rubric.criteria}
     for s in scores:
@@ -173,13 +267,19 @@ def agreement_rows(scores: Iterable[dict[str, Any]], labels: dict[tuple[str, str
         judge, human = pairs[c.name]
         n = len(judge)
         row: dict[str, Any] = {"criterion": c.name, "metric": c.metric, "n": n, "exact": None, "kappa": None,
-                               "weighted_kappa": None, "spearman": None}
+                               "weighted_kappa": None, "spearman": None, "exact_low": None, "exact_high": None,
+                               "weighted_kappa_low": None, "weighted_kappa_high": None}
         if n:
+            lo, hi = kappa_interval(judge, human, c.scale, level, weighted=True)
             row |= {"exact": exact_agreement(judge, human), "kappa": cohen_kappa(judge, human, c.scale),
-                    "weighted_kappa": weighted_kappa(judge, human, c.scale), "spearman": spearman(judge, human)}
-        wk = row["weighted_kappa"]
-        row["calibrated"] = n >= min_n and wk is not None and wk >= bar
+                    "weighted_kappa": weighted_kappa(judge, human, c.scale), "spearman": spearman(judge, human),
+                    "weighted_kappa_low": lo, "weighted_kappa_high": hi}
+            hits = sum(x == y for x, y in zip(judge, human, strict=True))
+            row["exact_low"], row["exact_high"] = wilson(hits, n, level)
+        wk, low = row["weighted_kappa"], row["weighted_kappa_low"]
+        row["calibrated"] = n >= min_n and low is not None and low >= bar
         row["reason"] = ("" if row["calibrated"] else f"only {n} annotated pairs (< {min_n})" if n < min_n
-                         else f"weighted kappa {'undefined' if wk is None else f'{wk:.3f}'} < {bar}")
+                         else f"weighted kappa {'undefined' if wk is None else f'{wk:.3f}'}, lower bound "
+                              f"{'undefined' if low is None else f'{low:.3f}'} < {bar}")
         out.append(row)
     return out

@@ -8,15 +8,23 @@ Tables written to the run directory:
 - ``drift.parquet``: one row per request and compared arm (``candidate``; ``aa`` when the experiment has
   an A/A arm): ``request_id``, ``segment``, ``arm``, ``cosine`` (to the baseline's output).
 - ``drift_summary.parquet`` (``harness/analysis/drift.sql``): per arm, overall and per segment: n, mean
-  and 5th-percentile cosine, and the share of requests below the A/A floor with its Wilson 95% CI.
+  and 5th-percentile cosine, and the share of requests below the A/A floor with its Wilson 95% CI; the candidate's
+  rows also carry its below-floor indicators paired with the A/A arm's on the same requests
+  (``harness/analysis/drift_pairs.sql``: ``n_pairs``, ``up``, ``down``, ``aa_below``).
+
+The floor is the A/A arm's ``aa_quantile`` quantile of cosine, at most ``drift.practical_floor`` (0.98): under
+greedy decoding the quantile is 1.0 and "below the floor" would mean "changed at all" (``floor_degenerate``).
 
 As a signal family (``DriftSignal``, role ``divergence``): no per-request rows for the paired analysis; its checks
-(``drift_checks``) read the share of requests below the A/A floor, overall and per segment, against the A/A arm's
-own share there (at least ``aa_quantile``): a breach is a share beyond that level by more than the margin
-(``gate.margins.drift``, default 0.10): the exact (Clopper-Pearson) lower bound of the share, at alpha split over the
-overall and segment checks (``harness.gate.family_levels``), above level + margin; ok when the upper bound is
-below level + margin; else inconclusive. Divergence is not regression: a breach counts as a divergence
-(DIVERGENCE alone -> INVESTIGATE). The numbers also go into ``verdict.json`` under ``divergence``.
+(``drift_checks``) compare the candidate's share of requests below the floor with the A/A arm's share on the same
+requests, overall and per segment: a **paired** difference of two shares, read with Tango's score bounds
+(``harness.analysis.margin``), so the A/A level's own sampling error is in the bound. A breach is a difference
+whose lower bound, at alpha split over the family's checks that can fire (``harness.gate.family_levels``), exceeds
+the margin (``gate.margins.drift``, default 0.10); ok when the upper bound is within it; else inconclusive. Rows
+without the paired counts (tables written before them) are read the earlier way: the exact (Clopper-Pearson) bounds
+of the candidate's share against the A/A level (at least ``aa_quantile``) taken as known. Divergence is not
+regression: a breach counts as a divergence (DIVERGENCE alone -> INVESTIGATE). The numbers also go into
+``verdict.json`` under ``divergence``.
 """
 
 from __future__ import annotations
@@ -48,10 +56,11 @@ log = logging.getLogger(__name__)
 DRIFT_SCHEMA = pa.schema([("request_id", pa.string()), ("segment", pa.string()), ("arm", pa.string()),
                           ("cosine", pa.float64())])
 SQL = Path(__file__).resolve().parents[1] / "analysis" / "drift.sql"
+PAIRS_SQL = SQL.with_name("drift_pairs.sql")
 PRACTICAL_FLOOR = 0.98
-"""The floor is at most this cosine: an edit of a token or two (MiniLM cosine above 0.98) is not divergence. On the
-zoo's greedy runs the A/A 5% quantile is 1.000000 (96.5% of A/A outputs identical), and 0.7% of A/A outputs fall
-below 0.98 (benign 0.4%, json_drift 21%, hedging 43%, terse 80%)."""
+"""Default of ``drift.practical_floor``: the floor is at most this cosine: an edit of a token or two (MiniLM
+cosine above 0.98) is not divergence. On the zoo's greedy runs the A/A 5% quantile is 1.000000 (96.5% of A/A
+outputs identical), and 0.7% of A/A outputs fall below 0.98 (benign 0.4%, json_drift 21%, hedging 43%, terse 80%)."""
 EMBED_CHUNK = 4096  # texts per encode call (a progress step; each call sorts its texts by length for batching)
 METRIC = MetricSpec("share_below_aa_floor", "drift", "rate", False,
                     "share of requests whose output moved further from the baseline's than the A/A floor allows",
@@ -135,20 +144,27 @@ def drift_rows(embeddings: pa.Table, segments: dict[str, str]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=DRIFT_SCHEMA)
 
 
-def summarize(run: RunDir, embeddings: pa.Table, drift: pa.Table, quantile: float, n_perm: int) -> dict[str, Any]:
-    """The A/A floor, per-segment drift (SQL) with Wilson CIs, and the paired MMD test, as one dict."""
+def summarize(run: RunDir, embeddings: pa.Table, drift: pa.Table, quantile: float, n_perm: int,
+              practical_floor: float = PRACTICAL_FLOOR) -> dict[str, Any]:
+    """The A/A floor (the ``quantile`` of A/A similarity, at most ``practical_floor``), per-segment drift (SQL) with
+    Wilson CIs and the candidate's indicators paired with the A/A arm's, and the paired MMD test, as one dict."""
     import duckdb
 
     aa = np.array([r["cosine"] for r in drift.to_pylist() if r["arm"] == "aa"], dtype=float)
     quantile_floor = aa_floor(aa, quantile) if aa.size else None
     # under greedy decoding most A/A outputs are identical and the quantile is ~1.0: "below the floor" would mean
     # "changed at all" (a one-token edit counts like a rewrite); the practical floor caps it
-    degenerate = quantile_floor is not None and quantile_floor > PRACTICAL_FLOOR
-    floor = min(quantile_floor, PRACTICAL_FLOOR) if quantile_floor is not None else None
+    degenerate = quantile_floor is not None and quantile_floor > practical_floor
+    floor = min(quantile_floor, practical_floor) if quantile_floor is not None else None
     con = duckdb.connect()
     con.register("drift", drift)
     rows = con.sql(SQL.read_text(), params={"floor": floor}).to_arrow_table().to_pylist()
+    pairs = ({r["segment"]: r for r in con.sql(PAIRS_SQL.read_text(), params={"floor": floor})
+              .to_arrow_table().to_pylist()} if floor is not None else {})
     con.close()
+    for r in rows:
+        if r["arm"] == "candidate" and r["segment"] in pairs:
+            r.update({k: pairs[r["segment"]][k] for k in ("n_pairs", "up", "down", "aa_below")})
     for r in rows:
         r["below_ci_low"], r["below_ci_high"] = (wilson_interval(r["n_below"], r["n"]) if floor is not None
                                                  else (None, None))
@@ -159,7 +175,7 @@ def summarize(run: RunDir, embeddings: pa.Table, drift: pa.Table, quantile: floa
             tests[arm] = paired_permutation_test(y, x, n_perm=n_perm)
     run.write_table("drift_summary", pa.Table.from_pylist(rows))
     return {"model": (embeddings.schema.metadata or {}).get(b"model", b"").decode(), "aa_quantile": quantile,
-            "aa_floor": floor, "aa_quantile_floor": quantile_floor, "practical_floor": PRACTICAL_FLOOR,
+            "aa_floor": floor, "aa_quantile_floor": quantile_floor, "practical_floor": practical_floor,
             "floor_degenerate": degenerate, "rows": rows, "mmd_paired": tests}
 
 
@@ -175,13 +191,13 @@ def _paired_vectors(embeddings: pa.Table, arm: str) -> tuple[np.ndarray, np.ndar
 
 
 def run_drift(run: RunDir, generations: pa.Table, model: str, device: str | None, quantile: float,
-              n_perm: int, ray: RayConfig | None = None) -> dict[str, Any]:
+              n_perm: int, ray: RayConfig | None = None, practical_floor: float = PRACTICAL_FLOOR) -> dict[str, Any]:
     """Embed, compare and summarize; writes the tables described in the module docstring."""
     embeddings = embed_outputs(run, generations, model, device, ray)
     segments = dict(zip(generations["request_id"].to_pylist(), generations["segment"].to_pylist(), strict=True))
     drift = drift_rows(embeddings, segments)
     run.write_table("drift", drift)
-    return summarize(run, embeddings, drift, quantile, n_perm)
+    return summarize(run, embeddings, drift, quantile, n_perm, practical_floor)
 
 
 def drift_checks(rows: list[dict[str, Any]], aa_quantile: float, policy: Policy) -> list[Check]:
@@ -195,11 +211,42 @@ def drift_checks(rows: list[dict[str, Any]], aa_quantile: float, policy: Policy)
     aa_share = {r["segment"]: r["share_below"] for r in rows
                 if r["arm"] == "aa" and r.get("share_below") is not None}
     ref = [max(aa_quantile, aa_share.get(r["segment"], 0.0)) for r in cand]
-    levels = family_levels([r["n"] >= policy.min_requests for r in cand], [r["segment"] is None for r in cand],
+    levels = family_levels([_can_fire(r, drift_margin, policy) for r in cand], [r["segment"] is None for r in cand],
                            policy.alpha)
     return [breach_check(METRIC.name, METRIC.family, r["segment"], METRIC.role, METRIC.higher_is_better, False,
-                         _evidence(r, lv, level, drift_margin, policy), Threshold(drift_margin), policy)
+                         _paired_evidence(r, level, drift_margin, policy) if r.get("n_pairs") is not None
+                         else _evidence(r, lv, level, drift_margin, policy), Threshold(drift_margin), policy)
             for r, lv, level in zip(cand, ref, levels, strict=True)]
+
+
+def _can_fire(r: dict[str, Any], margin: float, policy: Policy) -> bool:
+    """Whether a drift check could breach: enough requests, and (paired with the A/A arm) more requests changed
+    sides of the floor than the margin, so that all of them going the divergent way could cross it."""
+    if r.get("n_pairs") is None:
+        return bool(r["n"] >= policy.min_requests)
+    n = int(r["n_pairs"])
+    return n >= policy.min_requests and (int(r["up"]) + int(r["down"])) / n > margin
+
+
+def _paired_evidence(r: dict[str, Any], level: float, margin: float, policy: Policy) -> Evidence:
+    """The candidate's share below the floor minus the A/A arm's, paired on the request (Tango's score bounds at the
+    family's split level): the A/A level is an estimate with its own error, not a known number."""
+    from harness.analysis.margin import Paired
+
+    n, up, down, aa_k = int(r["n_pairs"]), int(r["up"]), int(r["down"]), int(r["aa_below"])
+    aa, cand = (aa_k / n, (aa_k + up - down) / n) if n else (0.0, 0.0)
+    test = Paired("tango", n, cand - aa, 0.0, down, up)
+    lo, hi = (float(x) for x in test.bounds(level)) if n else (-1.0, 1.0)
+    where = f" [{r['segment']}]" if r["segment"] is not None else ""
+
+    def describe(p: float | None, status: str) -> str:
+        return (f"drift/share_below_aa_floor{where}: {cand:.1%} of {n} requests below the A/A floor against the A/A "
+                f"arm's {aa:.1%} on the same requests (difference {cand - aa:+.1%}, Tango one-sided bounds "
+                f"[{lo:+.1%}, {hi:+.1%}] at {level:.2g} each; margin {margin:.0%}, p="
+                f"{p if p is not None else float('nan'):.2g} adj.): {status}")
+
+    return Evidence(n, aa, cand, cand - aa, lo, hi, None, "tango (paired with the A/A arm)", level,
+                    lambda d0, g: float(test.p(d0, g)), enough=n >= policy.min_requests, describe=describe)
 
 
 def share_bounds(k: int, n: int, level: float) -> tuple[float, float]:
@@ -241,15 +288,15 @@ class DriftSignal:
     metrics = (METRIC,)
 
     def __init__(self, model: str, device: str | None, aa_quantile: float, n_perm: int, floor_source: str,
-                 ray: RayConfig | None = None) -> None:
+                 ray: RayConfig | None = None, practical_floor: float = PRACTICAL_FLOOR) -> None:
         self.model, self.device, self.aa_quantile, self.n_perm = model, device, aa_quantile, n_perm
-        self.floor_source, self.ray = floor_source, ray
+        self.floor_source, self.ray, self.practical_floor = floor_source, ray, practical_floor
         self.details: dict[str, Any] | None = None
 
     def score(self, inputs: ScoreInputs) -> pa.Table:
         """Runs the drift stage (tables in the module docstring); no rows for the paired analysis."""
         divergence = run_drift(inputs.run, inputs.generations, self.model, self.device, self.aa_quantile,
-                               self.n_perm, self.ray)
+                               self.n_perm, self.ray, self.practical_floor)
         self.details = {"divergence": {**divergence, "floor_source": self.floor_source}}
         return SIGNAL_SCHEMA.empty_table()
 
@@ -260,8 +307,10 @@ class DriftSignal:
 def make(spec: RunSpec) -> DriftSignal | None:
     """The drift family of a run, or None when ``drift.enabled`` is off (or the run has no drift settings)."""
     d = spec.settings.get(FAMILY)
+    if d is None or not d.enabled:
+        return None
     return DriftSignal(d.model, d.device, d.aa_quantile, d.n_perm, floor_source(spec),
-                       spec.ray if spec.ray.enabled else None) if d is not None and d.enabled else None
+                       spec.ray if spec.ray.enabled else None, d.practical_floor)
 
 
 def aa_arms(settings: DriftConfig, baseline: Any) -> dict[str, ArmConfig]:

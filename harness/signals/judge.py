@@ -28,20 +28,23 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
 
 from harness.config import ArmConfig, JudgeConfig
-from harness.console import Stage
-from harness.engines.base import Generation, PreparedRequest, make_engine, request_seed
+from harness.engines.base import PreparedRequest, capabilities, request_seed
 from harness.engines.checkpoints import fingerprint
 from harness.signals import judge_prompts as jp
 from harness.signals import judge_tables as jt
 from harness.signals.base import Family, MetricSpec, ScoreInputs
+from harness.signals.judge_pass import BATCHES_SCHEMA as BATCHES_SCHEMA  # re-exported
+from harness.signals.judge_pass import engine_rows, imported_rows
+from harness.signals.judge_pass import request_text as request_text  # re-exported (bench/judge.py)
+from harness.signals.judge_settings import JudgeSettings
 from harness.store import RunDir
 from harness.traffic import Request
 
@@ -59,26 +62,9 @@ SCORES_SCHEMA = pa.schema([
 PAIRWISE_SCHEMA = pa.schema([
     ("request_id", pa.string()), ("segment", pa.string()), ("verdict_ab", pa.string()), ("verdict_ba", pa.string()),
     ("reason_ab", pa.string()), ("reason_ba", pa.string()), ("preference", pa.string()), ("raw_ab", pa.string()),
-    ("raw_ba", pa.string()), ("template_version", pa.string()), ("rubric_sha", pa.string()),
-    ("judge_fingerprint", pa.string())])
-BATCHES_SCHEMA = pa.schema([("kind", pa.string()), ("batch", pa.int32()), ("requests", pa.int64()),
-                            ("prompt_tokens", pa.int64()), ("output_tokens", pa.int64()), ("seconds", pa.float64())])
+    ("raw_ba", pa.string()), ("confidence", pa.float64()), ("template_version", pa.string()),
+    ("rubric_sha", pa.string()), ("judge_fingerprint", pa.string())])
 
-
-@dataclass(frozen=True)
-class JudgeSettings:
-    """Everything ``run_judge`` needs, flat and typed (built from ``JudgeConfig`` by ``judge_settings``)."""
-
-    arm: ArmConfig
-    rubric: jp.Rubric
-    template_version: str = "v1"
-    pairwise: bool = True
-    max_chars: int = 2000
-    max_unscored: float = 0.05
-    agreement_bar: float = 0.6
-    agreement_min_n: int = 20
-    annotations: str | None = None
-    arms: tuple[str, str] = ("baseline", "candidate")
 
 
 def judge_settings(cfg: JudgeConfig | Mapping[str, Any]) -> JudgeSettings:
@@ -95,34 +81,42 @@ def judge_settings(cfg: JudgeConfig | Mapping[str, Any]) -> JudgeSettings:
                                                            c.higher_is_better) for c in cfg.rubric.criteria))
     jp.validate_rubric(rubric)
     jp.template(cfg.template_version)
-    if not cfg.arm.checkpoint:
-        raise jp.JudgeError("judge.arm.checkpoint is not set. Fix: e.g. judge=zoo, or judge.arm.checkpoint=ORG/NAME.")
-    if not cfg.arm.engine.structured_output:
+    if not cfg.imported and not cfg.arm.checkpoint and not cfg.arm.engine.server.base_url:
+        raise jp.JudgeError("judge.arm.checkpoint is not set. Fix: e.g. judge=zoo, judge.arm.checkpoint=ORG/NAME, an "
+                            "endpoint (judge.arm.engine.backend=server judge.arm.engine.server.base_url=URL), or "
+                            "judge.imported=FILE.")
+    if cfg.imported and not Path(cfg.imported).is_file():
+        raise jp.JudgeError(f"judge.imported: {cfg.imported} does not exist. Fix: give the imported judge file (CSV, "
+                            "JSONL or Parquet; docs/judge.md, 'Imported judge results').")
+    if not cfg.imported and not cfg.arm.engine.structured_output:
         log.warning("judge.arm.engine.structured_output is off: answers are not constrained to the JSON schema")
     return JudgeSettings(arm=cfg.arm, rubric=rubric, template_version=cfg.template_version, pairwise=cfg.pairwise,
                          max_chars=cfg.max_chars, max_unscored=cfg.max_unscored, agreement_bar=cfg.agreement_bar,
-                         agreement_min_n=cfg.agreement_min_n, annotations=cfg.annotations)
+                         agreement_min_n=cfg.agreement_min_n, annotations=cfg.annotations, imported=cfg.imported,
+                         accuracy_bar=cfg.accuracy_bar, agreement_level=cfg.agreement_level,
+                         trust_target=cfg.trust_target, calibration=cfg.calibration)
 
 
 JUDGE_MARGIN = 0.25
 UNSCORED_MARGIN = 0.05
 
 
-def judge_metrics(rubric: jp.Rubric, advisory: Sequence[str] = ()) -> tuple[MetricSpec, ...]:
-    """The metric catalog entries of the judge family for ``rubric``; ``advisory``: metrics not to be counted."""
+def judge_metrics(rubric: jp.Rubric, advisory: Sequence[str] = ("judge_preferred",)) -> tuple[MetricSpec, ...]:
+    """The metric catalog entries of the judge family for ``rubric``; ``advisory``: metrics not to be counted
+    (``judge_preferred`` unless the pairwise preference was admitted)."""
     per = tuple(MetricSpec(c.metric, "judge", "mean", c.higher_is_better, f"judge score: {c.description.strip()}",
                            role="eval", margin_absolute=JUDGE_MARGIN, advisory=c.metric in advisory)
                 for c in rubric.criteria)
     # judge_unscored is the judge's data quality, not the candidate's: reported (and above judge.max_unscored every
-    # criterion turns advisory), never counted as a regression. judge_preferred stays advisory until its agreement
-    # with human preference labels is measured (the annotation files hold pointwise scores only): a length-biased
-    # judge would otherwise call a terse candidate a regression.
+    # criterion turns advisory), never counted as a regression. judge_preferred is advisory unless its agreement with
+    # human preference labels was measured and admitted (``judge_admission``): a length-biased judge would otherwise
+    # call a terse candidate a regression (issue 24).
     return per + (
         MetricSpec("judge_unscored", "judge", "rate", False,
                    "data quality: judge answer unusable for a criterion (unscored)", role="degradation",
                    margin_absolute=UNSCORED_MARGIN, advisory=True),
         MetricSpec("judge_preferred", "judge", "rate", True, "pairwise: judge preferred this arm in both orders",
-                   role="eval", margin_absolute=JUDGE_MARGIN, advisory=True))
+                   role="eval", margin_absolute=JUDGE_MARGIN, advisory="judge_preferred" in advisory))
 
 
 @dataclass(frozen=True)
@@ -139,13 +133,7 @@ class JudgeResult:
     unscored_breach: bool
     engine_ran: bool
     info: dict[str, Any] = field(default_factory=dict)
-
-
-def request_text(r: Request) -> str:
-    """The request as the judge sees it: every chat message as ``[role] content``, or the plain prompt."""
-    if r.messages:
-        return "\n".join(f"[{m.role}] {m.content}" for m in r.messages)
-    return r.prompt or ""
+    admission: dict[str, Any] | None = None  # the pairwise preference's measurements and decision
 
 
 def judge_request(key: str, messages: tuple[dict[str, str], ...], schema: dict[str, Any],
@@ -171,90 +159,16 @@ def _served(generations: pa.Table, arms: Sequence[str]) -> dict[str, dict[str, d
 def _key(settings: JudgeSettings, judge_fp: str, served: dict[str, dict[str, dict[str, Any]]]) -> str:
     h = hashlib.sha256(json.dumps({"fp": judge_fp, "arm": asdict(settings.arm), "rubric": asdict(settings.rubric),
                                    "v": settings.template_version, "pairwise": settings.pairwise,
-                                   "max_chars": settings.max_chars}, sort_keys=True, default=str).encode())
+                                   "max_chars": settings.max_chars, "imported": settings.imported},
+                                  sort_keys=True, default=str).encode())
     for arm in sorted(served):
         for rid in sorted(served[arm]):
             h.update(json.dumps([arm, rid, served[arm][rid]["output_text"]]).encode())
     return h.hexdigest()
 
 
-def _generate(settings: JudgeSettings, batches: list[tuple[str, list[PreparedRequest]]]
-              ) -> tuple[dict[str, Generation], list[dict[str, Any]]]:
-    out: dict[str, Generation] = {}
-    timing: list[dict[str, Any]] = []
-    if not batches:
-        return out, timing  # nothing to judge: no engine
-    engine = make_engine(settings.arm)
-    stage = Stage("judge", sum(len(p) for _, p in batches), unit="prompts")
-    try:
-        for i, (kind, prepared) in enumerate(batches):
-            t = time.perf_counter()
-            gens = engine.generate(prepared)
-            seconds = time.perf_counter() - t
-            out |= {g.request_id: g for g in gens}
-            served = [g for g in gens if g.error is None]
-            timing.append({"kind": kind, "batch": i, "requests": len(served), "seconds": seconds,
-                           "prompt_tokens": sum(g.prompt_tokens or 0 for g in served),
-                           "output_tokens": sum(g.output_tokens or 0 for g in served)})
-            stage.update(len(gens))
-            log.info("judge: %s batch %d/%d, %d requests in %.2f s", kind, i + 1, len(batches), len(gens), seconds)
-    finally:
-        engine.close()
-        stage.close()
-    return out, timing
-
-
-def _batched(kind: str, items: list[PreparedRequest], size: int) -> list[tuple[str, list[PreparedRequest]]]:
-    return [(kind, items[i: i + size]) for i in range(0, len(items), size)]
-
-
-def _pair_messages(system: str, settings: JudgeSettings, r: Request, first: dict[str, Any],
-                   second: dict[str, Any]) -> tuple[dict[str, str], ...]:
-    return jp.pairwise_messages(system, settings.template_version, request_text(r), first["output_text"] or "",
-                                second["output_text"] or "", settings.max_chars)
-
-
-def _judge(run: RunDir, requests: Mapping[str, Request], served: dict[str, dict[str, dict[str, Any]]],
-           settings: JudgeSettings, judge_fp: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Run the judge engine once over every prompt; rows of judge_scores and judge_pairwise."""
-    point_sys, pair_sys = jp.system_prompts(settings.rubric, settings.template_version)
-    v, rubric = settings.template_version, settings.rubric
-    point = [judge_request(f"{rid}|{arm}", jp.pointwise_messages(point_sys, v, request_text(requests[rid]),
-                                                                 g["output_text"] or "", settings.max_chars),
-                           jp.pointwise_schema(rubric), settings.arm)
-             for arm, gens in served.items() for rid, g in sorted(gens.items())]
-    base, cand = (served[a] for a in settings.arms)
-    both = sorted(set(base) & set(cand)) if settings.pairwise else []
-    orders = {"AB": lambda rid: (base[rid], cand[rid]), "BA": lambda rid: (cand[rid], base[rid])}
-    pair = [judge_request(f"{rid}|{order}", _pair_messages(pair_sys, settings, requests[rid], *shown(rid)),
-                          jp.pairwise_schema(), settings.arm)
-            for rid in both for order, shown in orders.items()]
-    size = settings.arm.engine.batch_size
-    answers, timing = _generate(settings, _batched("pointwise", point, size) + _batched("pairwise", pair, size))
-    run.write_table("judge_batches", pa.Table.from_pylist(timing, schema=BATCHES_SCHEMA))
-    stamp = {"template_version": v, "rubric_sha": jp.rubric_sha(rubric, v), "judge_fingerprint": judge_fp}
-    scores = []
-    for arm, gens in served.items():
-        for rid, g in sorted(gens.items()):
-            a = answers[f"{rid}|{arm}"]
-            parsed = ({c.name: (None, f"judge_error: {a.error}") for c in rubric.criteria} if a.error
-                      else jp.parse_pointwise(a.output_text, rubric, a.finish_reason))
-            scores += [{"request_id": rid, "arm": arm, "segment": g["segment"], "criterion": c, "score": s,
-                        "unscored_reason": reason, "raw_text": a.output_text, "finish_reason": a.finish_reason,
-                        **stamp} for c, (s, reason) in parsed.items()]
-    pairs = []
-    for rid in both:
-        ab, ba = answers[f"{rid}|AB"], answers[f"{rid}|BA"]
-        (vab, rab), (vba, rba) = (((None, f"judge_error: {x.error}") if x.error
-                                   else jp.parse_pairwise(x.output_text, x.finish_reason)) for x in (ab, ba))
-        pairs.append({"request_id": rid, "segment": base[rid]["segment"], "verdict_ab": vab, "verdict_ba": vba,
-                      "reason_ab": rab, "reason_ba": rba, "preference": jp.combine_orders(vab, vba),
-                      "raw_ab": ab.output_text, "raw_ba": ba.output_text, **stamp})
-    return scores, pairs
-
-
 def run_judge(run: RunDir, requests: Mapping[str, Request], generations: pa.Table,
-              settings: JudgeSettings) -> JudgeResult:
+              settings: JudgeSettings, cache_dir: str | None = None) -> JudgeResult:
     """Judge the baseline's and candidate's outputs, write the judge tables under ``run``, return the results.
 
     Args:
@@ -263,29 +177,35 @@ def run_judge(run: RunDir, requests: Mapping[str, Request], generations: pa.Tabl
         generations: ``GENERATION_SCHEMA`` columns plus ``arm``; other arms (e.g. ``aa``) and error rows are
             not judged (the stats family counts errors).
         settings: from ``judge_settings``.
+        cache_dir: the generation cache's root (``cache.dir``); None: the judge's answers are not cached.
 
     Returns:
         Signal rows and metric specs of the ``judge`` family, the pairwise summary (None when pairwise is off),
-        the agreement table (None without annotations), the uncalibrated criteria and their advisory metrics.
+        the agreement table (None without annotations), the uncalibrated criteria and their advisory metrics,
+        the pairwise admission (``judge_admission.json``): ``judge_preferred`` counts only when it is admitted,
+        and then judgments below the selective-trust threshold are abstentions (null rows).
 
     Raises:
         JudgeError: a bad annotation file. EngineError: the judge cannot be served.
     """
     served = _served(generations, settings.arms)
-    judge_fp = fingerprint(settings.arm.checkpoint or "")
+    judge_fp = _judge_fingerprint(settings)
     key = _key(settings, judge_fp, served)
     cached = (run.path / "judge.json").exists() and run.read_json("judge.json").get("key") == key
     if not cached:
-        scores, pairs = _judge(run, requests, served, settings, judge_fp)
-        run.write_table("judge_scores", pa.Table.from_pylist(scores, schema=SCORES_SCHEMA))
-        run.write_table("judge_pairwise", pa.Table.from_pylist(pairs, schema=PAIRWISE_SCHEMA))
+        stamp = {"template_version": settings.template_version,
+                 "rubric_sha": jp.rubric_sha(settings.rubric, settings.template_version), "judge_fingerprint": judge_fp}
+        scores_rows, pairs_rows = (imported_rows(settings.imported, served, settings, stamp) if settings.imported
+                                   else engine_rows(run, requests, served, settings, stamp, key, cache_dir))
+        run.write_table("judge_scores", pa.Table.from_pylist(scores_rows, schema=SCORES_SCHEMA))
+        run.write_table("judge_pairwise", pa.Table.from_pylist(pairs_rows, schema=PAIRWISE_SCHEMA))
         run.write_json("judge.json", {"key": key, "judge_fingerprint": judge_fp, "settings": asdict(settings)})
     scores, pairwise = run.read_table("judge_scores"), run.read_table("judge_pairwise") if settings.pairwise else None
     summary = jt.pairwise_summary(pairwise) if pairwise is not None else None
     if summary is not None:
         run.write_table("judge_pairwise_summary", summary)
     agreement, uncalibrated = jt.agreement(scores, settings.rubric, settings.annotations, settings.agreement_bar,
-                                           settings.agreement_min_n)
+                                           settings.agreement_min_n, settings.agreement_level)
     if agreement is not None:
         run.write_table("judge_agreement", agreement)
     n_bad, n = jt.unscored_rate(scores, pairwise)
@@ -294,16 +214,38 @@ def run_judge(run: RunDir, requests: Mapping[str, Request], generations: pa.Tabl
     if untrusted:
         log.warning("judge: %.1f%% of answers unscored, above judge.max_unscored %.1f%%: every criterion is advisory",
                     100 * rate, 100 * settings.max_unscored)
+    admission = None
+    if pairwise is not None:
+        lengths = {rid: tuple(len(served[a][rid]["output_text"] or "") for a in settings.arms)
+                   for rid in pairwise.column("request_id").to_pylist()}
+        admission = jt.pairwise_admission(pairwise, lengths, settings.annotations, settings.bar, untrusted,
+                                          settings.calibration, settings.rubric)
+        run.write_json("judge_admission.json", admission)
+    admitted = admission is not None and admission["admitted"]
+    threshold = admission["selective_trust"]["threshold"] if admission is not None and admitted else None
     advisory = tuple(c.metric for c in settings.rubric.criteria if untrusted or c.name in uncalibrated)
+    advisory += () if admitted else ("judge_preferred",)
     metrics = judge_metrics(settings.rubric, advisory)
     return JudgeResult(
-        signals=jt.signal_rows(scores, pairwise), metrics=metrics if settings.pairwise else metrics[:-1],
+        signals=jt.signal_rows(scores, pairwise, threshold if admitted else None),
+        metrics=metrics if settings.pairwise else metrics[:-1],
         pairwise_summary=summary, agreement=agreement, uncalibrated=uncalibrated,
         advisory_metrics=advisory, unscored_rate=rate,
-        unscored_breach=untrusted, engine_ran=not cached,
+        unscored_breach=untrusted, engine_ran=not cached and not settings.imported,
         info={"answers": n, "unscored": n_bad, "judge_fingerprint": judge_fp,
-              "template_version": settings.template_version,
-              "rubric_sha": jp.rubric_sha(settings.rubric, settings.template_version)})
+              "template_version": settings.template_version, "source": "imported" if settings.imported else
+              "endpoint" if capabilities(settings.arm).endpoint else "engine",
+              "rubric_sha": jp.rubric_sha(settings.rubric, settings.template_version)},
+        admission=admission)
+
+
+def _judge_fingerprint(settings: JudgeSettings) -> str:
+    """The judge's identity: its weights' fingerprint; an imported file's content hash; an endpoint's address."""
+    if settings.imported:
+        return "imported:sha256:" + hashlib.sha256(Path(settings.imported).read_bytes()).hexdigest()
+    if settings.arm.checkpoint:
+        return fingerprint(settings.arm.checkpoint)
+    return f"endpoint:{settings.arm.engine.server.base_url} {settings.arm.engine.server.model}"
 
 
 class JudgeSignal:
@@ -319,9 +261,13 @@ class JudgeSignal:
 
     def score(self, inputs: ScoreInputs) -> pa.Table:
         """Judge the traffic's generations (or reuse the run's judge tables); rows in ``SIGNAL_SCHEMA``."""
-        self.result = run_judge(inputs.run, inputs.requests, inputs.generations, self.settings)
+        spec = getattr(inputs.manifest, "spec", None)  # a unit test may score without a manifest
+        self.result = run_judge(inputs.run, inputs.requests, inputs.generations, self.settings,
+                                getattr(spec, "cache_dir", None))
         self.metrics = self.result.metrics
+        adm = self.result.admission
         self.details = {"judge": {"unscored_rate": self.result.unscored_rate,
+                                  "pairwise_admission": None if adm is None else _admission_brief(adm),
                                   "max_unscored": self.settings.max_unscored,
                                   "untrusted": self.result.unscored_breach,
                                   "uncalibrated": list(self.result.uncalibrated),
@@ -330,6 +276,17 @@ class JudgeSignal:
 
     def checks(self, policy: Policy) -> list[Check]:
         return []
+
+
+def _admission_brief(adm: dict[str, Any]) -> dict[str, Any]:
+    """What ``verdict.json`` says about the pairwise preference's admission (the rest: ``judge_admission.json``)."""
+    orders = {o["order"]: {k: o[k] for k in ("n", "accuracy", "accuracy_low", "kappa", "kappa_low")}
+              for o in adm["orders"]}
+    lb = adm["length_bias"]
+    return {"admitted": adm["admitted"], "reason": adm["reason"], "labelled": adm["labelled"], "bar": adm["bar"],
+            "orders": orders, "flip_rate": adm["position_bias"]["flip_rate"],
+            "raw_win_rate": lb["raw_win_rate"], "lc_win_rate": lb["lc_win_rate"],
+            "selective_trust": adm["selective_trust"]}
 
 
 def make(spec: RunSpec) -> JudgeSignal | None:

@@ -98,7 +98,7 @@ def test_count_draws_give_the_index_bootstrap(distinct: int) -> None:
     request indices: both CIs from 20,000 resamples agree to within Monte Carlo error (checked against the spread
     of the index bootstrap's own bounds over seeds)."""
     rng = np.random.default_rng(7)
-    d = rng.integers(-distinct // 2, distinct - distinct // 2, size=3000).astype(float)
+    d = rng.integers(-distinct // 2, distinct - distinct // 2, size=1500).astype(float)
     values, counts = np.unique(d, return_counts=True)
     assert len(values) * 10 <= len(d)  # the multinomial path
     counted = bootstrap_ci(values, counts, n_boot=20_000, seed=1)

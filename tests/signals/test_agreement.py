@@ -119,19 +119,24 @@ def test_missing_columns_and_missing_file(tmp_path: Path) -> None:
 
 def test_agreement_rows_mark_uncalibrated_below_the_bar_or_with_few_pairs() -> None:
     labels, scores = {}, []
-    for i, (j, h) in enumerate(zip(T2_B * 5, T2_A * 5, strict=True)):  # 25 pairs of table 2: weighted kappa 0.8
+    for i, (j, h) in enumerate(zip(T2_B * 20, T2_A * 20, strict=True)):  # 100 pairs of table 2: weighted kappa 0.8
         labels[(f"r{i}", "baseline", "accuracy")] = h
         scores.append({"request_id": f"r{i}", "arm": "baseline", "criterion": "accuracy", "score": j})
         labels[(f"r{i}", "baseline", "tone")] = h
         scores.append({"request_id": f"r{i}", "arm": "baseline", "criterion": "tone", "score": 6 - h})  # reversed
     scores.append({"request_id": "r0", "arm": "candidate", "criterion": "accuracy", "score": None})  # unscored
     rows = {r["criterion"]: r for r in agreement_rows(scores, labels, RUBRIC, bar=0.6, min_n=20)}
-    assert rows["accuracy"]["n"] == 25 and rows["accuracy"]["weighted_kappa"] == pytest.approx(0.8)
+    assert rows["accuracy"]["n"] == 100 and rows["accuracy"]["weighted_kappa"] == pytest.approx(0.8)
+    assert 0.6 < rows["accuracy"]["weighted_kappa_low"] < 0.8 < rows["accuracy"]["weighted_kappa_high"]
     assert rows["accuracy"]["calibrated"] and rows["accuracy"]["reason"] == ""
+    # the rule is on the lower bound: 10 of the same pairs give the same kappa, too wide an interval to admit it
+    few_pairs = {r["criterion"]: r for r in agreement_rows(scores[:20], labels, RUBRIC, bar=0.6, min_n=5)}
+    assert few_pairs["accuracy"]["weighted_kappa"] == pytest.approx(0.8) and not few_pairs["accuracy"]["calibrated"]
+    assert "lower bound" in few_pairs["accuracy"]["reason"]
     assert rows["tone"]["weighted_kappa"] < 0 and not rows["tone"]["calibrated"]
     assert "< 0.6" in rows["tone"]["reason"]
     assert rows["format"]["n"] == 0 and not rows["format"]["calibrated"] and "only 0" in rows["format"]["reason"]
-    few = agreement_rows(scores, labels, RUBRIC, bar=0.6, min_n=30)
+    few = agreement_rows(scores, labels, RUBRIC, bar=0.6, min_n=101)
     assert not any(r["calibrated"] for r in few)
 
 

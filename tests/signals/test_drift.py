@@ -41,6 +41,11 @@ def test_cosines_pair_by_request_id_and_floor_reads_aa(tmp_path: Path) -> None:
     assert rows[("candidate", None)]["below_ci_low"] <= rows[("candidate", None)]["share_below"]
     assert set(out["mmd_paired"]) == {"aa", "candidate"}
     assert (tmp_path / "e" / "r" / "drift_summary.parquet").exists()
+    paired = rows[("candidate", None)]  # paired with the A/A arm on the 30 requests both have
+    aa_below = {r for r in ids[:30] if by[("aa", r)] < out["aa_floor"] - 1e-6}
+    cand_below = {r for r in ids[:30] if by[("candidate", r)] < out["aa_floor"] - 1e-6}
+    assert (paired["n_pairs"], paired["up"], paired["down"], paired["aa_below"]) == (
+        30, len(cand_below - aa_below), len(aa_below - cand_below), len(aa_below))
 
 
 def test_no_aa_arm_means_no_floor(tmp_path: Path) -> None:
@@ -54,3 +59,17 @@ def test_no_aa_arm_means_no_floor(tmp_path: Path) -> None:
     overall = next(r for r in out["rows"] if r["segment"] is None)
     assert out["aa_floor"] is None and overall["share_below"] is None and overall["below_ci_low"] is None
     assert overall["mean_cosine"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_practical_floor_caps_a_degenerate_quantile(tmp_path: Path) -> None:
+    """Greedy A/A: the outputs are identical, the quantile is 1.0; the floor is drift.practical_floor, and the
+    summary says the quantile was degenerate."""
+    import pyarrow as pa
+
+    ids = [f"q{i}" for i in range(20)]
+    base = _unit(np.random.default_rng(2).normal(size=(20, 8)).tolist())
+    emb = pa.concat_tables([embeddings_table(ids, "baseline", base), embeddings_table(ids, "aa", base),
+                            embeddings_table(ids, "candidate", base)])
+    drift = drift_rows(emb, dict.fromkeys(ids, "s"))
+    out = summarize(RunDir(tmp_path, "e", "r"), emb, drift, quantile=0.05, n_perm=20, practical_floor=0.9)
+    assert out["floor_degenerate"] and out["aa_floor"] == 0.9 and out["aa_quantile_floor"] > 0.9

@@ -19,7 +19,6 @@ from harness.analysis.tables import analyze
 from harness.config import JudgeConfig
 from harness.engines.base import Generation, PreparedRequest
 from harness.fixtures.zoo import tasks
-from harness.signals import judge as judge_mod
 from harness.signals import judge_prompts as jp
 from harness.signals import judge_tables as jt
 from harness.signals.base import SIGNAL_SCHEMA, ScoreInputs, metric_catalog
@@ -100,11 +99,15 @@ def test_every_judge_config_composes_with_hydra_and_binds(name: str) -> None:
     from harness.spec import register_schemas
 
     register_schemas()
+    extra = [f"judge.imported={ANNOTATIONS}"] if name == "imported" else []  # any existing file: it is not read here
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        cfg = OmegaConf.to_object(compose(config_name="config", overrides=[f"judge={name}"]))
+        cfg = OmegaConf.to_object(compose(config_name="config", overrides=[f"judge={name}", *extra]))
     assert isinstance(cfg, ExperimentConfig) and cfg.judge.enabled
     settings = judge_settings(cfg.judge)
-    assert settings.arm.engine.structured_output and settings.arm.engine.extra["enable_prefix_caching"]
+    if name == "imported":  # no model: verdicts from a file
+        assert settings.imported == str(ANNOTATIONS) and not settings.arm.checkpoint
+    else:
+        assert settings.arm.engine.structured_output and settings.arm.engine.extra["enable_prefix_caching"]
     assert len(settings.rubric.criteria) in range(3, 6)
 
 
@@ -207,6 +210,9 @@ class FakeJudge:
     def generate(self, requests: Sequence[PreparedRequest]) -> list[Generation]:
         return [self._answer(r) for r in requests]
 
+    def stream(self, batches: Any) -> Any:
+        return (self.generate(b) for b in batches)
+
     def _answer(self, r: PreparedRequest) -> Generation:
         rid, kind = r.request_id.rsplit("|", 1)
         i = int(rid[-2:])
@@ -236,7 +242,7 @@ def fake_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> JudgeSetti
     ckpt = tmp_path / "judge-ckpt"
     ckpt.mkdir()
     (ckpt / "config.json").write_text("{}")
-    monkeypatch.setattr(judge_mod, "make_engine", FakeJudge)
+    monkeypatch.setattr("harness.replay.local.make_engine", FakeJudge)
     FakeJudge.calls = []
     return zoo_settings(f"arm.checkpoint={ckpt}", f"annotations={ANNOTATIONS}")
 
@@ -280,7 +286,9 @@ def test_run_judge_with_a_fake_engine(tmp_path: Path, fake_settings: JudgeSettin
 
     assert {r["criterion"] for r in res.agreement.to_pylist()} == set(CRITERIA)  # type: ignore[union-attr]
     assert set(res.uncalibrated) == set(CRITERIA)  # a constant fake judge agrees with nobody
-    assert set(res.advisory_metrics) == {f"judge_{c}" for c in CRITERIA}
+    assert set(res.advisory_metrics) == {*(f"judge_{c}" for c in CRITERIA), "judge_preferred"}  # no preference labels
+    assert res.admission is not None and not res.admission["admitted"]
+    assert "no human preference labels" in res.admission["reason"]
     assert {m.name for m in res.metrics} == {*(f"judge_{c}" for c in CRITERIA), "judge_unscored", "judge_preferred"}
 
     # same settings and generations: the files are reused, no engine; new outputs: judged again
@@ -377,7 +385,7 @@ def test_vllm_agreement_and_advisory(vllm_judged: tuple[RunDir, Any, JudgeSettin
     agreement = {r["criterion"]: r for r in res.agreement.to_pylist()}
     assert set(agreement) == set(CRITERIA) and all(r["n"] == 22 for r in agreement.values())
     assert set(res.uncalibrated) == {c for c, r in agreement.items() if not r["calibrated"]}
-    assert set(res.advisory_metrics) == {f"judge_{c}" for c in res.uncalibrated}
+    assert set(res.advisory_metrics) == {*(f"judge_{c}" for c in res.uncalibrated), "judge_preferred"}
     assert run.read_table("judge_agreement").num_rows == 5
     assert run.read_json("judge.json")["judge_fingerprint"].startswith("sha256:")
 
@@ -390,5 +398,6 @@ def test_too_many_unscored_answers_make_every_criterion_advisory(tmp_path: Path,
     assert 0 < trusted.unscored_rate and not trusted.unscored_breach  # (advisory anyway: no human labels here)
     strict = run_judge(run, requests, generations, dataclasses.replace(fake_settings, annotations=None,
                                                                        max_unscored=0.0))
-    assert strict.unscored_breach and set(strict.advisory_metrics) == {f"judge_{c}" for c in CRITERIA}
+    assert strict.unscored_breach
+    assert set(strict.advisory_metrics) == {*(f"judge_{c}" for c in CRITERIA), "judge_preferred"}
     assert all(m.advisory for m in strict.metrics if m.name in strict.advisory_metrics)
