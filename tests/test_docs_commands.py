@@ -68,7 +68,7 @@ COMMANDS: dict[str, tuple[str, int | str]] = {
     "python -m harness watch [key=value ...]": (PARSE, USAGE),
     "python -m harness watch name=NAME ...": (PARSE, USAGE),
     "python -m harness.bench.watch collect ref aa1 bf16 top_p system_prompt int8 aa2": (PARSE, BENCH),
-    "python -m harness.bench.watch analyze": (PARSE, BENCH),
+    "python -m harness.bench.watch analyze --checks 300 --seed 20261205": (PARSE, BENCH),
     # parsed only
     "make canary": (PARSE, "run as typed by tests/canary/test_demo.py (its own test: 100 s)"),
     "python -m harness.canary.demo": (PARSE, "what `make canary` runs (tests/canary/test_demo.py runs that)"),
