@@ -12,6 +12,7 @@
 #   make bench                                             benchmarks -> docs/bench/*.jsonl (docs/bench.md; ~30 min on 2 cores)
 #   make validate-gate                                     false alarms and detection power -> docs/bench/validate_gate.json (docs/gate.md)
 #   make canary                                            the canary demo: vLLM servers behind HAProxy, rollback (docs/canary.md)
+#   make watch                                             watch real:smollm2: SAME 0 / CHANGED 10 / INCONCLUSIVE 13 (docs/watch.md)
 #   make canary-sim                                        the canary's A/A false-rollback and detection tables
 #   make real                                              real:smollm2 (SmolLM2-135M-Instruct), dequantized once (docs/real.md)
 #   make zoo | make traffic | make quality | make lint | make clean
@@ -29,7 +30,7 @@ ARGS ?=
 SWEEP ?= zoo_serving
 PYTEST_ARGS ?=
 
-.PHONY: setup zoo real traffic replay gate sweep test test-fast lint quality bench validate-gate canary canary-sim clean
+.PHONY: setup zoo real traffic replay gate sweep test test-fast lint quality bench validate-gate canary canary-sim watch clean
 
 setup: $(STAMP)
 
@@ -100,6 +101,10 @@ canary: zoo
 
 canary-sim: $(STAMP)
 	$(BIN)/python -m harness.bench.canary_sim
+
+# One watch check of real:smollm2 (a local vLLM server); the first run stores the reference (docs/watch.md).
+watch: real
+	$(BIN)/python -m harness watch $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check harness tests

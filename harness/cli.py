@@ -30,6 +30,8 @@
     python -m harness canary logs=DIR [key=value ...]             gate live canary traffic window by window
                                                                    (configs/canary.yaml; docs/canary.md)
     python -m harness serve --run-dir DIR [--host H --port N]     the latest canary decision for Argo Rollouts/Flagger
+    python -m harness watch [key=value ...]                       is a pinned model still what it was? SAME 0,
+                                                                   CHANGED 10, INCONCLUSIVE 13 (docs/watch.md)
 
 Exit codes: verdicts per ``harness.gate.VERDICT_CODES`` (PASS 0, INVESTIGATE 10, ROLLBACK 11,
 HOLD_FOR_SIGNOFF 12, INSUFFICIENT_DATA 13) when the exit policy (``ci.fail_on``, ``--fail-on``; default: all four)
@@ -404,13 +406,16 @@ def _annotate(argv: list[str]) -> int:
 
 
 def _runs(argv: list[str]) -> int:
-    from harness.report.history import collect_runs, format_runs
+    from harness.report.history import collect_runs, collect_watch, format_runs, format_watch
     from harness.report.index_html import write_index
 
     p = argparse.ArgumentParser(prog="python -m harness runs", description="Every run, newest first; index.html.")
     p.add_argument("--output-dir", type=Path, default=Path("reports"), help="where runs are (default: reports)")
     a = p.parse_args(argv)
     print(format_runs(collect_runs(a.output_dir)))
+    checks = collect_watch(a.output_dir)
+    if checks:
+        print("\n" + format_watch(checks))
     print(f"index: {write_index(a.output_dir)}")
     return 0
 
@@ -419,6 +424,12 @@ def _canary(argv: list[str]) -> int:
     from harness.canary.cli import canary
 
     return canary(argv)
+
+
+def _watch(argv: list[str]) -> int:
+    from harness.watch.cli import watch
+
+    return watch(argv)
 
 
 def _serve(argv: list[str]) -> int:
@@ -431,7 +442,8 @@ COMMANDS = {"replay": _replay, "runs": _runs, "report": _report, "zoo": _zoo, "t
             "real": _real, "real-traffic": _real_traffic,
             "import-openai": _import_openai, "import": _import, "golden": _golden, "sweep-summary": _sweep_summary,
             "cache": _cache, "annotate": _annotate,
-            "canary": _canary, "serve": _serve, "signoff": _signoff, "init": _init}
+            "canary": _canary, "serve": _serve, "signoff": _signoff, "init": _init,
+            "watch": _watch}
 
 
 def main(argv: list[str] | None = None) -> int:

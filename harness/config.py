@@ -409,6 +409,54 @@ class CanaryConfig:
     run_id: Optional[str] = None  # noqa: UP045  give the same one to resume a stopped evaluator
 
 
+@dataclass
+class WatchProbeConfig:
+    """The probe set, drawn once (the first run) and frozen with its fingerprint (docs/watch.md)."""
+
+    traffic: Optional[str] = None  # noqa: UP045  captured traffic (Parquet) to draw from
+    golden: Optional[str] = None  # noqa: UP045  a golden set to draw from (its references give paired deltas)
+    per_segment: int = 6  # prompts drawn per segment (all of a segment when it has fewer)
+    seed: int = 0
+
+
+@dataclass
+class WatchSamplingConfig:
+    """What each probe run sends per prompt: k samples at the production sampling settings plus greedy passes."""
+
+    k: int = 10  # sampled completions per prompt
+    greedy: int = 2  # greedy passes per prompt (two or more: the endpoint's own nondeterminism is in the null)
+    temperature: float = 0.7  # as production sends it
+    top_p: Optional[float] = None  # noqa: UP045  null: not sent (the endpoint's default applies, as for clients)
+    max_tokens: int = 48
+
+
+@dataclass
+class WatchTestConfig:
+    """The equality tests and the combined decision (harness/watch/stats.py, docs/watch.md)."""
+
+    alpha: float = 0.01  # false-CHANGED rate over `schedule_checks` checks (per-check budget alpha / schedule_checks)
+    schedule_checks: int = 1  # checks planned against one reference (e.g. 30 for a month of daily checks)
+    kernel: str = "hamming"  # string kernel of the MMD (harness.watch.stats.KERNELS)
+    n_perm: int = 2000  # permutations (raised so the smallest p-value can reach the per-test level)
+    max_error_share: float = 0.05  # failed requests above this share in either run: INCONCLUSIVE
+    min_prompts: int = 10  # prompts with complete samples in both runs below this: INCONCLUSIVE
+    seed: int = 0  # permutations
+
+
+@dataclass
+class WatchConfig:
+    """The root config of `python -m harness watch` (configs/watch.yaml; docs/watch.md)."""
+
+    name: str = "watch"  # the watch's folder: <output_dir>/watch/<name>/
+    arm: ArmConfig = field(default_factory=ArmConfig)  # the pinned endpoint (engine.backend=server) or checkpoint
+    probe: WatchProbeConfig = field(default_factory=WatchProbeConfig)
+    sampling: WatchSamplingConfig = field(default_factory=WatchSamplingConfig)
+    test: WatchTestConfig = field(default_factory=WatchTestConfig)
+    webhook: WebhookHookConfig = field(default_factory=WebhookHookConfig)  # POSTed on CHANGED (signed)
+    output_dir: str = "reports"
+    run_id: Optional[str] = None  # noqa: UP045
+
+
 def shipped(relative: str) -> str:
     """``${pkg:replays/NAME}`` in a config: the absolute path of a file shipped inside the package."""
     from harness import PACKAGE_DIR, data_dir
@@ -439,4 +487,5 @@ def register(groups: Mapping[str, type] | None = None) -> type:
         cs.store(group=name, name=f"{name}_schema", node=schema)
     cs.store(name="canary_schema", node=CanaryConfig)
     cs.store(group="hooks", name="hooks_schema", node=HooksConfig)
+    cs.store(name="watch_schema", node=WatchConfig)
     return root

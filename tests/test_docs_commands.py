@@ -60,6 +60,15 @@ COMMANDS: dict[str, tuple[str, int | str]] = {
     "python -m harness runs": (RUN, 0),
     "python -m harness canary": (RUN, 2),  # no logs= given: bad input, the message says what to set
     "python -m harness serve": (RUN, 2),  # no --run-dir: bad input
+    "python -m harness watch": (PARSE, "a local vLLM server of real:smollm2 and a probe run (tests/real/test_watch.py "
+                                       "runs the command against the shared real server)"),
+    "make watch": (PARSE, "what `python -m harness watch` runs (tests/real/test_watch.py)"),
+    "python -m harness watch name=v7 arm.checkpoint=null arm.engine.server.base_url=https://llm.example "
+    "arm.engine.server.model=v7 probe.traffic=/data/traffic.parquet": (PARSE, "a user's endpoint and traffic"),
+    "python -m harness watch [key=value ...]": (PARSE, USAGE),
+    "python -m harness watch name=NAME ...": (PARSE, USAGE),
+    "python -m harness.bench.watch collect ref aa1 bf16 top_p system_prompt int8 aa2": (PARSE, BENCH),
+    "python -m harness.bench.watch analyze --checks 300 --seed 20261205": (PARSE, BENCH),
     # parsed only
     "make canary": (PARSE, "run as typed by tests/canary/test_demo.py (its own test: 100 s)"),
     "python -m harness.canary.demo": (PARSE, "what `make canary` runs (tests/canary/test_demo.py runs that)"),
@@ -267,7 +276,7 @@ def parse_check(command: str) -> str:
 
 
 SUBCOMMANDS = ("report", "runs", "zoo", "traffic", "real", "real-traffic", "import-openai", "golden", "sweep-summary",
-               "cache", "canary", "serve", "init", "signoff", "import")
+               "cache", "canary", "serve", "init", "signoff", "import", "watch")
 
 
 def test_the_list_is_complete() -> None:

@@ -30,8 +30,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("harness.analysis", "harness.golden"),
     ("harness.report",),
     ("harness.run",),
-    # 9: beside the pipeline: live canaries, the fixture models, the labelling kit
-    ("harness.canary", "harness.fixtures", "harness.annotate"),
+    # 9: beside the pipeline: live canaries, the fixture models, the labelling kit, the watch
+    ("harness.canary", "harness.fixtures", "harness.annotate", "harness.watch"),
     # 10: entry points and benchmarks
     ("harness.cli", "harness.__main__", "harness.bench", "harness.starter"),
 ]

@@ -37,6 +37,7 @@ class PreparedRequest:
     stop: tuple[str, ...] | None = None  # captured stop sequences
     presence_penalty: float | None = None  # captured penalties (None: the engine's 0)
     frequency_penalty: float | None = None
+    unset: tuple[str, ...] = ()  # sampling fields an endpoint is not sent (its own default applies; server backend)
 
 
 @dataclass(frozen=True)

@@ -419,6 +419,8 @@ def request_body(r: PreparedRequest, model: str, max_tokens: int, structured: bo
     for key in ("presence_penalty", "frequency_penalty"):
         if getattr(r, key) is not None:
             body[key] = getattr(r, key)
+    for key in r.unset:  # left to the endpoint's default, as a client that does not set it
+        body.pop(key, None)
     if r.stop:
         body["stop"] = list(r.stop)
     if structured and r.response_schema is not None:

@@ -24,7 +24,7 @@ from harness.store import RunDir
 NO_VERDICT = "no verdict"
 UNREADABLE = "unreadable (older format)"
 MALFORMED = "unreadable (malformed manifest)"
-SKIPPED_DIRS = ("sweeps",)  # and every directory whose name starts with "." (.cache, ...)
+SKIPPED_DIRS = ("sweeps", "watch")  # and every directory whose name starts with "." (.cache, ...)
 INDEX = "index.html"
 
 
@@ -188,3 +188,48 @@ def format_runs(runs: list[RunSummary]) -> str:
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
     return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+@dataclass(frozen=True)
+class WatchCheck:
+    """One check of a watched model (``<output_dir>/watch/<name>/runs/<run_id>/check.json``): one history line."""
+
+    name: str
+    run_id: str
+    created_at: str
+    decision: str
+    tests: str  # each test's p-value, e.g. "sampled_mmd 0.41, greedy_exact 1"
+    changed_segments: str
+    greedy_identical: float | None
+
+
+def collect_watch(output_dir: Path) -> list[WatchCheck]:
+    """Every watch check under ``output_dir/watch``, newest first (the reference run included, as REFERENCE)."""
+    root = Path(output_dir) / "watch"
+    out = []
+    for check in sorted(root.glob("*/runs/*/check.json")) if root.is_dir() else []:
+        try:
+            rec = json.loads(check.read_text())
+        except (OSError, json.JSONDecodeError):
+            rec = {"decision": MALFORMED}
+        run = rec.get("run") if isinstance(rec.get("run"), dict) else {}
+        tests = rec.get("tests") if isinstance(rec.get("tests"), dict) else {}
+        out.append(WatchCheck(check.parent.parent.parent.name, check.parent.name,
+                              str(run.get("created_at") or _mtime(check)), str(rec.get("decision")),
+                              ", ".join(f"{k} {_float(v.get('p_value')) or 0:.2g}" for k, v in tests.items()
+                                        if isinstance(v, dict)),
+                              ", ".join(str(s.get("segment")) for s in rec.get("changed_segments") or []
+                                        if isinstance(s, dict) and s.get("changed")),
+                              _float(rec.get("greedy_identical"))))
+    return sorted(out, key=lambda c: (c.created_at, c.name, c.run_id), reverse=True)
+
+
+def format_watch(checks: list[WatchCheck]) -> str:
+    """The watch checks as a plain-text table, one line per check (the trend: read it top to bottom)."""
+    header = ["time (UTC)", "watch", "run", "decision", "greedy identical", "p-values", "changed segments"]
+    rows = [[_plain(c.created_at[:16].replace("T", " ")), _plain(c.name, 40), _plain(c.run_id, 40),
+             _plain(c.decision), "" if c.greedy_identical is None else f"{c.greedy_identical:.0%}",
+             _plain(c.tests, 90), _plain(c.changed_segments, 60)] for c in checks]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    lines = ["  ".join(x.ljust(w) for x, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
+    return "\n".join(["Watch checks (docs/watch.md):", lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
