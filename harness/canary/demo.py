@@ -74,7 +74,7 @@ class DemoSettings:
     concurrency: int = 8
     window_s: float = 5.0
     observation_windows: int = 6
-    max_windows: int = 14
+    max_windows: int = 18
     benign_windows: int = 4  # the benign canary: no false alarm in 4 windows (PROMOTE needs more samples: docs)
     min_per_arm: int = 10  # the production default is 100 (docs/canary.md); the demo's canary sees ~1 request/s
     min_events: float = 1.0  # the production default is 10 expected events; the demo's shifts are near-total

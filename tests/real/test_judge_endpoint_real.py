@@ -5,8 +5,9 @@ the server engine's HTTP client to the real server with ``response_format`` json
 A second run with the same cache takes every answer from the generation cache: no request reaches the server.
 What the 135M judge says is not checked here (docs/judge.md measures it against humans: a negative control). The
 shared server runs without xgrammar's ``disable_any_whitespace``, so a schema-valid answer can be padded with
-whitespace until ``max_tokens`` (seen: 1 of 6 pointwise answers at 64 tokens, 3 requests); such an answer must be unscored as
-``unparseable ... (generation stopped at max_tokens)`` with its raw text kept, never a zero or a transport error.
+whitespace until ``max_tokens`` (seen: 1 of 6 pointwise answers at 64 tokens, 3 requests); such an answer must be
+unscored as ``unparseable ... (generation stopped at max_tokens)`` with its raw text kept, never a zero or a transport
+error.
 """
 
 from __future__ import annotations
