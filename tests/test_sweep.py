@@ -36,7 +36,7 @@ def test_sweep_summary_and_second_run_from_the_cache(zoo: Path, tmp_path: Path, 
     summary, first = _sweep(tmp_path, shared_cache)
     assert summary.exists() and (summary.parent / "pareto.png").exists()
     page = (summary.parent / "summary.html").read_text()
-    assert "<script" not in page and "data:image/png;base64," in page and page.count("<tr>") == 4  # header + 3 jobs
+    assert "<script" not in page and "data:image/png;base64," in page and page.count("<tr>") == 8  # 2 tables
     assert not (REPO / "multirun").exists() and not (REPO / "outputs").exists()
     rows = pq.read_table(summary.parent / "summary.parquet").to_pylist()
     assert [r["settings"] for r in rows] == [f"candidate.sampling.max_tokens={v}" for v in ("null", "48", "16")]

@@ -42,9 +42,10 @@ def _arm(name: str) -> ArmConfig:
     return OmegaConf.to_object(arm)  # type: ignore[return-value]
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def real_engine(real_smollm2: Path) -> Any:
-    """One vLLM engine serving real:smollm2 as the real_* arms configure it; closed after tests/real/."""
+    """One vLLM engine serving real:smollm2 as the real_* arms configure it; closed at the end of the session
+    (closing an in-process engine earlier tears down vLLM's process-wide parallel state the zoo engine uses)."""
     from harness.engines.base import make_engine
 
     engine = make_engine(_arm("real_smollm2"))
