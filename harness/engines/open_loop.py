@@ -12,7 +12,6 @@ a send that has to wait for a slot is late, and the lateness says so.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -97,6 +96,8 @@ async def _stream(client: object, rid: str, url: str, body: dict[str, object], c
                   timeout_s: float) -> Timed:
     import httpx
 
+    from harness.engines.server import chunk_text, stream_chunks
+
     assert isinstance(client, httpx.AsyncClient)
     stamps: list[float] = []
     text: list[str] = []
@@ -106,16 +107,10 @@ async def _stream(client: object, rid: str, url: str, body: dict[str, object], c
             if resp.status_code != 200:
                 detail = (await resp.aread()).decode(errors="replace")[:300]
                 return Timed(Generation(rid, "", None, None, None, f"HTTP {resp.status_code}: {detail}"), 0.0)
-            async for line in resp.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    break
-                chunk = json.loads(data)
+            async for chunk in stream_chunks(resp):
                 usage = chunk.get("usage") or usage
                 for c in chunk.get("choices") or []:
-                    piece = (c.get("delta") or {}).get("content") if chat else c.get("text")
+                    piece = chunk_text(c, chat)
                     if piece:
                         stamps.append(time.perf_counter())
                         text.append(piece)

@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -358,16 +358,10 @@ class ServerEngine:
                     after = resp.headers.get("retry-after")
                     raise _Failed(f"HTTP {resp.status_code}: {detail}", resp.status_code in RETRY_STATUS,
                                   float(after) if after and after.replace(".", "", 1).isdigit() else None)
-                async for line in resp.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        break
-                    chunk = json.loads(data)
+                async for chunk in stream_chunks(resp):
                     usage = chunk.get("usage") or usage
                     for c in chunk.get("choices") or []:
-                        piece = (c.get("delta") or {}).get("content") if chat else c.get("text")
+                        piece = chunk_text(c, chat)
                         if piece:
                             last = time.perf_counter()
                             first = first or last
@@ -398,6 +392,23 @@ class ServerEngine:
         for ep in self.endpoints:
             if ep.server is not None:
                 ep.server.stop()
+
+
+async def stream_chunks(resp: Any) -> AsyncIterator[dict[str, Any]]:
+    """The JSON chunks of an OpenAI-compatible server-sent event stream (``data:`` lines), up to ``[DONE]``: read by
+    the closed-loop ``ServerEngine`` and the open-loop sender (``harness.engines.open_loop``)."""
+    async for line in resp.aiter_lines():
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            break
+        yield json.loads(data)
+
+
+def chunk_text(choice: dict[str, Any], chat: bool) -> str | None:
+    """The text one streamed choice adds: ``delta.content`` for chat, ``text`` for completions."""
+    return (choice.get("delta") or {}).get("content") if chat else choice.get("text")
 
 
 def _tokenizer(checkpoint: str) -> Any:
