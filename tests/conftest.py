@@ -62,15 +62,30 @@ def terse_run(zoo: Path, shared_cache: Path, tmp_path_factory: pytest.TempPathFa
 ENGINE_FIXTURES = frozenset({"terse_run", "zoo_vllm", "shared_cache", "real_smollm2", "real_server", "real_engine"})
 
 
+SELF_CONTAINED = {"real": "tests/real/", "canary": "tests/canary/test_demo.py"}
+"""Engine tests that share nothing with the zoo's session fixtures: each group runs on the other worker, beside the
+zoo engine tests (the real model's tests share their server and engine among themselves; the canary demo starts
+its own servers)."""
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``make test`` runs two pytest-xdist workers (``-n 2 --dist loadgroup``): every engine test is put in ONE xdist
-    group, so one worker runs them all, in their usual order, over one set of session fixtures (one generation cache,
-    one zoo engine, one real-model server) and never two engines at once on the 2-core machine; the other worker
-    takes the tests that start no engine meanwhile. The engine tests go first, so the long pole starts at once."""
-    engine = [i for i in items if i.get_closest_marker("vllm") or i.get_closest_marker("e2e")
-              or ENGINE_FIXTURES & set(getattr(i, "fixturenames", ()))]
-    ids = {id(i) for i in engine}
-    for item in engine:
-        item.add_marker(pytest.mark.xdist_group("engines"))
-    items[:] = engine + [i for i in items if id(i) not in ids]
+    """``make test`` runs two pytest-xdist workers (``-n 2 --dist loadgroup``). Every engine test is in an xdist
+    group: one worker runs the ``engines`` group (the zoo's engine tests, in their usual order, over one set of session
+    fixtures: one generation cache, one zoo engine); the other runs the self-contained groups (``real``: the real
+    model's tests over their one server; ``canary``: the canary demo's own servers), then the tests that start no
+    engine. So at most two engine tests run at once, never two over the same session fixtures. xdist hands out the
+    largest group first, so ``engines`` and ``real`` start at once, on different workers."""
+    def group(item: pytest.Item) -> str | None:
+        if not (item.get_closest_marker("vllm") or item.get_closest_marker("e2e")
+                or ENGINE_FIXTURES & set(getattr(item, "fixturenames", ()))):
+            return None
+        path = Path(str(item.path)).relative_to(Path(str(config.rootpath))).as_posix()
+        return next((g for g, prefix in SELF_CONTAINED.items() if path.startswith(prefix)), "engines")
+
+    groups = {id(i): group(i) for i in items}
+    for item in items:
+        if groups[id(item)] is not None:
+            item.add_marker(pytest.mark.xdist_group(groups[id(item)]))
+    order = {"engines": 0, "real": 1, "canary": 2, None: 3}  # in one process: the zoo's engines close first
+    items.sort(key=lambda i: order[groups[id(i)]])

@@ -24,10 +24,12 @@ from harness.bench.record import header
 
 OUT = Path("reports/bench_load")
 RECORD = Path("docs/bench/load.json")
-SWEEP_CONFIGS = {  # the candidate's serving config per sweep point (the baseline: configs/arm/real_smollm2.yaml)
+SWEEP_CONFIGS = {  # the candidate's config per sweep point (the baseline: configs/arm/real_smollm2.yaml, fp32)
     "fp32 (as baseline)": [],
-    "max_num_seqs=4": ["candidate.engine.extra.max_num_seqs=4"],
-    "max_tokens cap 16": ["candidate.sampling.max_tokens=16"],
+    "bf16": ["candidate.engine.dtype=bfloat16"],  # the weights and activations in bfloat16: a quantization
+    "max_num_seqs=4": ["candidate.engine.extra.max_num_seqs=4"],  # a scheduler setting
+    "max_tokens cap 16": ["candidate.sampling.max_tokens=16"],  # a sampling override, not a serving setting: the
+    # known "faster but worse" point the front has to mark
 }
 REPEATS = 3
 SWEEP_RATE = 5.0  # req/s offered to each arm: above the fp32 baseline's capacity here, so the SLOs bind and goodput
@@ -118,47 +120,98 @@ def _warm(base_url: str) -> None:
         "model": "smollm2", "max_tokens": 8, "messages": [{"role": "user", "content": "Hello"}]}).raise_for_status()
 
 
-def piece_reference(n: int = 40, rate: float = 2.0) -> dict[str, Any]:
+def piece_reference(n: int = 40, rate: float = 2.0, rounds: int = 3) -> dict[str, Any]:
     """Ours and ``vllm bench serve`` on one server and one trace: the first ``n`` real requests at ``rate`` req/s
-    (constant gaps), greedy, their captured max_tokens; after a warm-up request, ours (two passes: the run's
-    baseline and candidate arms), then the reference twice: each tool's run-to-run spread is in the record too."""
+    (constant gaps, in the trace's order: ``--disable-shuffle``), greedy, their captured max_tokens. After a warm-up
+    request, ``rounds`` rounds, each: our replay (two passes, the run's baseline and candidate arms), the reference on
+    ``/v1/completions`` (its custom dataset's own way: chat template applied client-side) and the reference on
+    ``/v1/chat/completions`` (the endpoint ours uses). The reference keeps its per-request TTFTs and gaps
+    (``--save-detailed``), so each request is compared with itself: percentiles pooled over the rounds per tool, the
+    per-request TTFT difference, and the number of timed gaps per request (which chunks each tool counts)."""
     from harness.fixtures.real.checkpoint import build_real
     from harness.fixtures.real.client_logs import served_real
     from harness.fixtures.real.traffic import DEFAULT_REAL_SAMPLE as TRAFFIC_PATH
 
     data = OUT / "reference_trace.jsonl"
     _custom_dataset(TRAFFIC_PATH, data, n)
+    tokenizer = str(build_real("smollm2"))
+    per_round: list[dict[str, Any]] = []
     with served_real(OUT / "server") as srv:
         _warm(srv.base_url)
-        d = run(["experiment=real_load", f"traffic.limit={n}", "replay.load.mode=constant",
-                 f"replay.load.rate={rate}", "replay.load.max_duration_s=null", "signals=[latency]",
-                 "baseline.sampling.max_tokens=null", "candidate.sampling.max_tokens=null",
-                 "name=bench_load_reference", f"output_dir={OUT}", *_endpoint(("baseline", "candidate"), srv.base_url)])
-        ref = _vllm_bench(srv.base_url, str(build_real("smollm2")), data, n, rate)
-        ref2 = _vllm_bench(srv.base_url, str(build_real("smollm2")), data, n, rate)
-    ours = {r["arm"]: r for r in _table(d / "latency.parquet") if r["segment"] is None}
-    out = {"piece": "reference", "n": n, "rate": rate, "run": str(d), "ours": ours, "vllm_bench_serve": ref,
-           "vllm_bench_serve_2": ref2, "compare": compare(ours, ref), "compare_2": compare(ours, ref2),
-           "load": _table(d / "load.parquet"), **header("harness.bench.load", ["reference"])}
+        for r in range(rounds):
+            d = run(["experiment=real_load", f"traffic.limit={n}", "replay.load.mode=constant",
+                     f"replay.load.rate={rate}", "replay.load.max_duration_s=null", "signals=[latency]",
+                     "baseline.sampling.max_tokens=null", "candidate.sampling.max_tokens=null",
+                     "name=bench_load_reference", f"run_id=round{r}", f"output_dir={OUT}",
+                     *_endpoint(("baseline", "candidate"), srv.base_url)])
+            rows = _table(d / "load.parquet")
+            ours = {arm: _ours_requests([x for x in rows if x["arm"] == arm]) for arm in ("baseline", "candidate")}
+            ref = {ep: _vllm_bench(srv.base_url, tokenizer, data, n, rate, ep) for ep in REFERENCE_ENDPOINTS}
+            per_round.append({"round": r, "run": str(d), "ours": ours, "reference": ref})
+    tools = {"ours": [req for rd in per_round for arm in ("baseline", "candidate") for req in rd["ours"][arm]],
+             **{f"vllm_bench_serve {ep}": [req for rd in per_round for req in rd["reference"][ep]["requests"]]
+                for ep in REFERENCE_ENDPOINTS}}
+    pooled = {tool: pooled_percentiles(reqs) for tool, reqs in tools.items()}
+    per_run = {"ours": [pooled_percentiles(rd["ours"][arm]) for rd in per_round for arm in ("baseline", "candidate")],
+               **{f"vllm_bench_serve {ep}": [pooled_percentiles(rd["reference"][ep]["requests"]) for rd in per_round]
+                  for ep in REFERENCE_ENDPOINTS}}
+    out = {"piece": "reference", "n": n, "rate": rate, "rounds": rounds, "pooled": pooled, "per_run": per_run,
+           "paired": {f"ours vs vllm_bench_serve {ep}": paired_requests(per_round, ep) for ep in REFERENCE_ENDPOINTS},
+           "per_round": per_round, **header("harness.bench.load", ["reference"])}
     _save("reference", out)
     return out
 
 
-def compare(ours: dict[str, dict[str, Any]], ref: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per metric and percentile: ours (each arm: two passes of our replay) and the reference's, in ms, and our
-    difference from it in percent."""
-    rows = []
-    for ours_key, ref_key in (("ttft", "ttft"), ("itl", "itl"), ("tpot", "tpot"), ("latency", "e2el")):
-        for q in (50, 90, 99):
-            theirs = ref.get(f"p{q}_{ref_key}_ms")
-            row: dict[str, Any] = {"metric": ref_key, "percentile": q, "vllm_bench_serve_ms": theirs}
-            for arm, t in sorted(ours.items()):
-                mine = t.get(f"{ours_key}_p{q}_s")
-                row[f"ours_{arm}_ms"] = mine * 1000 if mine is not None else None
-                row[f"diff_{arm}_pct"] = (100 * (mine * 1000 - theirs) / theirs if mine is not None and theirs
-                                          else None)
-            rows.append(row)
-    return rows
+REFERENCE_ENDPOINTS = ("/v1/completions", "/v1/chat/completions")
+PERCENTILES = (50, 90, 99)
+
+
+def _ours_requests(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Our load rows of one arm, in send order, as the per-request record the comparison reads (seconds)."""
+    return [{"ttft": x["ttft_s"], "itl": list(x["itl_s"] or []), "tpot": x["tpot_s"], "e2el": x["latency_s"],
+             "output_tokens": x["output_tokens"]} for x in sorted(rows, key=lambda x: x["scheduled_s"])]
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    import numpy as np
+
+    return float(np.percentile(values, q)) * 1000 if values else None
+
+
+def pooled_percentiles(requests: list[dict[str, Any]]) -> dict[str, Any]:
+    """TTFT, ITL (every gap of every request pooled, as both tools pool them), TPOT and E2E percentiles in ms over
+    ``requests``; also how many gaps were timed."""
+    out: dict[str, Any] = {"requests": len(requests), "gaps": sum(len(r["itl"]) for r in requests)}
+    for metric in ("ttft", "tpot", "e2el"):
+        vals = [r[metric] for r in requests if r[metric] is not None]
+        out.update({f"{metric}_p{q}_ms": _percentile(vals, q) for q in PERCENTILES})
+    gaps = [g for r in requests for g in r["itl"]]
+    out.update({f"itl_p{q}_ms": _percentile(gaps, q) for q in PERCENTILES})
+    return out
+
+
+def paired_requests(per_round: list[dict[str, Any]], endpoint: str) -> dict[str, Any]:
+    """Each request against itself, ours (both passes) vs the reference on ``endpoint`` in the same round: the median
+    and 90% range of the TTFT difference (ms), and how many requests had more, the same or fewer timed gaps."""
+    import numpy as np
+
+    diffs: list[float] = []
+    gaps = {"ours_more": 0, "same": 0, "ours_fewer": 0}
+    extra: list[int] = []
+    for rd in per_round:
+        theirs = rd["reference"][endpoint]["requests"]
+        for arm in ("baseline", "candidate"):
+            for mine, ref in zip(rd["ours"][arm], theirs, strict=True):
+                if mine["ttft"] is not None and ref["ttft"] is not None:
+                    diffs.append((mine["ttft"] - ref["ttft"]) * 1000)
+                k = len(mine["itl"]) - len(ref["itl"])
+                extra.append(k)
+                gaps["ours_more" if k > 0 else "same" if k == 0 else "ours_fewer"] += 1
+    d = np.array(diffs)
+    return {"pairs": len(diffs), "ttft_diff_median_ms": float(np.median(d)) if d.size else None,
+            "ttft_diff_p5_ms": float(np.percentile(d, 5)) if d.size else None,
+            "ttft_diff_p95_ms": float(np.percentile(d, 95)) if d.size else None,
+            "gap_count": gaps, "gap_count_difference_values": sorted(set(extra))}
 
 
 def _custom_dataset(src: Path, dst: Path, n: int) -> None:
@@ -172,22 +225,32 @@ def _custom_dataset(src: Path, dst: Path, n: int) -> None:
             f.write(json.dumps({"prompt": r["messages"][-1]["content"], "output_tokens": r["max_tokens"]}) + "\n")
 
 
-def _vllm_bench(base_url: str, tokenizer: str, data: Path, n: int, rate: float) -> dict[str, Any]:
-    """``vllm bench serve`` driven from Python (its console script fails with the CPU build): the custom dataset
-    (chat template applied, sent to /v1/completions), constant gaps (burstiness inf), greedy."""
+def _vllm_bench(base_url: str, tokenizer: str, data: Path, n: int, rate: float, endpoint: str) -> dict[str, Any]:
+    """``vllm bench serve`` driven from Python (its console script fails with the CPU build): the custom dataset in
+    its order, constant gaps (burstiness inf), greedy. On ``/v1/completions`` it applies the chat template itself
+    and sends the text; on ``/v1/chat/completions`` (backend ``openai-chat``) it sends the user message. Returns its
+    summary numbers and, per request in the trace's order, TTFT, gaps, TPOT and E2E (seconds)."""
     from vllm.benchmarks.serve import add_cli_args, main_async
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
+    chat = endpoint == "/v1/chat/completions"
     parser = FlexibleArgumentParser()
     add_cli_args(parser)
     args = parser.parse_args([
-        "--backend", "openai", "--base-url", base_url, "--endpoint", "/v1/completions", "--model", "smollm2",
-        "--tokenizer", tokenizer, "--dataset-name", "custom", "--dataset-path", str(data), "--num-prompts", str(n),
+        "--backend", "openai-chat" if chat else "openai", "--base-url", base_url, "--endpoint", endpoint,
+        "--model", "smollm2", "--tokenizer", tokenizer, "--dataset-name", "custom", "--dataset-path", str(data),
+        "--num-prompts", str(n), "--disable-shuffle", *(["--skip-chat-template"] if chat else []),
         "--custom-output-len", "-1", "--request-rate", str(rate), "--burstiness", "inf", "--temperature", "0",
         "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,90,99", "--disable-tqdm",
-        "--ready-check-timeout-sec", "0"])
+        "--ready-check-timeout-sec", "0", "--save-detailed"])
     result = asyncio.run(main_async(args))
-    return {k: v for k, v in result.items() if isinstance(v, int | float | str) and not isinstance(v, bool)}
+    requests = []
+    for ttft, itl, e2e, n_out in zip(result["ttfts"], result["itls"], result["latencies"], result["output_lens"],
+                                     strict=True):
+        tpot = (e2e - ttft) / (n_out - 1) if ttft and n_out and n_out > 1 else None
+        requests.append({"ttft": ttft or None, "itl": list(itl), "tpot": tpot, "e2el": e2e, "output_tokens": n_out})
+    summary = {k: v for k, v in result.items() if isinstance(v, int | float | str) and not isinstance(v, bool)}
+    return {"summary": summary, "requests": requests}
 
 
 def sweep_name(rate: float) -> str:

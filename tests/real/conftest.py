@@ -32,5 +32,5 @@ def real_server(real_smollm2: Path, tmp_path_factory: pytest.TempPathFactory) ->
     ``.base_url``, ``.name`` (the served model name, ``smollm2``), ``.port``, ``.proc``."""
     from harness.fixtures.real.client_logs import served_real
 
-    with served_real(tmp_path_factory.mktemp("real_server")) as server:
+    with served_real(tmp_path_factory.mktemp("real_server"), kv_share=0.08) as server:  # ~1.9 GB: 20k tokens
         yield server

@@ -42,10 +42,12 @@ def _arm(name: str) -> ArmConfig:
     return OmegaConf.to_object(arm)  # type: ignore[return-value]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def real_engine(real_smollm2: Path) -> Any:
-    """One vLLM engine serving real:smollm2 as the real_* arms configure it; closed at the end of the session
-    (closing an in-process engine earlier tears down vLLM's process-wide parallel state the zoo engine uses)."""
+    """One vLLM engine serving real:smollm2 as the real_* arms configure it, closed after this module (its memory is
+    free for the real story's engine). Closing an in-process engine tears down vLLM's process-wide parallel state,
+    which a live zoo engine in the same process would lose: the real tests run on their own xdist worker, and in one
+    process after the zoo's engine tests (``tests/conftest.py``)."""
     from harness.engines.base import make_engine
 
     engine = make_engine(_arm("real_smollm2"))
