@@ -221,36 +221,44 @@ def build_experiment(data: Path, out: Path, judge: str, strategy: str = "Vanilla
             else out / "judge.jsonl"}
 
 
-def experiment_command(files: dict[str, Path], output_dir: Path, run_id: str) -> list[str]:
-    """The ``python -m harness replay`` command of the imported-arms experiment (``configs/experiment/judge_pairs``)."""
+NO_JUDGE = "no judge"
+"""The experiment's control row: the same arms with the judge family left out (``signals=[stats]``): the verdict an
+unadmitted judge must leave unchanged."""
+
+
+def experiment_command(files: dict[str, Path], output_dir: Path, run_id: str, judge: bool = True) -> list[str]:
+    """The ``python -m harness replay`` command of the imported-arms experiment (``configs/experiment/judge_pairs``);
+    without ``judge``, the same run with the judge family left out."""
+    judged = ([f"judge.imported={files['judge']}", f"judge.annotations={files['labels']}",
+               f"judge.calibration={files['calibration']}"] if judge else ["signals=[stats]"])
     return [sys.executable, "-m", "harness", "replay", "experiment=judge_pairs", f"traffic.path={files['traffic']}",
-            f"baseline.imported={files['baseline']}", f"candidate.imported={files['candidate']}",
-            f"judge.imported={files['judge']}", f"judge.annotations={files['labels']}",
-            f"judge.calibration={files['calibration']}", f"output_dir={output_dir}",
-            f"run_id={run_id}", "cache.enabled=false"]
+            f"baseline.imported={files['baseline']}", f"candidate.imported={files['candidate']}", *judged,
+            f"output_dir={output_dir}", f"run_id={run_id}", "cache.enabled=false"]
 
 
 def run_experiments(data: Path, work: Path, judges: Sequence[str], subsets: Sequence[str]) -> list[dict[str, Any]]:
-    """Each judge x subset through the CLI; the verdict, direction and the judge's admission per run."""
+    """Each judge x subset through the CLI (first the same arms without a judge: the control), the verdict, direction
+    and the judge's admission per run."""
     import subprocess
 
     rows = []
     for subset in subsets:
-        for judge in judges:
-            files = build_experiment(data, work / f"{subset}-{judge}", judge, subset=subset)
-            run_id = f"{subset}-{judge}".replace("/", "_")
-            proc = subprocess.run(experiment_command(files, work / "reports", run_id), capture_output=True, text=True,
-                                  check=False)
+        for judge in (NO_JUDGE, *judges):
+            files = build_experiment(data, work / f"{subset}-{judge}", "humans" if judge == NO_JUDGE else judge,
+                                     subset=subset)
+            run_id = f"{subset}-{judge}".replace("/", "_").replace(" ", "_")
+            proc = subprocess.run(experiment_command(files, work / "reports", run_id, judge != NO_JUDGE),
+                                  capture_output=True, text=True, check=False)
             doc_path = work / "reports" / "judge_pairs" / run_id / "verdict.json"
             if not doc_path.exists():
                 raise RuntimeError(f"run {run_id} wrote no verdict (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
             doc = json.loads(doc_path.read_text())
-            adm = doc["judge"]["pairwise_admission"]
+            adm = (doc.get("judge") or {}).get("pairwise_admission") or {"admitted": None, "reason": "no judge"}
             pref = [c for c in doc["checks"] if c["metric"] == "judge_preferred" and c.get("segment") is None]
-            rows.append({"subset": subset, "judge": judge, "n": len(json.loads(json.dumps(
-                [1 for _ in files["judge"].read_text().splitlines()]))), "verdict": doc["verdict"],
-                "direction": doc["direction"], "admitted": adm["admitted"], "reason": adm["reason"],
-                "judge_preferred": pref[0] if pref else None, "exit_code": proc.returncode})
+            rows.append({"subset": subset, "judge": judge, "n": len(files["judge"].read_text().splitlines()),
+                         "verdict": doc["verdict"], "direction": doc["direction"], "admitted": adm["admitted"],
+                         "reason": adm["reason"], "judge_preferred": pref[0] if pref else None,
+                         "exit_code": proc.returncode})
     return rows
 
 
@@ -353,7 +361,8 @@ def _experiment_main(args: argparse.Namespace, argv: Sequence[str] | None) -> in
           "|---|---|---|---|---|---|")
     for r in rows:
         c = r["judge_preferred"] or {}
-        print(f"| {r['subset']} | {r['judge']} | {'yes' if r['admitted'] else 'no: ' + r['reason'][:60]} | "
+        admitted = "-" if r["admitted"] is None else "yes" if r["admitted"] else "no: " + r["reason"][:60]
+        print(f"| {r['subset']} | {r['judge']} | {admitted} | "
               f"{_p(c.get('delta'))} [{_p(c.get('ci_low'))}, {_p(c.get('ci_high'))}] | {c.get('status')} | "
               f"{r['verdict']} ({r['direction']}) |")
     print(f"written to {out}")

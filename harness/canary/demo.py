@@ -347,7 +347,7 @@ def run_demo(out: Path, s: DemoSettings | None = None) -> dict[str, Any]:
     receiver = Receiver(secret := b"demo-secret-not-for-production")
     t_all = time.perf_counter()
     try:
-        opts = zoo_engine(gpu_memory_utilization=0.03)  # ~0.7 GB of KV cache each: the zoo's 256-token requests
+        opts = zoo_engine(gpu_memory_utilization=0.06)  # 1.4 GB each (0.8 the worker): plenty for 256-token requests
         for n in ("baseline", "terse", "benign"):  # one served model name: HAProxy may send a request to either
             servers[n] = VLLMServer(str(ZOO / n), opts, out, name=MODEL_NAME, startup_timeout=240.0)
         t_start = time.perf_counter()

@@ -5,7 +5,8 @@
    every other judge there on the same bar (docs/judge.md has the whole table and why the kappas differ).
 2. The imported-arms experiment (output_1 = baseline, output_2 = candidate, on the pairs where the humans clearly
    prefer the candidate) through the CLI: the admitted GPT-4 gives HOLD_FOR_SIGNOFF (IMPROVEMENT), the humans'
-   direction; the unadmitted LLaMA2 leaves the verdict where the other signals put it, its preference advisory.
+   direction; the unadmitted LLaMA2 leaves the verdict where the same arms without a judge put it, its preference
+   advisory.
 """
 
 from __future__ import annotations
@@ -38,11 +39,12 @@ def test_imported_verdicts_reproduce_the_authors_figures_and_the_bar_separates_t
     assert gpt4[0]["accuracy"] == pytest.approx(0.95) and gpt4[1]["accuracy"] == pytest.approx(0.96)
 
 
-def _run(tmp_path: Path, judge: str) -> dict:
-    files = build_experiment(SHARED, tmp_path / judge, judge)
-    proc = subprocess.run(experiment_command(files, tmp_path / "reports", judge), capture_output=True, text=True,
-                          check=False)
-    path = tmp_path / "reports" / "judge_pairs" / judge / "verdict.json"
+def _run(tmp_path: Path, judge: str, with_judge: bool = True) -> dict:
+    run_id = judge if with_judge else "no_judge"
+    files = build_experiment(SHARED, tmp_path / run_id, judge)
+    proc = subprocess.run(experiment_command(files, tmp_path / "reports", run_id, with_judge), capture_output=True,
+                          text=True, check=False)
+    path = tmp_path / "reports" / "judge_pairs" / run_id / "verdict.json"
     assert path.exists(), proc.stderr[-3000:]
     return json.loads(path.read_text())
 
@@ -65,3 +67,6 @@ def test_imported_arms_experiment_admitted_judge_decides_unadmitted_does_not(tmp
     assert pref["advisory"] and pref["status"] != "improved"
     assert weak["direction"] != "IMPROVEMENT" and weak["verdict"] != "HOLD_FOR_SIGNOFF"
     assert "judge_preferred" in weak["judge"]["advisory_metrics"]
+    control = _run(tmp_path, "LLaMA2", with_judge=False)  # the same arms, no judge at all
+    assert "judge" not in control["families"]
+    assert (weak["verdict"], weak["direction"]) == (control["verdict"], control["direction"])  # left where it was
