@@ -19,10 +19,7 @@ were frozen. Three measurements per setup and pooled per split:
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
-import json
-import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,7 +30,16 @@ for p in (REPO, REPO / "scripts"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from measure_refusal import COMPLY, DEV_SETUPS, FULL, HELD_OUT_SETUPS, PARTIAL, data_dir, load_xstest  # noqa: E402
+from measure_refusal import (  # noqa: E402
+    COMPLY,
+    DEV_SETUPS,
+    FULL,
+    HELD_OUT_SETUPS,
+    PARTIAL,
+    data_dir,
+    load_xstest,
+    publish,
+)
 
 from harness.signals import evasion, refusal  # noqa: E402
 
@@ -119,14 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (data / "exaggerated-safety").is_dir():
         print(f"skipped: {data}/exaggerated-safety not found (set REFUSAL_DATA or pass --data)")
         return 0
-    result = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-              "command": "python scripts/measure_evasion.py" + "".join(f" {shlex.quote(a)}" for a in (argv or [])),
-              **measure(data)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(markdown(result))
-    print(f"\nwrote {args.out}")
-    return 0
+    return publish("measure_evasion.py", argv, measure(data), args.out, markdown)
 
 
 if __name__ == "__main__":

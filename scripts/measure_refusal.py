@@ -226,13 +226,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not data.is_dir():
         print(f"skipped: {data} not found (set REFUSAL_DATA or pass --data)")
         return 0
+    return publish("measure_refusal.py", argv, measure(data), args.out, markdown)
+
+
+def publish(script: str, argv: Sequence[str] | None, measured: dict[str, Any], out: Path,
+            render: Callable[[dict[str, Any]], str]) -> int:
+    """Write the record (date, the command as typed, the numbers) to ``out`` and print its Markdown table."""
     result = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-              "command": "python scripts/measure_refusal.py" + "".join(f" {shlex.quote(a)}" for a in (argv or [])),
-              **measure(data)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(markdown(result))
-    print(f"\nwrote {args.out}")
+              "command": f"python scripts/{script}" + "".join(f" {shlex.quote(a)}" for a in (argv or [])), **measured}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(render(result))
+    print(f"\nwrote {out}")
     return 0
 
 

@@ -62,10 +62,11 @@ def terse_run(zoo: Path, shared_cache: Path, tmp_path_factory: pytest.TempPathFa
 ENGINE_FIXTURES = frozenset({"terse_run", "zoo_vllm", "shared_cache", "real_smollm2", "real_server", "real_engine"})
 
 
-SELF_CONTAINED = {"real": "tests/real/", "canary": "tests/canary/test_demo.py"}
-"""Engine tests that share nothing with the zoo's session fixtures: each group runs on the other worker, beside the
-zoo engine tests (the real model's tests share their server and engine among themselves; the canary demo starts
-its own servers)."""
+SELF_CONTAINED = {"real": "tests/real/", "canary": "tests/canary/test_demo.py",
+                  "commands": "tests/test_docs_commands.py::test_documented_command_runs_as_typed"}
+"""Engine tests that share nothing with the zoo's session fixtures (test id prefixes): each group runs on the other
+worker, beside the zoo engine tests. The real model's tests share their server and engine among themselves; the
+canary demo starts its own servers; the documented commands run as typed, on the user's default cache."""
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group markers
@@ -73,19 +74,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """``make test`` runs two pytest-xdist workers (``-n 2 --dist loadgroup``). Every engine test is in an xdist
     group: one worker runs the ``engines`` group (the zoo's engine tests, in their usual order, over one set of session
     fixtures: one generation cache, one zoo engine); the other runs the self-contained groups (``real``: the real
-    model's tests over their one server; ``canary``: the canary demo's own servers), then the tests that start no
-    engine. So at most two engine tests run at once, never two over the same session fixtures. xdist hands out the
-    largest group first, so ``engines`` and ``real`` start at once, on different workers."""
+    model's tests over their one server; ``canary``: the canary demo's own servers; ``commands``: the documented
+    commands as typed), then the tests that start no engine. So at most two engine tests run at once, never two over
+    the same session fixtures. xdist hands out the largest group first, so ``engines`` starts at once on one worker
+    and a self-contained group on the other."""
     def group(item: pytest.Item) -> str | None:
         if not (item.get_closest_marker("vllm") or item.get_closest_marker("e2e")
                 or ENGINE_FIXTURES & set(getattr(item, "fixturenames", ()))):
             return None
-        path = Path(str(item.path)).relative_to(Path(str(config.rootpath))).as_posix()
-        return next((g for g, prefix in SELF_CONTAINED.items() if path.startswith(prefix)), "engines")
+        return next((g for g, prefix in SELF_CONTAINED.items() if item.nodeid.startswith(prefix)), "engines")
 
     groups = {id(i): group(i) for i in items}
     for item in items:
         if groups[id(item)] is not None:
             item.add_marker(pytest.mark.xdist_group(groups[id(item)]))
-    order = {"engines": 0, "real": 1, "canary": 2, None: 3}  # in one process: the zoo's engines close first
+    order = {"engines": 0, "real": 1, "canary": 2, "commands": 3, None: 4}  # in one process: the zoo's engines first
     items.sort(key=lambda i: order[groups[id(i)]])

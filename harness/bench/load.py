@@ -144,8 +144,7 @@ def piece_reference(n: int = 40, rate: float = 2.0, rounds: int = 3) -> dict[str
                      "baseline.sampling.max_tokens=null", "candidate.sampling.max_tokens=null",
                      "name=bench_load_reference", f"run_id=round{r}", f"output_dir={OUT}",
                      *_endpoint(("baseline", "candidate"), srv.base_url)])
-            rows = _table(d / "load.parquet")
-            ours = {arm: _ours_requests([x for x in rows if x["arm"] == arm]) for arm in ("baseline", "candidate")}
+            ours = {arm: _ours_requests(_table(d / "load" / f"arm={arm}")) for arm in ("baseline", "candidate")}
             ref = {ep: _vllm_bench(srv.base_url, tokenizer, data, n, rate, ep) for ep in REFERENCE_ENDPOINTS}
             per_round.append({"round": r, "run": str(d), "ours": ours, "reference": ref})
     tools = {"ours": [req for rd in per_round for arm in ("baseline", "candidate") for req in rd["ours"][arm]],
@@ -190,28 +189,45 @@ def pooled_percentiles(requests: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+FRAMING_CHUNKS = 2
+"""Chunks without text the reference times and we do not, in any request: the chat stream's first chunk (the role)
+and its last (the finish reason). A request with more has text-less chunks inside its output (a character split over
+several tokens, an emoji: the server streams the first tokens with empty text)."""
+
+
 def paired_requests(per_round: list[dict[str, Any]], endpoint: str) -> dict[str, Any]:
     """Each request against itself, ours (both passes) vs the reference on ``endpoint`` in the same round: the median
-    and 90% range of the TTFT difference (ms), and how many requests had more, the same or fewer timed gaps."""
+    and 90% range of the TTFT difference (ms); how many requests had more, the same or fewer timed gaps; the
+    requests with text-less chunks inside their output (``FRAMING_CHUNKS``), and the ITL p99 of both tools pooled
+    over the other requests (what the difference in ITL is once the chunks each tool counts agree)."""
     import numpy as np
 
     diffs: list[float] = []
     gaps = {"ours_more": 0, "same": 0, "ours_fewer": 0}
     extra: list[int] = []
+    split: set[int] = set()
     for rd in per_round:
         theirs = rd["reference"][endpoint]["requests"]
         for arm in ("baseline", "candidate"):
-            for mine, ref in zip(rd["ours"][arm], theirs, strict=True):
+            for i, (mine, ref) in enumerate(zip(rd["ours"][arm], theirs, strict=True)):
                 if mine["ttft"] is not None and ref["ttft"] is not None:
                     diffs.append((mine["ttft"] - ref["ttft"]) * 1000)
                 k = len(mine["itl"]) - len(ref["itl"])
                 extra.append(k)
                 gaps["ours_more" if k > 0 else "same" if k == 0 else "ours_fewer"] += 1
+                if k < -FRAMING_CHUNKS:
+                    split.add(i)
+    pooled = {"ours": [g for rd in per_round for arm in ("baseline", "candidate")
+                       for i, r in enumerate(rd["ours"][arm]) if i not in split for g in r["itl"]],
+              "reference": [g for rd in per_round for i, r in enumerate(rd["reference"][endpoint]["requests"])
+                            if i not in split for g in r["itl"]]}
     d = np.array(diffs)
     return {"pairs": len(diffs), "ttft_diff_median_ms": float(np.median(d)) if d.size else None,
             "ttft_diff_p5_ms": float(np.percentile(d, 5)) if d.size else None,
             "ttft_diff_p95_ms": float(np.percentile(d, 95)) if d.size else None,
-            "gap_count": gaps, "gap_count_difference_values": sorted(set(extra))}
+            "gap_count": gaps, "gap_count_difference_values": sorted(set(extra)),
+            "requests_with_textless_chunks": sorted(split),
+            "itl_p99_ms_other_requests": {tool: _percentile(v, 99) for tool, v in pooled.items()}}
 
 
 def _custom_dataset(src: Path, dst: Path, n: int) -> None:
@@ -312,21 +328,22 @@ def burst_rates(run_dir: Path, burst: int = 8) -> dict[str, Any]:
 
 
 def record() -> Path:
-    """``docs/bench/load.json`` from the pieces' results (each keeps its own date, command and machine)."""
+    """``docs/bench/load.json`` from the pieces' results (each keeps its own date, command and machine); a piece not
+    run here keeps the record's earlier entry."""
     import shutil
 
-    out: dict[str, Any] = {}
-    for name in ("replay", "reference"):
-        p = OUT / f"{name}.json"
-        if p.exists():
-            out[name] = json.loads(p.read_text())
-    if "replay" in out:
+    out: dict[str, Any] = json.loads(RECORD.read_text()) if RECORD.exists() else {}
+    if (OUT / "replay.json").exists():
+        out["replay"] = json.loads((OUT / "replay.json").read_text())
         out["replay"]["bursts"] = burst_rates(Path(out["replay"]["run"]))
-    if "reference" in out:  # the per-request times stay in reports/bench_load/reference.json
-        out["reference"]["per_round"] = [
-            {"round": rd["round"], "run": rd["run"],
-             "vllm_bench_serve": {ep: ref["summary"] for ep, ref in rd["reference"].items()}}
-            for rd in out["reference"]["per_round"]]
+    if (OUT / "reference.json").exists():  # its per-request times stay there
+        ref = json.loads((OUT / "reference.json").read_text())
+        ref["paired"] = {f"ours vs vllm_bench_serve {ep}": paired_requests(ref["per_round"], ep)
+                         for ep in REFERENCE_ENDPOINTS}
+        ref["per_round"] = [{"round": rd["round"], "run": rd["run"],
+                             "vllm_bench_serve": {ep: r["summary"] for ep, r in rd["reference"].items()}}
+                            for rd in ref["per_round"]]
+        out["reference"] = ref
     for rate in (SWEEP_RATE, 2.0):
         summary = OUT / "sweeps" / sweep_name(rate) / "summary.parquet"
         if not summary.exists():

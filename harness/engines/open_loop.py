@@ -2,11 +2,12 @@
 
 ``send_open_loop`` takes a started ``ServerEngine`` (its endpoints, headers, tokenizer, per-request timeout) and a
 schedule (``harness.engines.schedule``); one asyncio task per request sleeps until its send time, takes the time
-(``sent_s``), sends it streamed and records, per token-carrying chunk, its arrival. Per request: TTFT (first chunk
-with generated text), the gaps between such chunks (ITL, as ``vllm bench serve`` records them), TPOT ((last chunk -
-first chunk) / (output tokens - 1)), end-to-end latency (send to the last chunk with text), and the error. There are
-no retries (a retry would change the load); a failed request is an error row. ``max_in_flight`` caps open requests:
-a send that has to wait for a slot is late, and the lateness says so.
+(``sent_s``), sends it streamed and records, per chunk carrying text, its arrival. Per request: TTFT (first chunk
+with generated text), the gaps between such chunks (ITL: what a streaming user sees; ``vllm bench serve`` times every
+chunk, text or not, so a character split over several tokens is one gap here and several there: docs/load.md), TPOT
+((last chunk - first chunk) / (output tokens - 1)), end-to-end latency (send to the last chunk with text), and the
+error. There are no retries (a retry would change the load); a failed request is an error row. ``max_in_flight``
+caps open requests: a send that has to wait for a slot is late, and the lateness says so.
 """
 
 from __future__ import annotations

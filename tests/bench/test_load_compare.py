@@ -38,3 +38,14 @@ def test_requests_of_different_runs_cannot_be_paired() -> None:
                "reference": {"/v1/completions": {"requests": [_req(0.1, []), _req(0.1, [])]}}}]
     with pytest.raises(ValueError):
         paired_requests(rounds, "/v1/completions")
+
+
+def test_a_request_with_textless_chunks_is_set_apart_and_the_rest_compared() -> None:
+    emoji_ours, emoji_ref = _req(0.1, [0.09] * 20), _req(0.1, [0.03] * 60)  # three tokens a character
+    plain = _req(0.1, [0.02] * 50)
+    rounds = [{"ours": {"baseline": [plain, emoji_ours], "candidate": [plain, emoji_ours]},
+               "reference": {"/v1/chat/completions": {"requests": [_req(0.1, [0.02] * 52), emoji_ref]}}}]
+    out = paired_requests(rounds, "/v1/chat/completions")
+    assert out["requests_with_textless_chunks"] == [1]  # the role and finish chunks alone do not set a request apart
+    assert out["itl_p99_ms_other_requests"] == {"ours": pytest.approx(20.0), "reference": pytest.approx(20.0)}
+    assert pooled_percentiles(rounds[0]["ours"]["baseline"])["itl_p99_ms"] == pytest.approx(90.0)
