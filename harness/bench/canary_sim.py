@@ -158,23 +158,6 @@ def msprt_test_alone(metric: Metric, n_control: np.ndarray, n_canary: np.ndarray
     return (p < params.alpha) & (np.nan_to_num(look.delta) * metric.worse > 0) & enough
 
 
-@dataclass(frozen=True)
-class Scenario:
-    """Traffic of one simulated canary: hourly windows, requests an hour, the canary's share, golden schedule."""
-
-    windows: int = 72
-    per_hour: int = 2000
-    share: float = 0.05
-    golden_every: int = 6
-    golden_items: int = 40
-
-    def counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Requests per window: control, canary, and golden items per arm (only on scheduled windows)."""
-        canary = round(self.per_hour * self.share)
-        golden = np.where((np.arange(self.windows) + 1) % self.golden_every == 0, self.golden_items, 0)
-        return np.full(self.windows, self.per_hour - canary), np.full(self.windows, canary), golden
-
-
 def _margin(name: str) -> tuple[float, bool]:
     """The catalog's default margin of a stats metric (``harness.signals.stats.METRICS``): (value, relative)."""
     from harness.signals.stats import METRICS
@@ -195,7 +178,7 @@ def stats_family(refusal: float = 0.05, hedge: float = 0.08, chars: float = 85.0
             for n, kind, c, k, w in specs]
 
 
-def canary_policy(fams: dict[str, list[Metric]], sc: Scenario, canaries: int, params: Sequential,
+def canary_policy(fams: dict[str, list[Metric]], sc: Traffic, canaries: int, params: Sequential,
                   rng: np.random.Generator, naive: bool) -> dict[str, np.ndarray]:
     """Per canary: first window with any breach (INVESTIGATE or worse) and first ROLLBACK window (-1: never)."""
     shape = (canaries, sc.windows)
@@ -240,7 +223,7 @@ def _summary(first: np.ndarray, windows: int) -> dict[str, Any]:
             "p90_windows": float(np.quantile(hit, 0.9)) if len(hit) else None, "of_windows": windows}
 
 
-def single_rate(canaries: int, sc: Scenario, params: Sequential, rng: np.random.Generator) -> dict[str, Any]:
+def single_rate(canaries: int, sc: Traffic, params: Sequential, rng: np.random.Generator) -> dict[str, Any]:
     """One refusal check: the naive z-test and the mSPRT against no change (the tests alone, margin 0) on A/A, and
     the canary's rule (the confidence sequence against the 3-point margin, at the stats family's level: alpha over
     its 7 metrics) on A/A and on 5% -> 7%."""
@@ -259,7 +242,7 @@ def single_rate(canaries: int, sc: Scenario, params: Sequential, rng: np.random.
     return out
 
 
-def rare_event_aa(canaries: int, sc: Scenario, params: Sequential, rng: np.random.Generator) -> dict[str, Any]:
+def rare_event_aa(canaries: int, sc: Traffic, params: Sequential, rng: np.random.Generator) -> dict[str, Any]:
     """A/A false breaches of one rare rate (0.05%-0.2%) against a zero margin: the test alone, with and without the
     minimum-expected-events guard."""
     n_control, n_canary, _ = sc.counts()
@@ -308,10 +291,10 @@ def catalog_tables(canaries: int, params: Sequential, rng: np.random.Generator) 
     return out
 
 
-def run(canaries: int = 1000, seed: int = 0, sc: Scenario | None = None, params: Sequential | None = None
+def run(canaries: int = 1000, seed: int = 0, sc: Traffic | None = None, params: Sequential | None = None
         ) -> dict[str, Any]:
     """Every table of the module docstring, as one JSON-ready record."""
-    sc, params = sc or Scenario(), params or Sequential()
+    sc, params = sc or Traffic(), params or Sequential()
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     single = single_rate(canaries, sc, params, rng)

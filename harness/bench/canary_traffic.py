@@ -61,6 +61,12 @@ class Traffic:
     golden_every: int = 6
     golden_items: int = 40
 
+    def counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Requests per window: control, canary, and golden items per arm (only on scheduled windows)."""
+        canary = round(self.per_hour * self.share)
+        golden = np.where((np.arange(self.windows) + 1) % self.golden_every == 0, self.golden_items, 0)
+        return np.full(self.windows, self.per_hour - canary), np.full(self.windows, canary), golden
+
 
 @dataclass(frozen=True)
 class Shift:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from harness.bench.canary_sim import Metric, Scenario, family_breach
+from harness.bench.canary_sim import Metric, family_breach
+from harness.bench.canary_traffic import Traffic
 from harness.canary import sequential as sq
 
 
@@ -46,7 +47,7 @@ def test_empty_arm_is_no_evidence() -> None:
 
 def test_repeated_looks_keep_the_false_alarm_rate_below_alpha() -> None:
     """200 A/A canaries of 72 looks at a 5% rate: the mSPRT stays under alpha, the naive z-test does not."""
-    sc, params = Scenario(), sq.Sequential()
+    sc, params = Traffic(), sq.Sequential()
     n_control, n_canary, _ = sc.counts()
     rate = [Metric("refusal", "rate", 0.05, 0.05, +1)]
     rng = np.random.default_rng(3)
@@ -58,7 +59,7 @@ def test_repeated_looks_keep_the_false_alarm_rate_below_alpha() -> None:
 def test_a_shift_within_the_margin_never_breaches_and_one_beyond_it_does() -> None:
     """The rule: a breach only when the worse side's always-valid one-sided sequence lies beyond the margin. 5% -> 7%
     refusal against the 3-point margin (200 canaries, 72 looks) does not breach; 5% -> 12% does, every time."""
-    sc, params = Scenario(), sq.Sequential()
+    sc, params = Traffic(), sq.Sequential()
     n_control, n_canary, _ = sc.counts()
     rng = np.random.default_rng(4)
     within = [Metric("refusal", "rate", 0.05, 0.07, +1, margin=0.03)]
