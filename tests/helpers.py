@@ -7,7 +7,11 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +31,21 @@ def run_harness(*args: str, timeout: int = 900, verbose: bool = True) -> subproc
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HARNESS_VERBOSE": "1" if verbose else "0"}
     return subprocess.run([sys.executable, "-m", "harness", *args], cwd=REPO, capture_output=True, text=True,
                           timeout=timeout, env=env)
+
+
+@contextmanager
+def loopback_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """``handler`` served on a free loopback port in a thread: yields its base URL (``http://127.0.0.1:PORT``);
+    shut down, closed and joined on exit."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -13,11 +13,12 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from helpers import loopback_server
 from omegaconf import OmegaConf
 
 from harness import CONFIG_DIR, REPLAYS_DIR
@@ -124,16 +125,8 @@ class _Handler(BaseHTTPRequestHandler):
 def scripted_endpoint(key: str | None = None) -> Iterator[tuple[str, _State]]:
     """A scripted OpenAI-compatible endpoint on a free loopback port: (base URL, its state); stopped on exit."""
     state = _State(key)
-    handler = type("Handler", (_Handler,), {"state": state})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with loopback_server(type("Handler", (_Handler,), {"state": state})) as url:
+        yield url, state
 
 
 def files_text(folder: Path) -> str:

@@ -5,12 +5,12 @@ resume, the verdict)."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
+from helpers import loopback_server
 
 from harness.config import ArmConfig, EngineConfig, ServerConfig
 from harness.engines.base import EngineError, PreparedRequest
@@ -74,12 +74,8 @@ def _handler(script: _Script) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def endpoint() -> Iterator[tuple[str, _Script]]:
     script = _Script()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(script))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", script
-    server.shutdown()
-    server.server_close()
+    with loopback_server(_handler(script)) as url:
+        yield url, script
 
 
 def _arm(base_url: str, **server: Any) -> ArmConfig:

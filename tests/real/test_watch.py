@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import run_harness
+from helpers import loopback_server, run_harness
 
 from harness.canary.hooks import SIGNATURE_HEADER, verify
 
@@ -36,13 +35,8 @@ def receiver() -> Iterator[tuple[str, list[tuple[bytes, str | None]]]]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}/hook", got
-    finally:
-        srv.shutdown()
+    with loopback_server(Handler) as url:
+        yield f"{url}/hook", got
 
 
 def test_watch_reference_same_changed_webhook_history(real_server: Any, tmp_path: Path, receiver: Any,
