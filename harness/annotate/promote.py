@@ -23,7 +23,7 @@ from harness.annotate.labels import Labels
 from harness.errors import BadInput
 from harness.golden.schema import GoldenItem, load_golden, write_golden
 from harness.spec import read_manifest
-from harness.store import RunDir
+from harness.store import RunDir, write_parquet_atomic
 from harness.traffic import load_traffic
 
 
@@ -74,5 +74,5 @@ def promote(run_path: Path, labels: Labels, out: Path) -> tuple[Path, int]:
         pq.write_table(table, staged)
         load_golden(staged)  # the golden set's own checks, before anything is replaced
         out.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, out)
+        write_parquet_atomic(out, table)
     return out, len(ids)

@@ -107,13 +107,11 @@ def draw(rows: Sequence[dict[str, Any]], values: Values, floor: float | None, n:
     return [(by_id[rid], taken[rid], picked.get(rid, ()), ARMS[rng.random() < 0.5]) for rid in chosen]
 
 
-def request_text(r: Request | None) -> str:
-    """The request as a person reads it: each chat message as ``[role] content``, or the plain prompt."""
-    if r is None:
-        return ""
-    if r.messages:
-        return "\n".join(f"[{m.role}] {m.content}" for m in r.messages)
-    return r.prompt or ""
+def _request(r: Request | None) -> str:
+    """The request as a person reads it (as the judge sees it: ``judge_pass.request_text``); "" when unknown."""
+    from harness.signals.judge_pass import request_text
+
+    return request_text(r) if r is not None else ""
 
 
 def _cut(text: str) -> str:
@@ -151,7 +149,7 @@ def sample_run(run_path: Path, n: int, seed: int) -> Sample:
     requests = {r.request_id: r for r in load_traffic(manifest.traffic.path, limit=manifest.traffic.limit)
                 if r.request_id in wanted}
     items = tuple(Item(f"i{i + 1:03d}", str(r["request_id"]), str(r["segment"]),
-                       _cut(request_text(requests.get(str(r["request_id"])))), _cut(r["baseline_output"] or ""),
+                       _cut(_request(requests.get(str(r["request_id"])))), _cut(r["baseline_output"] or ""),
                        _cut(r["candidate_output"] or ""), left, stratum, signals)
                   for i, (r, stratum, signals, left) in enumerate(drawn))
     name = f"{manifest.experiment}/{manifest.run_id}"

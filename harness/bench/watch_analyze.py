@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from harness.bench.record import header
+from harness.signals.drift import share_bounds
 
 KS = (2, 4, 6, 8, 10, 12)
 AA_PAIRS = (("ref", "aa1"), ("ref", "aa2"), ("aa1", "aa2"))
@@ -67,13 +68,6 @@ def simulate(ref: Any, new: Any, k: int, checks: int, seed: int, probes: Any, ke
             "sampled_mmd_p_at_most": {str(a): float(np.mean(p <= a)) for a in (0.01, 0.05, 0.1, 0.5)}}
 
 
-def _upper(x: int, n: int, level: float = 0.95) -> float:
-    """One-sided Clopper-Pearson upper bound of a rate seen x times in n."""
-    from scipy.stats import beta
-
-    return 1.0 if x >= n else float(beta.ppf(level, x + 1, n - x))
-
-
 def analyze(root: Path, checks: int, seed: int, out: Path, probes: list[Any], kernel: str = "hamming"
             ) -> dict[str, Any]:
     """Every table the stored sessions allow, written to ``out`` (one JSON record; ``smallest_k_90`` per change).
@@ -88,7 +82,7 @@ def analyze(root: Path, checks: int, seed: int, out: Path, probes: list[Any], ke
                     .generate_state(1)[0]), probes, kernel) | {"pair": f"{a} vs {b}"} for a, b in pairs]
         n = sum(r["checks"] for r in per_pair)
         changed = round(sum(r["changed"] * r["checks"] for r in per_pair))
-        aa.append({"k": k, "checks": n, "changed": changed / n, "changed_upper_95": _upper(changed, n),
+        aa.append({"k": k, "checks": n, "changed": changed / n, "changed_upper_95": share_bounds(changed, n, 0.05)[1],
                    "sampled_mmd_p_at_most": {a: float(np.mean([r["sampled_mmd_p_at_most"][a] for r in per_pair]))
                                              for a in per_pair[0]["sampled_mmd_p_at_most"]},
                    "per_pair": per_pair})

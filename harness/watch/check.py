@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.analysis.paired import holm
 from harness.watch import stats
 from harness.watch.probe import Probe
 from harness.watch.sample import GREEDY, SAMPLE
@@ -187,7 +188,7 @@ def _segments(tests: dict[str, stats.PermTest], sampled: Sequence[Probe], greedy
                 if rows.size:
                     ps.append(tests[name].p_value(rows))
         per_segment[seg] = min(1.0, min(ps) * len(ps)) if ps else 1.0
-    adjusted = stats.holm(per_segment)
+    adjusted = dict(zip(per_segment, holm(list(per_segment.values())), strict=True))
     return [{"segment": s, "p_value": per_segment[s], "p_holm": adjusted[s],
              "changed": decision.decision == "CHANGED" and adjusted[s] <= decision.alpha_check}
             for s in sorted(per_segment, key=lambda s: per_segment[s])]

@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.engines.base import Engine, Generation, PreparedRequest
@@ -101,6 +101,3 @@ def read_run(run: RunDir) -> list[dict[str, Any]]:
     """The rows of a stored probe run."""
     return run.read_table("samples").to_pylist()  # type: ignore[no-any-return]
 
-
-def settings_dict(s: Settings) -> dict[str, Any]:
-    return asdict(s)

@@ -141,16 +141,6 @@ def needed_permutations(alpha_test: float, n_perm: int) -> int:
     return max(n_perm, math.ceil(5 / alpha_test))
 
 
-def holm(p_values: dict[str, float]) -> dict[str, float]:
-    """Holm-adjusted p-values."""
-    order = sorted(p_values, key=lambda k: p_values[k])
-    out, running = {}, 0.0
-    for i, k in enumerate(order):
-        running = max(running, min(1.0, (len(order) - i) * p_values[k]))
-        out[k] = running
-    return out
-
-
 @dataclass(frozen=True)
 class Decision:
     """The combined decision of one check."""

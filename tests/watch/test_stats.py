@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness.analysis.paired import holm
 from harness.watch import stats
 
 WORDS = ["the", "a", "plan", "export", "data", "yes", "no", "reset", "link", "hour"]
@@ -85,6 +86,6 @@ def test_needed_permutations_reach_the_per_test_level() -> None:
     assert 1 / (b + 1) <= 0.01 / 30 / 4 / 5 + 1e-12
 
 
-def test_holm() -> None:
-    adj = stats.holm({"a": 0.01, "b": 0.04, "c": 0.03})
+def test_holm_as_the_watch_adjusts_its_segments() -> None:  # harness.analysis.paired.holm, in the p-values' order
+    adj = dict(zip("abc", holm([0.01, 0.04, 0.03]), strict=True))
     assert adj == pytest.approx({"a": 0.03, "c": 0.06, "b": 0.06})
