@@ -126,8 +126,8 @@ def piece_reference(n: int = 40, rate: float = 2.0, rounds: int = 3) -> dict[str
     request, ``rounds`` rounds, each: our replay (two passes, the run's baseline and candidate arms), the reference on
     ``/v1/completions`` (its custom dataset's own way: chat template applied client-side) and the reference on
     ``/v1/chat/completions`` (the endpoint ours uses). The reference keeps its per-request TTFTs and gaps
-    (``--save-detailed``), so each request is compared with itself: percentiles pooled over the rounds per tool, the
-    per-request TTFT difference, and the number of timed gaps per request (which chunks each tool counts)."""
+    (``--save-detailed``): percentiles pooled over the rounds per tool here; ``record`` compares each request with
+    itself (``paired_requests``: the TTFT difference, the timed gaps each tool counts)."""
     from harness.fixtures.real.checkpoint import build_real
     from harness.fixtures.real.client_logs import served_real
     from harness.fixtures.real.traffic import DEFAULT_REAL_SAMPLE as TRAFFIC_PATH
@@ -155,7 +155,6 @@ def piece_reference(n: int = 40, rate: float = 2.0, rounds: int = 3) -> dict[str
                **{f"vllm_bench_serve {ep}": [pooled_percentiles(rd["reference"][ep]["requests"]) for rd in per_round]
                   for ep in REFERENCE_ENDPOINTS}}
     out = {"piece": "reference", "n": n, "rate": rate, "rounds": rounds, "pooled": pooled, "per_run": per_run,
-           "paired": {f"ours vs vllm_bench_serve {ep}": paired_requests(per_round, ep) for ep in REFERENCE_ENDPOINTS},
            "per_round": per_round, **header("harness.bench.load", ["reference"])}
     _save("reference", out)
     return out

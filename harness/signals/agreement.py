@@ -113,16 +113,15 @@ def _read(path: Path) -> list[dict[str, Any]]:
 
 
 def wilson(k: int, n: int, level: float = 0.95) -> tuple[float | None, float | None]:
-    """Wilson score interval of a proportion ``k / n`` (two-sided, ``level``); (None, None) when ``n`` is 0."""
+    """Wilson score interval of a proportion ``k / n`` (two-sided, ``level``: ``drift_stats.wilson_interval`` at its
+    z); (None, None) when ``n`` is 0."""
     if n == 0:
         return None, None
     from statistics import NormalDist
 
-    z = NormalDist().inv_cdf(0.5 + level / 2)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    from harness.signals.drift_stats import wilson_interval
+
+    return wilson_interval(k, n, NormalDist().inv_cdf(0.5 + level / 2))
 
 
 def kappa_interval(a: Sequence[Any], b: Sequence[Any], categories: Sequence[Any], level: float = 0.95,

@@ -21,14 +21,7 @@ from __future__ import annotations
 
 import re
 
-from harness.signals.refusal import declines, opening
-
-_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"'})
-
-
-def normalise_text(text: str) -> str:
-    """Straight quotes, one space between words (the refusal classifier's normalisation, without the persona tag)."""
-    return " ".join(text.translate(_QUOTES).split())
+from harness.signals.refusal import declines, normalise_text, opening
 
 _DEPEND = (r"(?:the individual|individuals?|personal|each (?:person|individual)|person to person|one's|"
            r"your (?:own )?(?:personal|individual|specific)|who you ask|individual (?:preferences?|circumstances|"
@@ -61,7 +54,7 @@ CONTENT = re.compile(
     r"practical |key |popular |useful )?(?:tips|suggestions|options|ways|steps|ideas|reasons|factors|examples|"
     r"things|methods|strategies|places|considerations)\b[^.]{0,60}:",
     re.IGNORECASE)
-LIST_LINE = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+\S", re.MULTILINE)
+LIST_LINE = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+\S", re.MULTILINE)  # a bullet or numbered line (stats: structure_ok)
 
 # The request offers a choice.
 OPTION_LINE = re.compile(r"^\s*\(?([A-Ha-h]|[1-9])[).:]\s+(\S[^\n]{0,200})$", re.MULTILINE)

@@ -195,7 +195,7 @@ def admit_pairwise(pairs: Sequence[PairJudgment], bar: Bar) -> dict[str, Any]:
     labelled = [p for p in pairs if p.human is not None]
     orders = [order_agreement(labelled, "AB", bar.level), order_agreement(labelled, "BA", bar.level),
               both_orders(labelled, bar.level)]
-    trust = selective_trust(labelled, bar) if labelled else selective_trust([], bar)
+    trust = selective_trust(labelled, bar)
     reasons = []
     if len(labelled) < bar.min_n:
         reasons.append(f"only {len(labelled)} pairs with a human preference (< {bar.min_n})")

@@ -163,10 +163,14 @@ _SAFETY = re.compile(
     re.IGNORECASE)
 
 
+def normalise_text(text: str) -> str:
+    """Straight quotes, one space between words."""
+    return " ".join(text.translate(_QUOTES).split())
+
+
 def _normalise(text: str) -> str:
-    """Straight quotes, one space between words, no leading persona tag."""
-    flat = " ".join(text.translate(_QUOTES).split())
-    return _TAG.sub("", flat, count=1)
+    """``normalise_text``, and no leading persona tag."""
+    return _TAG.sub("", normalise_text(text), count=1)
 
 
 def opening(text: str, sentences: int = HEAD_SENTENCES, max_chars: int = HEAD_CHARS) -> str:

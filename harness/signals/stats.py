@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from harness.signals.base import SIGNAL_SCHEMA, Family, MetricSpec, ScoreInputs
-from harness.signals.evasion import declines_choice, deflects, off_form
+from harness.signals.evasion import LIST_LINE, declines_choice, deflects, off_form
 from harness.signals.format import FORMAT_FEATURES, format_profile
 from harness.signals.refusal import ANSWER, NON_ANSWER, classify
 from harness.traffic import Request
@@ -42,7 +42,6 @@ HEDGE_PATTERNS = re.compile(
     r"\b(not (completely |entirely |totally |100% )?(sure|certain)|I (think|believe|guess)\b|"
     r"could be wrong|may not be accurate|it depends|perhaps|possibly|I'?m unsure)", re.IGNORECASE)
 ASKS_FOR_LIST = re.compile(r"\b(bullet(ed)?( points?| list)?|as a list|list the)\b", re.IGNORECASE)
-LIST_LINE = re.compile(r"^\s*([-*•]|\d+[.)])\s+\S", re.MULTILINE)
 
 
 REFUSAL_MEASURED = ("rule classifier; on held-out human-labelled XSTest setups precision 96%, recall 90% for full "
